@@ -1,0 +1,67 @@
+//! berthd: parses flags, sets up logging, and runs the daemon (`run.rs`) until SIGTERM or
+//! SIGINT; SIGHUP reloads the configuration file. All behaviour lives in the library crates.
+
+mod locks;
+mod observability;
+mod run;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use berth_config::{DaemonConfig, Flags};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    if flags.validate {
+        return validate(&flags);
+    }
+    let config = match DaemonConfig::load(&flags) {
+        Ok(c) => c,
+        Err(e) => return fail(&anyhow::Error::new(e)),
+    };
+    let log = observability::init(config.effective_log_level());
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run::run(flags, config, log)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            fail(&e)
+        }
+    }
+}
+
+/// `--validate`: the configuration (flags, file, runtimes) is checked as at start-up, with
+/// wrapper scripts written to a throw-away folder, and nothing else happens.
+#[allow(clippy::print_stdout)]
+fn validate(flags: &Flags) -> ExitCode {
+    let check = || -> anyhow::Result<()> {
+        let config = DaemonConfig::load(flags)?;
+        let scratch = tempfile::tempdir().context("cannot make a scratch folder")?;
+        let ctx = berth_runtimes::DeriveContext {
+            runtimes_dir: scratch.path().to_path_buf(),
+            runc_root: config.paths().runc_root(),
+            systemd_cgroup: false,
+            no_pivot_root: false,
+        };
+        berth_runtimes::Runtimes::derive(&config, &ctx)?;
+        Ok(())
+    };
+    match check() {
+        Ok(()) => {
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("berthd: {e:#}");
+    ExitCode::FAILURE
+}

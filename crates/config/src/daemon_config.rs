@@ -1,0 +1,630 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::{ConfigError, FileConfig, Flags, HostAddr, Paths, RuntimeEntry, Ulimit};
+
+/// dockerd's log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Result<LogLevel, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "debug" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warn" | "warning" => Ok(LogLevel::Warn),
+            "error" => Ok(LogLevel::Error),
+            "fatal" | "panic" => Ok(LogLevel::Fatal),
+            _ => Err(ConfigError::LogLevel(s.to_string())),
+        }
+    }
+
+    /// The `tracing` filter directive for this level.
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error | LogLevel::Fatal => "error",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Fatal => "fatal",
+        })
+    }
+}
+
+/// TLS settings for tcp hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TlsConfig {
+    pub tls: bool,
+    pub tlsverify: bool,
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether any TLS flag asks for TLS.
+    pub fn requested(&self) -> bool {
+        self.tls || self.tlsverify
+    }
+}
+
+/// The daemon's user configuration after flags and file are merged and validated. It holds
+/// no derived state (resolved runtimes live beside it in the daemon's snapshot).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DaemonConfig {
+    pub hosts: Vec<String>,
+    pub group: String,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub containerd: Option<String>,
+    pub containerd_namespace: String,
+    pub default_runtime: Option<String>,
+    pub runtimes: BTreeMap<String, RuntimeEntry>,
+    pub default_ulimits: BTreeMap<String, Ulimit>,
+    pub live_restore: bool,
+    pub log_level: LogLevel,
+    pub debug: bool,
+    pub metrics_addr: Option<SocketAddr>,
+    pub labels: Vec<String>,
+    pub shutdown_timeout: i64,
+    #[serde(skip)]
+    pub tls: TlsConfig,
+    /// The configuration file this config was read from (reloads read it again).
+    #[serde(skip)]
+    pub config_file: PathBuf,
+    /// Whether the user named the file (then a missing file is an error).
+    #[serde(skip)]
+    pub config_file_explicit: bool,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig {
+            hosts: vec!["unix:///run/berth.sock".to_string()],
+            group: "docker".to_string(),
+            data_root: PathBuf::from("/var/lib/berth"),
+            exec_root: PathBuf::from("/run/berth"),
+            pidfile: PathBuf::from("/run/berth.pid"),
+            containerd: None,
+            containerd_namespace: "berth".to_string(),
+            default_runtime: None,
+            runtimes: BTreeMap::new(),
+            default_ulimits: BTreeMap::new(),
+            live_restore: false,
+            log_level: LogLevel::Info,
+            debug: false,
+            metrics_addr: None,
+            labels: Vec::new(),
+            shutdown_timeout: 15,
+            tls: TlsConfig::default(),
+            config_file: PathBuf::from(crate::DEFAULT_CONFIG_FILE),
+            config_file_explicit: false,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Reads the configuration file the flags name (or the default one) and builds the
+    /// configuration from both.
+    pub fn load(flags: &Flags) -> Result<DaemonConfig, ConfigError> {
+        let explicit = flags.config_file.is_some();
+        let path = flags
+            .config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_CONFIG_FILE));
+        let file = crate::read_config_file(&path, explicit)?.unwrap_or_default();
+        let mut config = DaemonConfig::build(flags, &file).map_err(|e| match e {
+            // Conflicts and validation failures are about the file: say which.
+            e @ (ConfigError::FlagConflicts { .. }
+            | ConfigError::LogLevel(_)
+            | ConfigError::LabelFormat(_)
+            | ConfigError::LabelConflict { .. }) => ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+            e => e,
+        })?;
+        config.config_file = path;
+        config.config_file_explicit = explicit;
+        Ok(config)
+    }
+
+    /// Merges flags over file over defaults, with dockerd's rules: a key given both as a flag
+    /// and in the file is an error (runtimes excepted: flag and file runtimes are united, the
+    /// file's entry winning a name clash), then validates the result.
+    pub fn build(flags: &Flags, file: &FileConfig) -> Result<DaemonConfig, ConfigError> {
+        let conflicts: Vec<String> = flags
+            .given_keys()
+            .into_iter()
+            .filter(|(key, _)| file.has(key))
+            .map(|(key, flag_value)| {
+                format!(
+                    "{key}: (from flag: {flag_value}, from file: {})",
+                    file_value_text(file, key)
+                )
+            })
+            .collect();
+        if !conflicts.is_empty() {
+            return Err(ConfigError::FlagConflicts { conflicts });
+        }
+
+        let d = DaemonConfig::default();
+        let pick_vec = |flag: &Vec<String>, file: &Option<Vec<String>>, default: Vec<String>| {
+            if !flag.is_empty() {
+                flag.clone()
+            } else {
+                file.clone().unwrap_or(default)
+            }
+        };
+
+        let mut runtimes = BTreeMap::new();
+        for spec in &flags.add_runtimes {
+            let (name, path) = parse_add_runtime(spec)?;
+            if runtimes.contains_key(&name) {
+                return Err(ConfigError::RuntimeDefinedTwice(name));
+            }
+            runtimes.insert(name, RuntimeEntry::from_path(path));
+        }
+        if let Some(file_runtimes) = &file.runtimes {
+            runtimes.extend(file_runtimes.clone());
+        }
+
+        let default_ulimits = if flags.default_ulimits.is_empty() {
+            file.default_ulimits.clone().unwrap_or_default()
+        } else {
+            let mut map = BTreeMap::new();
+            for spec in &flags.default_ulimits {
+                let u = Ulimit::parse(spec)?;
+                map.insert(u.name.clone(), u);
+            }
+            map
+        };
+
+        let config = DaemonConfig {
+            hosts: pick_vec(&flags.hosts, &file.hosts, d.hosts),
+            group: flags.group.clone().or(file.group.clone()).unwrap_or(d.group),
+            data_root: absolute(
+                flags.data_root.clone().or(file.data_root.clone()),
+                d.data_root,
+            ),
+            exec_root: absolute(
+                flags.exec_root.clone().or(file.exec_root.clone()),
+                d.exec_root,
+            ),
+            pidfile: absolute(flags.pidfile.clone().or(file.pidfile.clone()), d.pidfile),
+            containerd: flags.containerd.clone().or(file.containerd.clone()),
+            containerd_namespace: flags
+                .containerd_namespace
+                .clone()
+                .or(file.containerd_namespace.clone())
+                .unwrap_or(d.containerd_namespace),
+            default_runtime: flags
+                .default_runtime
+                .clone()
+                .or(file.default_runtime.clone())
+                .filter(|s| !s.is_empty()),
+            runtimes,
+            default_ulimits,
+            live_restore: flags.live_restore.or(file.live_restore).unwrap_or(false),
+            log_level: LogLevel::Info,
+            debug: flags.debug.or(file.debug).unwrap_or(false),
+            metrics_addr: flags
+                .metrics_addr
+                .clone()
+                .or(file.metrics_addr.clone())
+                .map(|a| parse_metrics_addr(&a))
+                .transpose()?,
+            labels: dedupe_labels(&pick_vec(&flags.labels, &file.labels, Vec::new()))?,
+            shutdown_timeout: flags
+                .shutdown_timeout
+                .or(file.shutdown_timeout)
+                .unwrap_or(d.shutdown_timeout),
+            tls: TlsConfig {
+                tls: flags.tls.or(file.tls).unwrap_or(false),
+                tlsverify: flags.tlsverify.or(file.tlsverify).unwrap_or(false),
+                cacert: flags.tlscacert.clone().or(file.tlscacert.clone()),
+                cert: flags.tlscert.clone().or(file.tlscert.clone()),
+                key: flags.tlskey.clone().or(file.tlskey.clone()),
+            },
+            config_file: d.config_file,
+            config_file_explicit: false,
+        };
+        let log_level = match flags.log_level.clone().or(file.log_level.clone()) {
+            Some(l) => LogLevel::parse(&l)?,
+            None => LogLevel::Info,
+        };
+        let config = DaemonConfig {
+            log_level,
+            ..config
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the merge cannot: host addresses, ulimits, the namespace, timeouts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for h in &self.hosts {
+            HostAddr::parse(h)?;
+        }
+        for (key, u) in &self.default_ulimits {
+            u.validate().map_err(|e| ConfigError::InvalidValue {
+                key: format!("default-ulimits.{key}"),
+                reason: e.to_string(),
+            })?;
+        }
+        if self.runtimes.contains_key("runc") {
+            return Err(ConfigError::RuncReserved);
+        }
+        if self.containerd_namespace.is_empty()
+            || !self
+                .containerd_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::InvalidValue {
+                key: "containerd-namespace".to_string(),
+                reason: format!(
+                    "{:?} is not a valid containerd namespace",
+                    self.containerd_namespace
+                ),
+            });
+        }
+        if self.shutdown_timeout < -1 {
+            return Err(ConfigError::ShutdownTimeout(self.shutdown_timeout));
+        }
+        Ok(())
+    }
+
+    /// The hosts, parsed (validated at build time).
+    pub fn host_addrs(&self) -> Result<Vec<HostAddr>, ConfigError> {
+        self.hosts.iter().map(|h| HostAddr::parse(h)).collect()
+    }
+
+    /// The level logs are written at: debug when `debug` is on, else `log-level`.
+    pub fn effective_log_level(&self) -> LogLevel {
+        if self.debug {
+            LogLevel::Debug
+        } else {
+            self.log_level
+        }
+    }
+
+    pub fn paths(&self) -> Paths {
+        Paths::new(&self.data_root, &self.exec_root)
+    }
+
+    /// The configuration a reload produces from a freshly read file, with dockerd's rules for
+    /// the reloadable keys: `runtimes`, `debug`, `labels`, `live-restore`, `log-level`,
+    /// `shutdown-timeout` and `default-ulimits` are replaced when the file has the key;
+    /// `default-runtime` only when it is non-empty. Every other key (sockets, roots,
+    /// containerd, ...) needs a restart and keeps its running value. `flags` are the
+    /// command line the daemon started with: a key now in the file that was also a flag is
+    /// still a conflict.
+    pub fn reloaded(&self, flags: &Flags, file: &FileConfig) -> Result<DaemonConfig, ConfigError> {
+        // Re-run the start-up merge to get the same conflict checks and validation.
+        DaemonConfig::build(flags, file)?;
+        let mut next = self.clone();
+        if let Some(r) = file.default_runtime.as_ref().filter(|r| !r.is_empty()) {
+            next.default_runtime = Some(r.clone());
+        }
+        if file.has("runtimes") {
+            next.runtimes = file.runtimes.clone().unwrap_or_default();
+        }
+        if file.has("debug") {
+            next.debug = file.debug.unwrap_or(false);
+        }
+        if let Some(level) = &file.log_level {
+            next.log_level = LogLevel::parse(level)?;
+        }
+        if file.has("labels") {
+            next.labels = dedupe_labels(&file.labels.clone().unwrap_or_default())?;
+        }
+        if file.has("live-restore") {
+            next.live_restore = file.live_restore.unwrap_or(false);
+        }
+        if let Some(t) = file.shutdown_timeout {
+            next.shutdown_timeout = t;
+        }
+        if file.has("default-ulimits") {
+            next.default_ulimits = file.default_ulimits.clone().unwrap_or_default();
+        }
+        next.validate()?;
+        Ok(next)
+    }
+}
+
+fn file_value_text(file: &FileConfig, key: &str) -> String {
+    fn show<T: Serialize>(v: &Option<T>) -> String {
+        v.as_ref()
+            .and_then(|v| serde_json::to_string(v).ok())
+            .unwrap_or_default()
+    }
+    match key {
+        "hosts" => show(&file.hosts),
+        "group" => show(&file.group),
+        "data-root" => show(&file.data_root),
+        "exec-root" => show(&file.exec_root),
+        "pidfile" => show(&file.pidfile),
+        "containerd" => show(&file.containerd),
+        "containerd-namespace" => show(&file.containerd_namespace),
+        "default-runtime" => show(&file.default_runtime),
+        "default-ulimits" => show(&file.default_ulimits),
+        "live-restore" => show(&file.live_restore),
+        "log-level" => show(&file.log_level),
+        "debug" => show(&file.debug),
+        "metrics-addr" => show(&file.metrics_addr),
+        "labels" => show(&file.labels),
+        "shutdown-timeout" => show(&file.shutdown_timeout),
+        "tls" => show(&file.tls),
+        "tlsverify" => show(&file.tlsverify),
+        "tlscacert" => show(&file.tlscacert),
+        "tlscert" => show(&file.tlscert),
+        "tlskey" => show(&file.tlskey),
+        _ => String::new(),
+    }
+}
+
+fn absolute(p: Option<PathBuf>, default: PathBuf) -> PathBuf {
+    let p = p.unwrap_or(default);
+    if p.is_absolute() {
+        p
+    } else {
+        std::path::absolute(&p).unwrap_or(p)
+    }
+}
+
+/// `--add-runtime NAME=PATH`: the name lower-cased and trimmed, `runc` reserved.
+fn parse_add_runtime(spec: &str) -> Result<(String, String), ConfigError> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| ConfigError::RuntimeFlag(spec.to_string()))?;
+    let name = name.trim().to_ascii_lowercase();
+    let path = path.trim();
+    if name.is_empty() || path.is_empty() {
+        return Err(ConfigError::RuntimeFlag(spec.to_string()));
+    }
+    if name == "runc" {
+        return Err(ConfigError::RuncReserved);
+    }
+    Ok((name, path.to_string()))
+}
+
+fn parse_metrics_addr(addr: &str) -> Result<SocketAddr, ConfigError> {
+    let with_host = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    with_host
+        .parse()
+        .map_err(|e: std::net::AddrParseError| ConfigError::MetricsAddr {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Labels are `key=value`; identical duplicates collapse, the same key with two values is an
+/// error (dockerd's rule).
+fn dedupe_labels(labels: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    for label in labels {
+        let (k, v) = label
+            .split_once('=')
+            .ok_or_else(|| ConfigError::LabelFormat(label.clone()))?;
+        match seen.get(k) {
+            Some(prev) if *prev == v => continue,
+            Some(prev) => {
+                return Err(ConfigError::LabelConflict {
+                    first: format!("{k}={prev}"),
+                    second: label.clone(),
+                });
+            }
+            None => {
+                seen.insert(k, v);
+                out.push(label.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::path::Path;
+
+    fn flags(args: &[&str]) -> Flags {
+        let mut all = vec!["berthd"];
+        all.extend_from_slice(args);
+        Flags::try_parse_from(all).unwrap()
+    }
+    fn file(json: &str) -> FileConfig {
+        FileConfig::parse(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_dockerds_shape() {
+        let c = DaemonConfig::build(&flags(&[]), &FileConfig::default()).unwrap();
+        assert_eq!(c.hosts, vec!["unix:///run/berth.sock"]);
+        assert_eq!(c.data_root, Path::new("/var/lib/berth"));
+        assert_eq!(c.exec_root, Path::new("/run/berth"));
+        assert_eq!(c.containerd_namespace, "berth");
+        assert_eq!(c.log_level, LogLevel::Info);
+        assert!(!c.live_restore && !c.debug);
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_win_elsewhere() {
+        let c = DaemonConfig::build(
+            &flags(&["--data-root", "/d"]),
+            &file(r#"{"debug": true, "exec-root": "/e", "labels": ["a=b"]}"#),
+        )
+        .unwrap();
+        assert!(c.debug);
+        assert_eq!(c.data_root, Path::new("/d"));
+        assert_eq!(c.exec_root, Path::new("/e"));
+        assert_eq!(c.labels, vec!["a=b"]);
+        assert_eq!(c.effective_log_level(), LogLevel::Debug);
+    }
+
+    #[test]
+    fn flag_and_file_conflict_names_the_key() {
+        let err = DaemonConfig::build(&flags(&["--debug"]), &file(r#"{"debug": false}"#))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the following directives are specified both as a flag and in the configuration \
+             file: debug: (from flag: true, from file: false)"
+        );
+        let err = DaemonConfig::build(
+            &flags(&["-H", "unix:///a.sock"]),
+            &file(r#"{"hosts": ["unix:///b.sock"]}"#),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("hosts"), "{err}");
+    }
+
+    #[test]
+    fn runtimes_from_flag_and_file_are_united() {
+        let c = DaemonConfig::build(
+            &flags(&["--add-runtime", "Fast=/bin/fast", "--add-runtime", "x=/bin/x1"]),
+            &file(r#"{"runtimes": {"x": {"path": "/bin/x2"}}}"#),
+        )
+        .unwrap();
+        assert_eq!(c.runtimes["fast"].path.as_deref(), Some("/bin/fast"));
+        assert_eq!(c.runtimes["x"].path.as_deref(), Some("/bin/x2"), "file wins");
+    }
+
+    #[test]
+    fn add_runtime_rules() {
+        for (arg, needle) in [
+            ("runc=/bin/x", "reserved"),
+            ("noequals", "invalid runtime argument"),
+            ("=/bin/x", "invalid runtime argument"),
+            ("x=", "invalid runtime argument"),
+        ] {
+            let err = DaemonConfig::build(&flags(&["--add-runtime", arg]), &FileConfig::default())
+                .unwrap_err();
+            assert!(err.to_string().contains(needle), "{arg}: {err}");
+        }
+        let err = DaemonConfig::build(
+            &flags(&["--add-runtime", "a=/x", "--add-runtime", "A=/y"]),
+            &FileConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "runtime 'a' was already defined");
+        let err = DaemonConfig::build(
+            &flags(&[]),
+            &file(r#"{"runtimes": {"runc": {"path": "/x"}}}"#),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "runtime name 'runc' is reserved");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        for (json, needle) in [
+            (r#"{"log-level": "foobar"}"#, "invalid logging level: foobar"),
+            (r#"{"labels": ["one"]}"#, "bad attribute format: one"),
+            (
+                r#"{"labels": ["foo=bar", "foo=baz"]}"#,
+                "conflict labels for foo=bar and foo=baz",
+            ),
+            (r#"{"hosts": ["tcp://1.2.3.4:2375/p"]}"#, "path element"),
+            (
+                r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 9, "Hard": 1}}}"#,
+                "default-ulimits.nofile",
+            ),
+            (r#"{"metrics-addr": "nope"}"#, "invalid metrics address"),
+            (r#"{"containerd-namespace": "a/b"}"#, "containerd-namespace"),
+            (r#"{"shutdown-timeout": -5}"#, "shutdown-timeout"),
+        ] {
+            let err = DaemonConfig::build(&flags(&[]), &file(json)).unwrap_err();
+            assert!(err.to_string().contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn identical_labels_collapse() {
+        let c = DaemonConfig::build(&flags(&[]), &file(r#"{"labels": ["a=1", "a=1", "b=2"]}"#))
+            .unwrap();
+        assert_eq!(c.labels, vec!["a=1", "b=2"]);
+    }
+
+    #[test]
+    fn default_ulimit_flag_parses() {
+        let c = DaemonConfig::build(
+            &flags(&["--default-ulimit", "nofile=10:20"]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.default_ulimits["nofile"].soft, 10);
+    }
+
+    #[test]
+    fn metrics_addr_forms() {
+        let c = DaemonConfig::build(&flags(&["--metrics-addr", ":9323"]), &FileConfig::default())
+            .unwrap();
+        assert_eq!(c.metrics_addr.unwrap().port(), 9323);
+    }
+
+    #[test]
+    fn reload_replaces_only_reloadable_keys() {
+        let f = flags(&["--data-root", "/d"]);
+        let start = DaemonConfig::build(
+            &f,
+            &file(r#"{"debug": true, "default-runtime": "alt", "labels": ["a=1"],
+                      "runtimes": {"alt": {"path": "/bin/alt"}}}"#),
+        )
+        .unwrap();
+        let next = start
+            .reloaded(
+                &f,
+                &file(r#"{"exec-root": "/elsewhere", "labels": ["a=2"], "live-restore": true}"#),
+            )
+            .unwrap();
+        assert_eq!(next.exec_root, start.exec_root, "exec-root needs a restart");
+        assert!(next.debug, "debug not in the file keeps its value");
+        assert_eq!(next.default_runtime.as_deref(), Some("alt"), "absent keeps it");
+        assert_eq!(next.labels, vec!["a=2"]);
+        assert!(next.live_restore);
+        assert_eq!(next.runtimes, start.runtimes, "runtimes absent: kept");
+        let dropped = next.reloaded(&f, &file(r#"{"runtimes": {}}"#)).unwrap();
+        assert!(dropped.runtimes.is_empty());
+    }
+
+    #[test]
+    fn reload_keeps_conflict_rule() {
+        let f = flags(&["--debug"]);
+        let start = DaemonConfig::build(&f, &FileConfig::default()).unwrap();
+        assert!(start.reloaded(&f, &file(r#"{"debug": false}"#)).is_err());
+    }
+}

@@ -1,0 +1,204 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{ConfigError, RuntimeEntry, Ulimit};
+
+/// daemon.json as written by the user: every key optional, named as dockerd's. `set` holds
+/// the keys that were present, which reload rules ("replaced if the key is present") need.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileConfig {
+    pub hosts: Option<Vec<String>>,
+    pub group: Option<String>,
+    pub data_root: Option<PathBuf>,
+    pub exec_root: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    pub containerd: Option<String>,
+    pub containerd_namespace: Option<String>,
+    pub default_runtime: Option<String>,
+    pub runtimes: Option<BTreeMap<String, RuntimeEntry>>,
+    pub default_ulimits: Option<BTreeMap<String, Ulimit>>,
+    pub live_restore: Option<bool>,
+    pub log_level: Option<String>,
+    pub debug: Option<bool>,
+    pub metrics_addr: Option<String>,
+    pub labels: Option<Vec<String>>,
+    pub shutdown_timeout: Option<i64>,
+    pub tls: Option<bool>,
+    pub tlsverify: Option<bool>,
+    pub tlscacert: Option<PathBuf>,
+    pub tlscert: Option<PathBuf>,
+    pub tlskey: Option<PathBuf>,
+    #[serde(skip)]
+    pub set: BTreeSet<String>,
+}
+
+/// The keys daemon.json may hold.
+pub(crate) const KNOWN_KEYS: &[&str] = &[
+    "hosts",
+    "group",
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "containerd",
+    "containerd-namespace",
+    "default-runtime",
+    "runtimes",
+    "default-ulimits",
+    "live-restore",
+    "log-level",
+    "debug",
+    "metrics-addr",
+    "labels",
+    "shutdown-timeout",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+];
+
+impl FileConfig {
+    /// Parses daemon.json bytes: a UTF-8 BOM is skipped, an empty or all-white-space file is
+    /// an empty config, unknown keys are one error naming all of them (sorted), and a value of
+    /// the wrong type is an error naming its key.
+    pub fn parse(bytes: &[u8]) -> Result<FileConfig, ConfigError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(FileConfig::default());
+        }
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(ConfigError::Json)?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(ConfigError::NotAnObject);
+        };
+        let unknown: Vec<String> = map
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ConfigError::UnknownKeys { keys: unknown });
+        }
+        let set = map.keys().cloned().collect();
+        let mut config: FileConfig =
+            serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+                ConfigError::InvalidValue {
+                    key: e.path().to_string(),
+                    reason: e.inner().to_string(),
+                }
+            })?;
+        config.set = set;
+        Ok(config)
+    }
+
+    /// Whether the file named this key.
+    pub fn has(&self, key: &str) -> bool {
+        self.set.contains(key)
+    }
+}
+
+/// Reads and parses a configuration file. A missing file is `Ok(None)` when `explicit` is
+/// false (the default path), and an error when the user named the file.
+pub fn read_config_file(path: &Path, explicit: bool) -> Result<Option<FileConfig>, ConfigError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    FileConfig::parse(&bytes)
+        .map(Some)
+        .map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = FileConfig::parse(br#"{"no-such-key": 1}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the following directives don't match any configuration option: no-such-key"
+        );
+    }
+
+    #[test]
+    fn all_unknown_keys_are_named() {
+        let err = FileConfig::parse(br#"{"debug": true, "zzz": 1, "aaa": 2}"#).unwrap_err();
+        assert!(err.to_string().ends_with("aaa, zzz"), "{err}");
+    }
+
+    #[test]
+    fn known_keys_parse() {
+        let c = FileConfig::parse(
+            br#"{"debug": true, "live-restore": true, "data-root": "/x",
+                 "runtimes": {"alt": {"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]}},
+                 "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1, "Hard": 2}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.debug, Some(true));
+        assert!(c.has("runtimes") && !c.has("labels"));
+        assert_eq!(
+            c.runtimes.unwrap()["alt"].args.as_deref(),
+            Some(&["--debug".to_string()][..])
+        );
+        assert_eq!(c.default_ulimits.unwrap()["nofile"].hard, 2);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = FileConfig::parse(br#"{"debug": "yes"}"#).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("invalid value for debug:"), "{text}");
+        let err = FileConfig::parse(br#"{"runtimes": {"x": {"path": 3}}}"#).unwrap_err();
+        assert!(err.to_string().contains("runtimes.x.path"), "{err}");
+    }
+
+    #[test]
+    fn unknown_runtime_field_is_refused() {
+        let err = FileConfig::parse(br#"{"runtimes": {"x": {"pth": "/bin/true"}}}"#).unwrap_err();
+        assert!(err.to_string().contains("pth"), "{err}");
+    }
+
+    #[test]
+    fn bom_and_blank_files() {
+        assert_eq!(FileConfig::parse(b"  \n").unwrap(), FileConfig::default());
+        let c = FileConfig::parse(b"\xEF\xBB\xBF{\"debug\": false}").unwrap();
+        assert_eq!(c.debug, Some(false));
+    }
+
+    #[test]
+    fn broken_json_and_non_objects() {
+        assert!(matches!(
+            FileConfig::parse(b"{ \"runtimes\": "),
+            Err(ConfigError::Json(_))
+        ));
+        assert!(matches!(
+            FileConfig::parse(b"[1]"),
+            Err(ConfigError::NotAnObject)
+        ));
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_missing_explicit_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("daemon.json");
+        assert!(read_config_file(&p, false).unwrap().is_none());
+        let err = read_config_file(&p, true).unwrap_err();
+        assert!(err.to_string().contains("daemon.json"), "{err}");
+        std::fs::write(&p, r#"{"bogus": 1}"#).unwrap();
+        let err = read_config_file(&p, false).unwrap_err().to_string();
+        assert!(err.contains("unable to configure the daemon with file") && err.contains("bogus"));
+    }
+}

@@ -1,0 +1,229 @@
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Where berthd reads its configuration file when `--config-file` is not given. A missing
+/// default file is fine; a missing explicit one is an error.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+/// berthd's command line. Flags are named as dockerd's. Every value flag is optional here so
+/// that "given on the command line" is visible, which dockerd's flag/file conflict rule needs;
+/// the defaults named in the help are applied by `DaemonConfig::build`.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "berthd",
+    version,
+    about = "berth: a container engine that speaks the Docker Engine API and runs containers \
+             through containerd and runc",
+    long_about = None,
+    after_help = "Every flag can also be set in the configuration file under the same name \
+                  (hosts, labels and default-ulimits in the plural); a key given both ways is \
+                  an error. SIGHUP reloads the configuration file; SIGTERM or SIGINT shuts down."
+)]
+pub struct Flags {
+    /// Daemon configuration file [default: /etc/berth/daemon.json]
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Check the configuration (flags and file) and exit: prints "configuration OK"
+    #[arg(long)]
+    pub validate: bool,
+
+    /// Socket(s) to listen on: unix:///path or tcp://host:port (tcp needs TLS)
+    /// [default: unix:///run/berth.sock]
+    #[arg(short = 'H', long = "host", value_name = "ADDR")]
+    pub hosts: Vec<String>,
+
+    /// Group that owns the unix sockets (mode 0660); root when the group does not exist
+    /// [default: docker]
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Root of persistent state: images, containers, runtimes [default: /var/lib/berth]
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+
+    /// Root of volatile state: FIFOs, the managed containerd's socket [default: /run/berth]
+    #[arg(long, value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+
+    /// Daemon pid file, locked while berthd runs [default: /run/berth.pid]
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Address of a containerd to use; without it berthd starts and supervises its own
+    #[arg(long, value_name = "ADDR")]
+    pub containerd: Option<String>,
+
+    /// containerd namespace for berth's containers [default: berth]
+    #[arg(long, value_name = "NAME")]
+    pub containerd_namespace: Option<String>,
+
+    /// Runtime used when a container names none [default: runc]
+    #[arg(long, value_name = "NAME")]
+    pub default_runtime: Option<String>,
+
+    /// Register a runc-compatible runtime binary (repeatable)
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub add_runtimes: Vec<String>,
+
+    /// Default ulimit for containers, e.g. nofile=1024:2048 (repeatable)
+    #[arg(long = "default-ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub default_ulimits: Vec<String>,
+
+    /// Keep containers running while the daemon is down
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub live_restore: Option<bool>,
+
+    /// Log level: debug, info, warn, error, fatal [default: info]
+    #[arg(short = 'l', long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Debug mode: log level debug, one line per API request
+    #[arg(short = 'D', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub debug: Option<bool>,
+
+    /// Serve Prometheus metrics on this TCP address, e.g. 127.0.0.1:9323
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+
+    /// Engine label key=value, shown by docker info (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Seconds to wait for containers to stop at shutdown, -1 for no limit [default: 15]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub shutdown_timeout: Option<i64>,
+
+    /// Use TLS on tcp hosts
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub tls: Option<bool>,
+
+    /// Use TLS and verify clients
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub tlsverify: Option<bool>,
+
+    /// Trust certs signed only by this CA
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+
+    /// Path to the TLS certificate file
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+
+    /// Path to the TLS key file
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+}
+
+impl Flags {
+    /// The daemon.json keys this command line sets, with the values as text, for dockerd's
+    /// "specified both as a flag and in the configuration file" check. `--add-runtime` is
+    /// absent on purpose: dockerd merges flag and file runtimes instead.
+    pub fn given_keys(&self) -> Vec<(&'static str, String)> {
+        let mut keys = Vec::new();
+        let mut opt = |key: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                keys.push((key, v));
+            }
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.join(", "));
+        opt("hosts", list(&self.hosts));
+        opt("group", self.group.clone());
+        opt("data-root", path(&self.data_root));
+        opt("exec-root", path(&self.exec_root));
+        opt("pidfile", path(&self.pidfile));
+        opt("containerd", self.containerd.clone());
+        opt("containerd-namespace", self.containerd_namespace.clone());
+        opt("default-runtime", self.default_runtime.clone());
+        opt("default-ulimits", list(&self.default_ulimits));
+        opt("live-restore", self.live_restore.map(|b| b.to_string()));
+        opt("log-level", self.log_level.clone());
+        opt("debug", self.debug.map(|b| b.to_string()));
+        opt("metrics-addr", self.metrics_addr.clone());
+        opt("labels", list(&self.labels));
+        opt("shutdown-timeout", self.shutdown_timeout.map(|t| t.to_string()));
+        opt("tls", self.tls.map(|b| b.to_string()));
+        opt("tlsverify", self.tlsverify.map(|b| b.to_string()));
+        opt("tlscacert", path(&self.tlscacert));
+        opt("tlscert", path(&self.tlscert));
+        opt("tlskey", path(&self.tlskey));
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Flags::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_dockerd_style_flags() {
+        let f = Flags::try_parse_from([
+            "berthd",
+            "-H",
+            "unix:///tmp/a.sock",
+            "--host=unix:///tmp/b.sock",
+            "--data-root",
+            "/tmp/d",
+            "--live-restore",
+            "--debug",
+            "--default-ulimit",
+            "nofile=1:2",
+            "--add-runtime",
+            "x=/bin/true",
+            "--shutdown-timeout",
+            "-1",
+        ])
+        .unwrap();
+        assert_eq!(f.hosts.len(), 2);
+        assert_eq!(f.live_restore, Some(true));
+        assert_eq!(f.debug, Some(true));
+        assert_eq!(f.shutdown_timeout, Some(-1));
+        let keys: Vec<&str> = f.given_keys().iter().map(|(k, _)| *k).collect();
+        assert!(keys.contains(&"hosts") && keys.contains(&"default-ulimits"));
+        assert!(!keys.contains(&"runtimes"), "add-runtime merges, never conflicts");
+    }
+
+    #[test]
+    fn bool_flags_take_explicit_values() {
+        let f = Flags::try_parse_from(["berthd", "--live-restore=false"]).unwrap();
+        assert_eq!(f.live_restore, Some(false));
+        assert_eq!(Flags::try_parse_from(["berthd"]).unwrap().live_restore, None);
+    }
+
+    #[test]
+    fn help_names_every_contract_flag() {
+        let help = Flags::command().render_long_help().to_string();
+        for flag in [
+            "--config-file",
+            "--host",
+            "--data-root",
+            "--exec-root",
+            "--pidfile",
+            "--containerd",
+            "--containerd-namespace",
+            "--default-runtime",
+            "--add-runtime",
+            "--default-ulimit",
+            "--live-restore",
+            "--log-level",
+            "--debug",
+            "--validate",
+            "--group",
+            "--metrics-addr",
+        ] {
+            assert!(help.contains(flag), "help lacks {flag}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What the cgroup file system offers containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupFacts {
+    /// "1" or "2" (a hybrid v1 host with a unified mount is "1", as dockerd says).
+    pub version: &'static str,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub cpu_cfs: bool,
+    pub cpu_shares: bool,
+    pub cpuset: bool,
+    pub pids_limit: bool,
+    pub oom_kill_disable: bool,
+}
+
+/// Facts about the machine, read from files under a root (`/` in production, a prepared
+/// folder in tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    pub kernel_version: String,
+    pub operating_system: String,
+    pub os_version: String,
+    pub hostname: String,
+    pub mem_total: u64,
+    pub cgroup: CgroupFacts,
+    pub ipv4_forwarding: bool,
+    pub seccomp: bool,
+    pub apparmor: bool,
+}
+
+impl HostFacts {
+    /// Reads every fact under `root`; a missing file gives the empty or false value.
+    pub fn read(root: &Path) -> HostFacts {
+        let at = |p: &str| root.join(p.trim_start_matches('/'));
+        let text = |p: &str| fs::read_to_string(at(p)).unwrap_or_default();
+        let os_release = {
+            let etc = text("/etc/os-release");
+            if etc.is_empty() { text("/usr/lib/os-release") } else { etc }
+        };
+        let os_field = |key: &str| {
+            os_release
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .map(|v| v.trim().trim_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let mem_total = text("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0);
+        HostFacts {
+            kernel_version: text("/proc/sys/kernel/osrelease").trim().to_string(),
+            operating_system: {
+                let pretty = os_field("PRETTY_NAME");
+                if pretty.is_empty() { "Linux".to_string() } else { pretty }
+            },
+            os_version: os_field("VERSION_ID"),
+            hostname: text("/proc/sys/kernel/hostname").trim().to_string(),
+            mem_total,
+            cgroup: cgroup_facts(&at("/sys/fs/cgroup")),
+            ipv4_forwarding: text("/proc/sys/net/ipv4/ip_forward").trim() == "1",
+            seccomp: text("/proc/self/status")
+                .lines()
+                .any(|l| l.starts_with("Seccomp:")),
+            apparmor: apparmor_supported(root, std::env::var_os("container").is_some()),
+        }
+    }
+}
+
+fn cgroup_facts(cg: &Path) -> CgroupFacts {
+    let has = |p: &str| cg.join(p).exists();
+    if has("cgroup.controllers") {
+        let controllers = fs::read_to_string(cg.join("cgroup.controllers")).unwrap_or_default();
+        let c = |name: &str| controllers.split_whitespace().any(|w| w == name);
+        return CgroupFacts {
+            version: "2",
+            memory_limit: c("memory"),
+            swap_limit: c("memory"),
+            cpu_cfs: c("cpu"),
+            cpu_shares: c("cpu"),
+            cpuset: c("cpuset"),
+            pids_limit: c("pids"),
+            oom_kill_disable: false,
+        };
+    }
+    CgroupFacts {
+        version: "1",
+        memory_limit: has("memory/memory.limit_in_bytes"),
+        swap_limit: has("memory/memory.memsw.limit_in_bytes"),
+        cpu_cfs: has("cpu/cpu.cfs_quota_us"),
+        cpu_shares: has("cpu/cpu.shares"),
+        cpuset: has("cpuset/cpuset.cpus"),
+        pids_limit: has("pids/pids.max") || has("pids"),
+        oom_kill_disable: has("memory/memory.oom_control"),
+    }
+}
+
+/// containerd's four checks, in its order: the securityfs folder, no `container` variable
+/// (set inside containers), `/sbin/apparmor_parser`, and the module enabled.
+fn apparmor_supported(root: &Path, in_container: bool) -> bool {
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    at("/sys/kernel/security/apparmor").is_dir()
+        && !in_container
+        && at("/sbin/apparmor_parser").exists()
+        && fs::read(at("/sys/module/apparmor/parameters/enabled"))
+            .map(|b| b.len() > 1 && b[0] == b'Y')
+            .unwrap_or(false)
+}
+
+/// The name dockerd gives the file system under `path` ("extfs", "xfs", ...).
+pub fn backing_filesystem(path: &Path) -> String {
+    use nix::sys::statfs::{self, statfs};
+    let mut p: PathBuf = path.to_path_buf();
+    // The data root may not exist yet on a first start: ask its nearest existing ancestor.
+    while !p.exists() {
+        if !p.pop() {
+            break;
+        }
+    }
+    let Ok(st) = statfs(&p) else {
+        return "unknown".to_string();
+    };
+    let t = st.filesystem_type();
+    let known = [
+        (statfs::EXT4_SUPER_MAGIC, "extfs"),
+        (statfs::XFS_SUPER_MAGIC, "xfs"),
+        (statfs::BTRFS_SUPER_MAGIC, "btrfs"),
+        (statfs::TMPFS_MAGIC, "tmpfs"),
+        (statfs::OVERLAYFS_SUPER_MAGIC, "overlayfs"),
+        (statfs::NFS_SUPER_MAGIC, "nfs"),
+    ];
+    known
+        .iter()
+        .find(|(magic, _)| *magic == t)
+        .map(|(_, name)| (*name).to_string())
+        .unwrap_or_else(|| format!("<unknown {:#x}>", t.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn reads_a_prepared_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "proc/sys/kernel/osrelease", "6.1.0-test\n");
+        write(r, "proc/sys/kernel/hostname", "box\n");
+        write(r, "proc/meminfo", "MemTotal:       1024 kB\nMemFree: 1 kB\n");
+        write(
+            r,
+            "etc/os-release",
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
+        );
+        write(r, "proc/sys/net/ipv4/ip_forward", "0\n");
+        write(r, "sys/fs/cgroup/memory/memory.limit_in_bytes", "");
+        write(r, "sys/fs/cgroup/pids/pids.max", "");
+        write(r, "sys/fs/cgroup/unified/cgroup.controllers", "");
+        let f = HostFacts::read(r);
+        assert_eq!(f.kernel_version, "6.1.0-test");
+        assert_eq!(f.hostname, "box");
+        assert_eq!(f.mem_total, 1024 * 1024);
+        assert_eq!(f.operating_system, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(f.os_version, "12");
+        assert_eq!(f.cgroup.version, "1", "hybrid counts as v1");
+        assert!(f.cgroup.memory_limit && f.cgroup.pids_limit && !f.cgroup.swap_limit);
+        assert!(!f.ipv4_forwarding && !f.apparmor);
+    }
+
+    #[test]
+    fn cgroup_v2_from_controllers() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+        let f = HostFacts::read(dir.path());
+        assert_eq!(f.cgroup.version, "2");
+        assert!(f.cgroup.memory_limit && f.cgroup.cpuset && f.cgroup.pids_limit);
+    }
+
+    #[test]
+    fn apparmor_needs_all_four_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("sys/kernel/security/apparmor")).unwrap();
+        write(r, "sbin/apparmor_parser", "");
+        write(r, "sys/module/apparmor/parameters/enabled", "Y\n");
+        assert!(apparmor_supported(r, false));
+        assert!(!apparmor_supported(r, true), "inside a container");
+        write(r, "sys/module/apparmor/parameters/enabled", "N\n");
+        assert!(!apparmor_supported(r, false), "module disabled");
+        write(r, "sys/module/apparmor/parameters/enabled", "Y\n");
+        fs::remove_file(r.join("sbin/apparmor_parser")).unwrap();
+        assert!(!apparmor_supported(r, false), "no parser");
+    }
+
+    #[test]
+    fn backing_filesystem_of_a_missing_path_uses_its_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = backing_filesystem(&dir.path().join("not/yet"));
+        assert!(!name.is_empty() && name != "unknown", "{name}");
+    }
+}

@@ -1,0 +1,290 @@
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_config::Paths;
+use berth_containerd::{Client, ContainerdVersion, RpcCounter};
+
+use crate::{ConfigStore, DaemonError, HostFacts, Snapshot, backing_filesystem};
+
+/// One entry of `Components` in `GET /version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentVersion {
+    pub name: String,
+    pub version: String,
+    pub details: BTreeMap<String, String>,
+}
+
+/// What `GET /version` reports.
+#[derive(Debug, Clone)]
+pub struct SystemVersion {
+    pub version: String,
+    pub git_commit: String,
+    pub compiler: String,
+    pub kernel_version: String,
+    /// Go-style architecture name, as Docker clients expect ("amd64").
+    pub arch: String,
+    pub components: Vec<ComponentVersion>,
+}
+
+/// What `GET /info` reports, as facts; the API layer gives it Docker's shape.
+#[derive(Debug, Clone)]
+pub struct SystemInfo {
+    pub id: String,
+    pub name: String,
+    pub containers_running: u64,
+    pub containers_paused: u64,
+    pub containers_stopped: u64,
+    pub images: u64,
+    pub host: HostFacts,
+    pub ncpu: usize,
+    pub open_fds: u64,
+    pub tasks: u64,
+    pub system_time: SystemTime,
+    pub backing_filesystem: String,
+    pub snapshot: Arc<Snapshot>,
+    pub containerd: Option<ContainerdVersion>,
+    pub runc: Option<(String, String)>,
+    pub server_version: String,
+}
+
+/// The engine. One per berthd; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Daemon {
+    store: ConfigStore,
+    containerd: Client,
+    paths: Paths,
+    engine_id: String,
+    host_root: PathBuf,
+    runc: Option<(String, String)>,
+}
+
+impl Daemon {
+    /// Builds the engine over a config store and a containerd client. `host_root` is where
+    /// host facts are read (`/` outside tests).
+    pub fn new(
+        store: ConfigStore,
+        containerd: Client,
+        host_root: impl Into<PathBuf>,
+    ) -> Result<Daemon, DaemonError> {
+        let snapshot = store.load();
+        let paths = snapshot.config.paths();
+        let engine_id = engine_id(&paths.engine_id())?;
+        Ok(Daemon {
+            store,
+            containerd,
+            paths,
+            engine_id,
+            host_root: host_root.into(),
+            runc: runc_version(),
+        })
+    }
+
+    /// The current configuration snapshot; load it once per operation.
+    pub fn config(&self) -> Arc<Snapshot> {
+        self.store.load()
+    }
+
+    /// Re-reads the configuration file and swaps in a new snapshot; on any error nothing
+    /// changes.
+    pub fn reload(&self) -> Result<Arc<Snapshot>, DaemonError> {
+        self.store.reload()
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn containerd(&self) -> &Client {
+        &self.containerd
+    }
+
+    /// containerd RPC counts by method.
+    pub fn rpc_counter(&self) -> &RpcCounter {
+        self.containerd.counter()
+    }
+
+    /// Engine, containerd and runc versions. Asks containerd (one Version RPC, with a short
+    /// timeout); a containerd that does not answer is left out of `components`.
+    pub async fn version(&self) -> SystemVersion {
+        let host = HostFacts::read(&self.host_root);
+        let mut components = vec![ComponentVersion {
+            name: "Engine".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            details: BTreeMap::new(),
+        }];
+        if let Some(c) = self.containerd_version().await {
+            components.push(ComponentVersion {
+                name: "containerd".to_string(),
+                version: c.version,
+                details: BTreeMap::from([("GitCommit".to_string(), c.revision)]),
+            });
+        }
+        if let Some((version, commit)) = &self.runc {
+            components.push(ComponentVersion {
+                name: "runc".to_string(),
+                version: version.clone(),
+                details: BTreeMap::from([("GitCommit".to_string(), commit.clone())]),
+            });
+        }
+        SystemVersion {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: env!("BERTH_GIT_COMMIT").to_string(),
+            compiler: env!("BERTH_RUSTC_VERSION").to_string(),
+            kernel_version: host.kernel_version,
+            arch: go_arch(std::env::consts::ARCH).to_string(),
+            components,
+        }
+    }
+
+    /// Everything `docker info` prints, read now from the machine and the config snapshot.
+    pub async fn info(&self) -> SystemInfo {
+        let snapshot = self.config();
+        let host = HostFacts::read(&self.host_root);
+        SystemInfo {
+            id: self.engine_id.clone(),
+            name: host.hostname.clone(),
+            // No container or image store exists yet: there are none of either.
+            containers_running: 0,
+            containers_paused: 0,
+            containers_stopped: 0,
+            images: 0,
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .map(|d| d.count() as u64)
+                .unwrap_or(0),
+            tasks: tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_alive_tasks() as u64)
+                .unwrap_or(0),
+            system_time: SystemTime::now(),
+            backing_filesystem: backing_filesystem(&snapshot.config.data_root),
+            host,
+            containerd: self.containerd_version().await,
+            runc: self.runc.clone(),
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            snapshot,
+        }
+    }
+
+    async fn containerd_version(&self) -> Option<ContainerdVersion> {
+        match tokio::time::timeout(Duration::from_secs(2), self.containerd.version()).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "containerd did not report its version");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("containerd did not answer Version within 2s");
+                None
+            }
+        }
+    }
+}
+
+/// Docker clients name architectures as Go does.
+fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// The engine's stable ID: read from `path`, or made (random, UUID-shaped) and saved there.
+fn engine_id(path: &Path) -> Result<String, DaemonError> {
+    let io = |source| DaemonError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(id) = std::fs::read_to_string(path) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io)?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex::encode(bytes);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &id)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(io)?;
+    Ok(id)
+}
+
+/// `runc --version`: ("1.1.5+ds1", "1.1.5+ds1-1+deb12u1").
+fn runc_version() -> Option<(String, String)> {
+    let out = std::process::Command::new("runc")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    parse_runc_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_runc_version(text: &str) -> Option<(String, String)> {
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("runc version "))?
+        .trim()
+        .to_string();
+    let commit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("commit: "))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Some((version, commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_version_is_parsed() {
+        let text = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n";
+        assert_eq!(
+            parse_runc_version(text),
+            Some(("1.1.5+ds1".into(), "1.1.5+ds1-1+deb12u1".into()))
+        );
+        assert_eq!(parse_runc_version("nonsense"), None);
+    }
+
+    #[test]
+    fn engine_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/engine-id");
+        let a = engine_id(&p).unwrap();
+        assert_eq!(a.len(), 36);
+        assert_eq!(engine_id(&p).unwrap(), a);
+    }
+
+    #[test]
+    fn go_arch_names() {
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_arch("riscv64"), "riscv64");
+    }
+}
