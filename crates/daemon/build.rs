@@ -18,4 +18,13 @@ fn main() {
     let commit = output("git", &["rev-parse", "--short=7", "HEAD"]);
     println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
     println!("cargo:rerun-if-changed=build.rs");
+    // A new commit changes HEAD or the branch it points at.
+    let git_dir = output("git", &["rev-parse", "--absolute-git-dir"]);
+    if !git_dir.is_empty() {
+        println!("cargo:rerun-if-changed={git_dir}/HEAD");
+        let head = std::fs::read_to_string(format!("{git_dir}/HEAD")).unwrap_or_default();
+        if let Some(r) = head.trim().strip_prefix("ref: ") {
+            println!("cargo:rerun-if-changed={git_dir}/{r}");
+        }
+    }
 }

@@ -37,7 +37,11 @@ async fn metrics<B: Backend>(State(b): State<Arc<B>>) -> impl axum::response::In
 }
 
 /// Serves `GET /metrics` on a TCP address until `shutdown` resolves.
-pub async fn serve_metrics<B, F>(addr: SocketAddr, backend: Arc<B>, shutdown: F) -> std::io::Result<()>
+pub async fn serve_metrics<B, F>(
+    addr: SocketAddr,
+    backend: Arc<B>,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     B: Backend,
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -57,10 +61,7 @@ mod tests {
 
     #[test]
     fn renders_prometheus_text() {
-        let text = render_metrics(&[(
-            "/containerd.services.tasks.v1.Tasks/Create".to_string(),
-            3,
-        )]);
+        let text = render_metrics(&[("/containerd.services.tasks.v1.Tasks/Create".to_string(), 3)]);
         assert!(text.contains("# TYPE berth_containerd_rpc_total counter\n"));
         assert!(text.contains(
             "berth_containerd_rpc_total{method=\"/containerd.services.tasks.v1.Tasks/Create\"} 3\n"

@@ -3,12 +3,12 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, SERVER};
 use http::Uri;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, SERVER};
 use tracing::Instrument;
 
-use crate::version::{PathVersion, split_version};
 use crate::version::MAX_API_VERSION_TEXT;
+use crate::version::{PathVersion, split_version};
 use crate::{ApiError, MAX_API_VERSION};
 
 const SERVER_HEADER: &str = concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)");
@@ -35,7 +35,10 @@ pub(crate) async fn api_layer(mut req: Request, next: Next) -> Response {
                 return finish(ApiError::bad_request(message).into_response(), started);
             }
             PathVersion::Malformed => {
-                return finish(ApiError::not_found("page not found").into_response(), started);
+                return finish(
+                    ApiError::not_found("page not found").into_response(),
+                    started,
+                );
             }
         };
         req.extensions_mut().insert(version);
@@ -56,9 +59,16 @@ fn finish(mut resp: Response, started: Instant) -> Response {
         HeaderName::from_static("docker-experimental"),
         HeaderValue::from_static("false"),
     );
-    h.insert(HeaderName::from_static("ostype"), HeaderValue::from_static("linux"));
+    h.insert(
+        HeaderName::from_static("ostype"),
+        HeaderValue::from_static("linux"),
+    );
     h.insert(SERVER, HeaderValue::from_static(SERVER_HEADER));
-    tracing::debug!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "served");
+    tracing::debug!(
+        status = resp.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "served"
+    );
     resp
 }
 

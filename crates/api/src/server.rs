@@ -69,8 +69,7 @@ pub fn bind_unix(path: &Path, group: &str) -> Result<UnixListener, BindError> {
         }
     };
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o660)).map_err(perms)?;
-    chown(&tmp, Some(Uid::from_raw(0)), Some(gid))
-        .map_err(|e| perms(std::io::Error::from(e)))?;
+    chown(&tmp, Some(Uid::from_raw(0)), Some(gid)).map_err(|e| perms(std::io::Error::from(e)))?;
     match fs::remove_file(path) {
         Ok(()) => tracing::info!(path = %path.display(), "replaced a stale socket"),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

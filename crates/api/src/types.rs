@@ -316,9 +316,7 @@ impl From<SystemInfo> for Info {
 
 /// RFC 3339 with nanoseconds in UTC, as Go formats `time.Time`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(days);
@@ -352,7 +350,10 @@ mod tests {
 
     #[test]
     fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_795_908_743, 855_737_746);
         assert_eq!(rfc3339(t), "2026-11-28T23:32:23.855737746Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);

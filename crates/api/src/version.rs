@@ -1,11 +1,17 @@
 use std::fmt;
 
 /// The newest API version berth speaks.
-pub const MAX_API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 47 };
+pub const MAX_API_VERSION: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 47,
+};
 /// `MAX_API_VERSION` as text, for headers (a unit test keeps the two equal).
 pub(crate) const MAX_API_VERSION_TEXT: &str = "1.47";
 /// The oldest API version berth accepts.
-pub const MIN_API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 24 };
+pub const MIN_API_VERSION: ApiVersion = ApiVersion {
+    major: 1,
+    minor: 24,
+};
 
 /// A Docker API version, `major.minor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,7 +92,13 @@ mod tests {
         assert!(a < b, "1.9 < 1.41 numerically");
         assert_eq!(b.to_string(), "1.41");
         assert!(ApiVersion::parse("1").is_none() && ApiVersion::parse("a.b").is_none());
-        assert!(MAX_API_VERSION >= ApiVersion { major: 1, minor: 44 });
+        assert!(
+            MAX_API_VERSION
+                >= ApiVersion {
+                    major: 1,
+                    minor: 44
+                }
+        );
         assert_eq!(MAX_API_VERSION_TEXT, MAX_API_VERSION.to_string());
     }
 
@@ -97,7 +109,13 @@ mod tests {
         assert_eq!(split_version("/volumes/x"), PathVersion::Unversioned);
         assert_eq!(
             split_version("/v1.41/containers/json"),
-            PathVersion::Versioned(ApiVersion { major: 1, minor: 41 }, "/containers/json")
+            PathVersion::Versioned(
+                ApiVersion {
+                    major: 1,
+                    minor: 41
+                },
+                "/containers/json"
+            )
         );
         assert_eq!(
             split_version("/v1.24/_ping"),
@@ -118,6 +136,10 @@ mod tests {
         let PathVersion::Unsupported(msg) = split_version("/v1.12/info") else {
             panic!()
         };
-        assert!(msg.starts_with("client version 1.12 is too old. Minimum supported API version is 1.24"));
+        assert!(
+            msg.starts_with(
+                "client version 1.12 is too old. Minimum supported API version is 1.24"
+            )
+        );
     }
 }

@@ -53,18 +53,24 @@ fn open(path: &Path) -> Result<File, LockError> {
 impl DaemonLocks {
     /// Takes the data-root lock, then the pid file's, and writes our pid. Nothing is
     /// changed on disk when either is held by another berthd.
-    pub fn acquire(data_root: &Path, data_root_lock: &Path, pidfile: &Path) -> Result<DaemonLocks, LockError> {
-        let dr = Flock::lock(open(data_root_lock)?, FlockArg::LockExclusiveNonblock).map_err(
-            |_| LockError::DataRootHeld {
-                data_root: data_root.to_path_buf(),
-                lock: data_root_lock.to_path_buf(),
-            },
-        )?;
-        let mut pf = Flock::lock(open(pidfile)?, FlockArg::LockExclusiveNonblock).map_err(|_| {
-            LockError::PidfileHeld {
-                path: pidfile.to_path_buf(),
-            }
-        })?;
+    pub fn acquire(
+        data_root: &Path,
+        data_root_lock: &Path,
+        pidfile: &Path,
+    ) -> Result<DaemonLocks, LockError> {
+        let dr =
+            Flock::lock(open(data_root_lock)?, FlockArg::LockExclusiveNonblock).map_err(|_| {
+                LockError::DataRootHeld {
+                    data_root: data_root.to_path_buf(),
+                    lock: data_root_lock.to_path_buf(),
+                }
+            })?;
+        let mut pf =
+            Flock::lock(open(pidfile)?, FlockArg::LockExclusiveNonblock).map_err(|_| {
+                LockError::PidfileHeld {
+                    path: pidfile.to_path_buf(),
+                }
+            })?;
         let write = |f: &mut File| -> std::io::Result<()> {
             f.set_len(0)?;
             f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
@@ -110,7 +116,11 @@ mod tests {
         let err = DaemonLocks::acquire(&dir.path().join("d2"), &dir.path().join("d2/l"), &pid)
             .unwrap_err();
         assert!(err.to_string().starts_with("pid file found"), "{err}");
-        assert_eq!(std::fs::read_to_string(&pid).unwrap(), written, "pid file untouched");
+        assert_eq!(
+            std::fs::read_to_string(&pid).unwrap(),
+            written,
+            "pid file untouched"
+        );
 
         first.release();
         assert!(!pid.exists());

@@ -1,5 +1,7 @@
 //! The one place logging is set up: level, format and output.
 
+use std::io::IsTerminal;
+
 use berth_config::LogLevel;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -37,6 +39,7 @@ pub fn init(level: LogLevel) -> LogHandle {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .init();

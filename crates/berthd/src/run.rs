@@ -175,7 +175,10 @@ fn reload(daemon: &Daemon, log: &LogHandle) {
         Ok(snapshot) => {
             log.set_level(snapshot.config.effective_log_level());
             let json = serde_json::to_string(&snapshot.config).unwrap_or_default();
-            tracing::info!(generation = snapshot.generation, "Reloaded configuration: {json}");
+            tracing::info!(
+                generation = snapshot.generation,
+                "Reloaded configuration: {json}"
+            );
         }
         Err(e) => {
             let e = anyhow::Error::new(e);

@@ -206,7 +206,11 @@ impl DaemonConfig {
 
         let config = DaemonConfig {
             hosts: pick_vec(&flags.hosts, &file.hosts, d.hosts),
-            group: flags.group.clone().or(file.group.clone()).unwrap_or(d.group),
+            group: flags
+                .group
+                .clone()
+                .or(file.group.clone())
+                .unwrap_or(d.group),
             data_root: absolute(
                 flags.data_root.clone().or(file.data_root.clone()),
                 d.data_root,
@@ -453,7 +457,6 @@ fn dedupe_labels(labels: &[String]) -> Result<Vec<String>, ConfigError> {
     Ok(out)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,12 +518,21 @@ mod tests {
     #[test]
     fn runtimes_from_flag_and_file_are_united() {
         let c = DaemonConfig::build(
-            &flags(&["--add-runtime", "Fast=/bin/fast", "--add-runtime", "x=/bin/x1"]),
+            &flags(&[
+                "--add-runtime",
+                "Fast=/bin/fast",
+                "--add-runtime",
+                "x=/bin/x1",
+            ]),
             &file(r#"{"runtimes": {"x": {"path": "/bin/x2"}}}"#),
         )
         .unwrap();
         assert_eq!(c.runtimes["fast"].path.as_deref(), Some("/bin/fast"));
-        assert_eq!(c.runtimes["x"].path.as_deref(), Some("/bin/x2"), "file wins");
+        assert_eq!(
+            c.runtimes["x"].path.as_deref(),
+            Some("/bin/x2"),
+            "file wins"
+        );
     }
 
     #[test]
@@ -552,7 +564,10 @@ mod tests {
     #[test]
     fn invalid_values_are_refused() {
         for (json, needle) in [
-            (r#"{"log-level": "foobar"}"#, "invalid logging level: foobar"),
+            (
+                r#"{"log-level": "foobar"}"#,
+                "invalid logging level: foobar",
+            ),
             (r#"{"labels": ["one"]}"#, "bad attribute format: one"),
             (
                 r#"{"labels": ["foo=bar", "foo=baz"]}"#,
@@ -601,8 +616,10 @@ mod tests {
         let f = flags(&["--data-root", "/d"]);
         let start = DaemonConfig::build(
             &f,
-            &file(r#"{"debug": true, "default-runtime": "alt", "labels": ["a=1"],
-                      "runtimes": {"alt": {"path": "/bin/alt"}}}"#),
+            &file(
+                r#"{"debug": true, "default-runtime": "alt", "labels": ["a=1"],
+                      "runtimes": {"alt": {"path": "/bin/alt"}}}"#,
+            ),
         )
         .unwrap();
         let next = start
@@ -613,7 +630,11 @@ mod tests {
             .unwrap();
         assert_eq!(next.exec_root, start.exec_root, "exec-root needs a restart");
         assert!(next.debug, "debug not in the file keeps its value");
-        assert_eq!(next.default_runtime.as_deref(), Some("alt"), "absent keeps it");
+        assert_eq!(
+            next.default_runtime.as_deref(),
+            Some("alt"),
+            "absent keeps it"
+        );
         assert_eq!(next.labels, vec!["a=2"]);
         assert!(next.live_restore);
         assert_eq!(next.runtimes, start.runtimes, "runtimes absent: kept");

@@ -147,7 +147,10 @@ impl Flags {
         opt("debug", self.debug.map(|b| b.to_string()));
         opt("metrics-addr", self.metrics_addr.clone());
         opt("labels", list(&self.labels));
-        opt("shutdown-timeout", self.shutdown_timeout.map(|t| t.to_string()));
+        opt(
+            "shutdown-timeout",
+            self.shutdown_timeout.map(|t| t.to_string()),
+        );
         opt("tls", self.tls.map(|b| b.to_string()));
         opt("tlsverify", self.tlsverify.map(|b| b.to_string()));
         opt("tlscacert", path(&self.tlscacert));
@@ -192,14 +195,20 @@ mod tests {
         assert_eq!(f.shutdown_timeout, Some(-1));
         let keys: Vec<&str> = f.given_keys().iter().map(|(k, _)| *k).collect();
         assert!(keys.contains(&"hosts") && keys.contains(&"default-ulimits"));
-        assert!(!keys.contains(&"runtimes"), "add-runtime merges, never conflicts");
+        assert!(
+            !keys.contains(&"runtimes"),
+            "add-runtime merges, never conflicts"
+        );
     }
 
     #[test]
     fn bool_flags_take_explicit_values() {
         let f = Flags::try_parse_from(["berthd", "--live-restore=false"]).unwrap();
         assert_eq!(f.live_restore, Some(false));
-        assert_eq!(Flags::try_parse_from(["berthd"]).unwrap().live_restore, None);
+        assert_eq!(
+            Flags::try_parse_from(["berthd"]).unwrap().live_restore,
+            None
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub struct Client {
 impl Client {
     /// A client for the containerd at `address` (`unix:///path` or a path). The connection is
     /// made lazily, on the first call, so the client can exist before containerd answers.
-    pub fn new(address: &str, namespace: &str, counter: RpcCounter) -> Result<Client, ContainerdError> {
+    pub fn new(
+        address: &str,
+        namespace: &str,
+        counter: RpcCounter,
+    ) -> Result<Client, ContainerdError> {
         let socket = PathBuf::from(address.strip_prefix("unix://").unwrap_or(address));
         let value = namespace
             .parse::<AsciiMetadataValue>()
@@ -66,7 +70,10 @@ impl Client {
                 }
             }));
         Ok(Client {
-            service: InterceptedService::new(Counted::new(channel, counter.clone()), Namespace { value }),
+            service: InterceptedService::new(
+                Counted::new(channel, counter.clone()),
+                Namespace { value },
+            ),
             socket,
             namespace: namespace.to_string(),
             counter,

@@ -177,10 +177,7 @@ impl ManagedContainerd {
 }
 
 fn child_pid(child: &Child) -> i32 {
-    child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .unwrap_or(0)
+    child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0)
 }
 
 fn spawn(opts: &ManagedOptions) -> Result<Child, ContainerdError> {
@@ -212,8 +209,12 @@ fn spawn(opts: &ManagedOptions) -> Result<Child, ContainerdError> {
         source,
     })?;
     let pidfile = paths.containerd_pidfile();
-    fs::write(&pidfile, child_pid(&child).to_string())
-        .map_err(|source| ContainerdError::Write { path: pidfile, source })?;
+    fs::write(&pidfile, child_pid(&child).to_string()).map_err(|source| {
+        ContainerdError::Write {
+            path: pidfile,
+            source,
+        }
+    })?;
     tracing::info!(pid = child_pid(&child), socket = %paths.containerd_socket().display(), "started containerd");
     Ok(child)
 }
@@ -226,7 +227,14 @@ fn path_with_sbin() -> String {
         .filter(|p| !p.is_empty())
         .map(str::to_string)
         .collect();
-    for dir in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
         if !parts.iter().any(|p| p == dir) {
             parts.push(dir.to_string());
         }
@@ -350,7 +358,10 @@ async fn stop_stale(paths: &Paths) -> Result<(), ContainerdError> {
     if raw <= 0 || !is_our_containerd(raw, &paths.containerd_config()) {
         return Ok(());
     }
-    tracing::warn!(pid = raw, "stopping a containerd left behind by an earlier berthd");
+    tracing::warn!(
+        pid = raw,
+        "stopping a containerd left behind by an earlier berthd"
+    );
     let pid = Pid::from_raw(raw);
     kill(pid, Signal::SIGTERM).map_err(|source| ContainerdError::Stale { pid: raw, source })?;
     let deadline = Instant::now() + STOP_GRACE;
@@ -381,10 +392,7 @@ fn is_our_containerd(pid: i32, config: &Path) -> bool {
         })
         .unwrap_or(false);
     let want = config.display().to_string();
-    !zombie
-        && cmdline
-            .split(|b| *b == 0)
-            .any(|arg| arg == want.as_bytes())
+    !zombie && cmdline.split(|b| *b == 0).any(|arg| arg == want.as_bytes())
 }
 
 fn log_tail(path: &Path) -> String {
@@ -425,7 +433,10 @@ mod tests {
     #[test]
     fn only_our_own_containerd_counts_as_stale() {
         let me = i32::try_from(std::process::id()).unwrap();
-        assert!(!is_our_containerd(me, Path::new("/no/such/containerd.toml")));
+        assert!(!is_our_containerd(
+            me,
+            Path::new("/no/such/containerd.toml")
+        ));
         assert!(!is_our_containerd(i32::MAX, Path::new("/x")));
     }
 }

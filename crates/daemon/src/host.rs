@@ -37,7 +37,11 @@ impl HostFacts {
         let text = |p: &str| fs::read_to_string(at(p)).unwrap_or_default();
         let os_release = {
             let etc = text("/etc/os-release");
-            if etc.is_empty() { text("/usr/lib/os-release") } else { etc }
+            if etc.is_empty() {
+                text("/usr/lib/os-release")
+            } else {
+                etc
+            }
         };
         let os_field = |key: &str| {
             os_release
@@ -56,7 +60,11 @@ impl HostFacts {
             kernel_version: text("/proc/sys/kernel/osrelease").trim().to_string(),
             operating_system: {
                 let pretty = os_field("PRETTY_NAME");
-                if pretty.is_empty() { "Linux".to_string() } else { pretty }
+                if pretty.is_empty() {
+                    "Linux".to_string()
+                } else {
+                    pretty
+                }
             },
             os_version: os_field("VERSION_ID"),
             hostname: text("/proc/sys/kernel/hostname").trim().to_string(),
@@ -156,7 +164,11 @@ mod tests {
         let r = dir.path();
         write(r, "proc/sys/kernel/osrelease", "6.1.0-test\n");
         write(r, "proc/sys/kernel/hostname", "box\n");
-        write(r, "proc/meminfo", "MemTotal:       1024 kB\nMemFree: 1 kB\n");
+        write(
+            r,
+            "proc/meminfo",
+            "MemTotal:       1024 kB\nMemFree: 1 kB\n",
+        );
         write(
             r,
             "etc/os-release",
@@ -180,7 +192,11 @@ mod tests {
     #[test]
     fn cgroup_v2_from_controllers() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+        write(
+            dir.path(),
+            "sys/fs/cgroup/cgroup.controllers",
+            "cpuset cpu io memory pids\n",
+        );
         let f = HostFacts::read(dir.path());
         assert_eq!(f.cgroup.version, "2");
         assert!(f.cgroup.memory_limit && f.cgroup.cpuset && f.cgroup.pids_limit);

@@ -30,7 +30,11 @@ pub struct ConfigStore {
 
 impl ConfigStore {
     /// Derives the first snapshot from the start-up configuration.
-    pub fn new(config: DaemonConfig, flags: Flags, ctx: DeriveContext) -> Result<ConfigStore, DaemonError> {
+    pub fn new(
+        config: DaemonConfig,
+        flags: Flags,
+        ctx: DeriveContext,
+    ) -> Result<ConfigStore, DaemonError> {
         let runtimes = Runtimes::derive(&config, &ctx)?;
         Ok(ConfigStore {
             current: ArcSwap::from_pointee(Snapshot {
@@ -86,12 +90,8 @@ mod tests {
     fn store(dir: &std::path::Path, json: &str) -> ConfigStore {
         let file = dir.join("daemon.json");
         std::fs::write(&file, json).unwrap();
-        let flags = Flags::try_parse_from([
-            "berthd",
-            "--config-file",
-            file.to_str().unwrap(),
-        ])
-        .unwrap();
+        let flags =
+            Flags::try_parse_from(["berthd", "--config-file", file.to_str().unwrap()]).unwrap();
         let config = DaemonConfig::load(&flags).unwrap();
         let rt = dir.join("runtimes");
         berth_runtimes::reset_runtimes_dir(&rt).unwrap();

@@ -162,8 +162,10 @@ mod tests {
         let o = ShimOptions::from_json(
             "r",
             "io.containerd.runc.v2",
-            &map(json!({"IoUid": 42, "ioGid": 7, "binaryname": "crun", "SYSTEMDCGROUP": true,
-                        "io_uid": 99, "Unknown": 1})),
+            &map(
+                json!({"IoUid": 42, "ioGid": 7, "binaryname": "crun", "SYSTEMDCGROUP": true,
+                        "io_uid": 99, "Unknown": 1}),
+            ),
         )
         .unwrap();
         assert_eq!(
@@ -197,9 +199,11 @@ mod tests {
 
     #[test]
     fn wrong_option_types_are_refused() {
-        let err =
-            ShimOptions::from_json("r", "io.containerd.runc.v2", &map(json!({"IoUid": "x"})))
-                .unwrap_err();
-        assert!(err.to_string().contains("runtime r: invalid option IoUid"), "{err}");
+        let err = ShimOptions::from_json("r", "io.containerd.runc.v2", &map(json!({"IoUid": "x"})))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("runtime r: invalid option IoUid"),
+            "{err}"
+        );
     }
 }

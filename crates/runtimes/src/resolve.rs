@@ -288,16 +288,46 @@ mod tests {
     #[test]
     fn setup_validation_order_and_messages() {
         let cases = [
-            (r#"{"runtimes": {"x": {}}}"#, "runtime x: either a runtimeType or a path must be configured"),
-            (r#"{"runtimes": {"x": {"runtimeArgs": ["a"]}}}"#, "either a runtimeType or a path"),
-            (r#"{"runtimes": {"x": {"options": {"a": 1}}}}"#, "either a runtimeType or a path"),
-            (r#"{"runtimes": {"x": {"path": "/p", "runtimeType": "t.v1"}}}"#, "runtime x: cannot configure both path and runtimeType for the same runtime"),
-            (r#"{"runtimes": {"x": {"path": "/p", "options": {"a": 1}}}}"#, "runtime x: options cannot be used with a path runtime"),
-            (r#"{"runtimes": {"x": {"runtimeType": "t.v1", "runtimeArgs": ["a"]}}}"#, "runtime x: args cannot be used with a runtimeType runtime"),
-            (r#"{"runtimes": {"x": {"path": "/p", "runtimeArgs": ["a"], "options": {"a": 1}}}}"#, "options cannot be used"),
-            (r#"{"runtimes": {"x": {"runtimeType": "t.v1", "options": {"a": 1}, "runtimeArgs": ["a"]}}}"#, "args cannot be used"),
-            (r#"{"runtimes": {"x": {"path": "/p", "runtimeArgs": ["a"], "runtimeType": "t.v1", "options": {"a": 1}}}}"#, "cannot configure both"),
-            (r#"{"default-runtime": "notdefined"}"#, "specified default runtime 'notdefined' does not exist"),
+            (
+                r#"{"runtimes": {"x": {}}}"#,
+                "runtime x: either a runtimeType or a path must be configured",
+            ),
+            (
+                r#"{"runtimes": {"x": {"runtimeArgs": ["a"]}}}"#,
+                "either a runtimeType or a path",
+            ),
+            (
+                r#"{"runtimes": {"x": {"options": {"a": 1}}}}"#,
+                "either a runtimeType or a path",
+            ),
+            (
+                r#"{"runtimes": {"x": {"path": "/p", "runtimeType": "t.v1"}}}"#,
+                "runtime x: cannot configure both path and runtimeType for the same runtime",
+            ),
+            (
+                r#"{"runtimes": {"x": {"path": "/p", "options": {"a": 1}}}}"#,
+                "runtime x: options cannot be used with a path runtime",
+            ),
+            (
+                r#"{"runtimes": {"x": {"runtimeType": "t.v1", "runtimeArgs": ["a"]}}}"#,
+                "runtime x: args cannot be used with a runtimeType runtime",
+            ),
+            (
+                r#"{"runtimes": {"x": {"path": "/p", "runtimeArgs": ["a"], "options": {"a": 1}}}}"#,
+                "options cannot be used",
+            ),
+            (
+                r#"{"runtimes": {"x": {"runtimeType": "t.v1", "options": {"a": 1}, "runtimeArgs": ["a"]}}}"#,
+                "args cannot be used",
+            ),
+            (
+                r#"{"runtimes": {"x": {"path": "/p", "runtimeArgs": ["a"], "runtimeType": "t.v1", "options": {"a": 1}}}}"#,
+                "cannot configure both",
+            ),
+            (
+                r#"{"default-runtime": "notdefined"}"#,
+                "specified default runtime 'notdefined' does not exist",
+            ),
         ];
         for (json, want) in cases {
             let got = err(json);
@@ -308,7 +338,8 @@ mod tests {
     #[test]
     fn runc_is_reserved() {
         let mut c = config("{}");
-        c.runtimes.insert("runc".into(), RuntimeEntry::from_path("/x"));
+        c.runtimes
+            .insert("runc".into(), RuntimeEntry::from_path("/x"));
         let f = fixture();
         assert_eq!(
             Runtimes::derive(&c, &f.ctx).unwrap_err().to_string(),
@@ -326,7 +357,11 @@ mod tests {
             r#"{"default-runtime": "missing", "runtimes": {"missing": {"path": "/no/such/bin"}}}"#,
         )
         .unwrap();
-        assert_eq!(r.default_name(), "missing", "paths are not checked at setup");
+        assert_eq!(
+            r.default_name(),
+            "missing",
+            "paths are not checked at setup"
+        );
         assert_eq!(derive("{}").unwrap().0.default_name(), "runc");
     }
 
@@ -362,9 +397,20 @@ mod tests {
         )
         .unwrap();
         for name in ["io.containerd.my-shim.v42", "io.containerd.my-shim"] {
-            assert_eq!(r.get(name).unwrap(), ResolvedRuntime { shim: name.into(), options: None });
+            assert_eq!(
+                r.get(name).unwrap(),
+                ResolvedRuntime {
+                    shim: name.into(),
+                    options: None
+                }
+            );
         }
-        for name in ["myshim", "/path/to/runc", "/path/to/io.containerd.runc.v2", "my/io.containerd.runc.v2"] {
+        for name in [
+            "myshim",
+            "/path/to/runc",
+            "/path/to/io.containerd.runc.v2",
+            "my/io.containerd.runc.v2",
+        ] {
             assert_eq!(
                 r.get(name).unwrap_err().to_string(),
                 format!("unknown or invalid runtime name: {name}")
@@ -372,10 +418,15 @@ mod tests {
         }
         let custom = r.get("my/custom.runtime.v1").unwrap();
         assert_eq!(custom.shim, STOCK_SHIM);
-        assert!(matches!(&custom.options, Some(ShimOptions::Runc(o)) if o.binary_name == "/bin/true"));
+        assert!(
+            matches!(&custom.options, Some(ShimOptions::Runc(o)) if o.binary_name == "/bin/true")
+        );
         assert_eq!(
             r.get("shimwithopts").unwrap().options,
-            Some(ShimOptions::Runc(RuncOptions { io_uid: 42, ..RuncOptions::default() })),
+            Some(ShimOptions::Runc(RuncOptions {
+                io_uid: 42,
+                ..RuncOptions::default()
+            })),
             "no daemon defaults merged into runtimeType options"
         );
         assert_eq!(r.get("wasmedge").unwrap().options, None);
@@ -384,7 +435,9 @@ mod tests {
             r.get("gvisor").unwrap().options,
             Some(ShimOptions::Generic(g)) if g.config_path == "/runsc.toml"
         ));
-        let Some(ShimOptions::Runc(o)) = r.get("withargs").unwrap().options else { panic!() };
+        let Some(ShimOptions::Runc(o)) = r.get("withargs").unwrap().options else {
+            panic!()
+        };
         let script = std::fs::read_to_string(&o.binary_name).unwrap();
         assert!(script.contains("/bin/false --version"), "{script}");
     }
@@ -400,8 +453,13 @@ mod tests {
         .unwrap();
         assert!(r.get("plain").is_ok());
         let e = r.get("wrapped").unwrap_err();
-        assert!(e.to_string().starts_with("error while looking up the specified runtime path"));
-        let RuntimeError::Preflight { source, .. } = e else { panic!() };
+        assert!(
+            e.to_string()
+                .starts_with("error while looking up the specified runtime path")
+        );
+        let RuntimeError::Preflight { source, .. } = e else {
+            panic!()
+        };
         assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     }
 
@@ -420,8 +478,13 @@ mod tests {
         let r1 = Runtimes::derive(&first, &f.ctx).unwrap();
         let mut recorded = Vec::new();
         for name in first.runtimes.keys() {
-            let Some(ShimOptions::Runc(o)) = r1.get(name).unwrap().options else { panic!() };
-            recorded.push((o.binary_name.clone(), std::fs::read(&o.binary_name).unwrap()));
+            let Some(ShimOptions::Runc(o)) = r1.get(name).unwrap().options else {
+                panic!()
+            };
+            recorded.push((
+                o.binary_name.clone(),
+                std::fs::read(&o.binary_name).unwrap(),
+            ));
         }
         let second = config(
             r#"{"runtimes": {

@@ -33,7 +33,11 @@ fn shell_quote(s: &str) -> String {
 /// `<dir>/<name>-<sha256 hex of the contents>`. An existing file of that name already holds
 /// exactly these bytes, so it is left alone; otherwise the script goes to a temporary name,
 /// is synced, and is renamed into place, so no reader ever sees a partial script.
-pub fn write_wrapper_script(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, RuntimeError> {
+pub fn write_wrapper_script(
+    dir: &Path,
+    name: &str,
+    contents: &str,
+) -> Result<PathBuf, RuntimeError> {
     let digest = hex::encode(Sha256::digest(contents.as_bytes()));
     let target = dir.join(format!("{name}-{digest}"));
     if target.is_file() {
@@ -107,7 +111,11 @@ mod tests {
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o755);
         assert_eq!(write_wrapper_script(dir.path(), "rt", &c).unwrap(), p);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -115,7 +123,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = wrapper_script_contents("/bin/echo", &["fixed arg".into()]);
         let p = write_wrapper_script(dir.path(), "echo", &c).unwrap();
-        let out = std::process::Command::new(&p).arg("given").output().unwrap();
+        let out = std::process::Command::new(&p)
+            .arg("given")
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "fixed arg given\n");
     }
 
@@ -127,6 +138,9 @@ mod tests {
         write_wrapper_script(&rt, "a", "#!/bin/sh\n").unwrap();
         reset_runtimes_dir(&rt).unwrap();
         assert_eq!(fs::read_dir(&rt).unwrap().count(), 0);
-        assert_eq!(fs::metadata(&rt).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&rt).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -103,12 +103,24 @@ impl Backend for Fake {
 async fn call(method: &str, uri: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
     let app = router(Arc::new(Fake::new()));
     let resp = app
-        .oneshot(Request::builder().method(method).uri(uri).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, headers, body)
 }
 
@@ -127,7 +139,14 @@ async fn ping_answers_ok_with_dockers_headers() {
             assert_eq!(h["docker-experimental"], "false");
             assert!(h["server"].to_str().unwrap().starts_with("berth/"));
             assert_eq!(h["cache-control"], "no-cache, no-store, must-revalidate");
-            assert_eq!(body, if method == "GET" { b"OK".to_vec() } else { vec![] });
+            assert_eq!(
+                body,
+                if method == "GET" {
+                    b"OK".to_vec()
+                } else {
+                    vec![]
+                }
+            );
         }
     }
 }
@@ -142,7 +161,15 @@ async fn version_has_the_engine_details_the_cli_prints() {
     assert_eq!(v["Os"], "linux");
     let engine = &v["Components"][0];
     assert_eq!(engine["Name"], "Engine");
-    for key in ["ApiVersion", "MinAPIVersion", "GitCommit", "GoVersion", "Os", "Arch", "KernelVersion"] {
+    for key in [
+        "ApiVersion",
+        "MinAPIVersion",
+        "GitCommit",
+        "GoVersion",
+        "Os",
+        "Arch",
+        "KernelVersion",
+    ] {
         assert!(engine["Details"][key].is_string(), "Engine.Details.{key}");
     }
     assert_eq!(v["Components"][1]["Name"], "containerd");
@@ -171,10 +198,18 @@ async fn info_reports_config_and_counts() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_page_not_found() {
-    for uri in ["/no/such/endpoint", "/v1.41/no/such", "/v1/info", "/v1.4.1/info"] {
+    for uri in [
+        "/no/such/endpoint",
+        "/v1.41/no/such",
+        "/v1/info",
+        "/v1.4.1/info",
+    ] {
         let (status, h, body) = call("GET", uri).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
-        assert_eq!(json(&body), serde_json::json!({"message": "page not found"}));
+        assert_eq!(
+            json(&body),
+            serde_json::json!({"message": "page not found"})
+        );
         assert_eq!(h["api-version"], "1.47");
     }
 }

@@ -1,0 +1,278 @@
+//! A berthd started by a test on private paths, and the tier checks that say loudly why a
+//! privileged test could not run. With `BERTH_REQUIRE_ROOT_TESTS=1` (set by the README's test
+//! command and CI) a missing prerequisite fails the test instead of skipping it.
+
+#![allow(
+    dead_code,
+    clippy::print_stderr,
+    clippy::expect_used,
+    clippy::unwrap_used
+)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub const BERTHD: &str = env!("CARGO_BIN_EXE_berthd");
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || ["/usr/sbin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).is_file())
+}
+
+/// Whether the root tier can run here; if not, says why (or fails when it is required).
+pub fn root_tier(test: &str, tools: &[&str]) -> bool {
+    let mut missing = Vec::new();
+    if !nix::unistd::Uid::effective().is_root() {
+        missing.push("root".to_string());
+    }
+    for t in tools {
+        if !on_path(t) {
+            missing.push((*t).to_string());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("{test}: tier 2 needs {}", missing.join(", "));
+    if std::env::var("BERTH_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        panic!("{why} (BERTH_REQUIRE_ROOT_TESTS=1)");
+    }
+    eprintln!("SKIPPED {why}");
+    false
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A berthd with its own data-root, exec-root, socket, pid file and managed containerd.
+#[derive(Debug)]
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub exec_root: PathBuf,
+    pub socket: PathBuf,
+    pub pidfile: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl TestDaemon {
+    /// Paths only; `start` runs it.
+    pub fn new() -> TestDaemon {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-it.")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        // Short: unix socket paths under it must stay below 108 bytes.
+        let exec_root = PathBuf::from(format!("/run/bt-{}-{n}", std::process::id()));
+        TestDaemon {
+            socket: dir.path().join("d.sock"),
+            pidfile: dir.path().join("d.pid"),
+            config: dir.path().join("daemon.json"),
+            log: dir.path().join("daemon.log"),
+            exec_root,
+            dir,
+            child: None,
+        }
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn write_config(&self, json: &str) {
+        std::fs::write(&self.config, json).expect("write config");
+    }
+
+    /// The flags every start uses, pointing at this daemon's paths.
+    pub fn base_args(&self) -> Vec<String> {
+        if !self.config.exists() {
+            self.write_config("{}");
+        }
+        vec![
+            "--config-file".into(),
+            self.config.display().to_string(),
+            "--data-root".into(),
+            self.data_root().display().to_string(),
+            "--exec-root".into(),
+            self.exec_root.display().to_string(),
+            "-H".into(),
+            format!("unix://{}", self.socket.display()),
+            "--pidfile".into(),
+            self.pidfile.display().to_string(),
+            "--containerd-namespace".into(),
+            format!("berth-it-{}", std::process::id()),
+        ]
+    }
+
+    pub fn spawn(&self, extra: &[&str]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        Command::new(BERTHD)
+            .args(self.base_args())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd")
+    }
+
+    /// Starts berthd and waits until `/_ping` answers.
+    pub fn start(mut self, extra: &[&str]) -> TestDaemon {
+        self.child = Some(self.spawn(extra));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("berthd exited ({status}):\n{}", self.log_text());
+            }
+            if self
+                .request("GET", "/_ping")
+                .is_some_and(|(code, _)| code == 200)
+            {
+                return self;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berthd did not answer in 30s:\n{}", self.log_text());
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("started")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One HTTP/1.0 request on the socket: (status, body).
+    pub fn request(&self, method: &str, path: &str) -> Option<(u16, String)> {
+        let mut s = UnixStream::connect(&self.socket).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(s, "{method} {path} HTTP/1.0\r\nHost: berth\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let code = out.split_whitespace().nth(1)?.parse().ok()?;
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+        Some((code, body))
+    }
+
+    /// The docker CLI pointed at this daemon: (exit code, stdout, stderr).
+    pub fn docker(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .output()
+            .expect("docker CLI");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+
+    pub fn containerd_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.exec_root.join("containerd/containerd.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Pids of live processes whose command line names this daemon's exec-root (its
+    /// containerd, and later its shims).
+    pub fn own_processes(&self) -> Vec<i32> {
+        processes_mentioning(&self.exec_root.display().to_string())
+    }
+}
+
+pub fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false);
+        if !zombie && String::from_utf8_lossy(&cmd).contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.stop();
+        // Whatever this daemon started and left behind, by pid.
+        for pid in self.own_processes() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth needs, when any is missing. Sourced by the other scripts.
+#   runtime: containerd (with its runc shim), runc
+#   build:   protobuf-compiler (protoc, for the containerd API), gcc
+#   tests:   busybox-static (test root file systems), curl
+set -euo pipefail
+
+berth_need_packages() {
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  command -v cc >/dev/null || missing+=(gcc)
+  if [ "${1:-}" = tests ]; then
+    command -v busybox >/dev/null || missing+=(busybox-static)
+    command -v curl >/dev/null || missing+=(curl)
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "berth: missing ${missing[*]}; run as root to install them" >&2
+      return 1
+    fi
+    echo "berth: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
