@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use berth_daemon::DaemonError;
+use berth_images::ImageError;
 use http::StatusCode;
 
 /// An error as Docker clients receive it: a status and `{"message": "..."}`.
@@ -60,13 +61,26 @@ impl From<DaemonError> for ApiError {
             DaemonError::Runtime(r) if r.is_invalid_parameter() => StatusCode::BAD_REQUEST,
             DaemonError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::Containerd(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DaemonError::Image(i) => match i {
+                ImageError::NotFound(_) => StatusCode::NOT_FOUND,
+                ImageError::InvalidReference { .. }
+                | ImageError::BadArchive(_)
+                | ImageError::BadChange { .. }
+                | ImageError::DiffMismatch { .. } => StatusCode::BAD_REQUEST,
+                ImageError::Conflict(_) => StatusCode::CONFLICT,
+                ImageError::Io { .. } | ImageError::Stream(_) | ImageError::Corrupt { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+            DaemonError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // The inner error says what the user needs; the outer variant only names the layer.
         let message = match &e {
             DaemonError::Config(inner) => chain(inner),
             DaemonError::Runtime(inner) => chain(inner),
-            DaemonError::Containerd(_) | DaemonError::Io { .. } => chain(&e),
+            DaemonError::Image(inner) => chain(inner),
+            DaemonError::Containerd(_) | DaemonError::Io { .. } | DaemonError::Task(_) => chain(&e),
         };
         ApiError::new(status, message)
     }

@@ -3,20 +3,19 @@
 //! JSON shapes Docker clients expect, the one place where engine errors become statuses
 //! (`{"message": ...}` bodies), per-request tracing, and the Prometheus metrics endpoint.
 //!
-//! Handlers reach the engine only through the `Backend` trait (implemented by
-//! `berth_daemon::Daemon`), so routing is tested against fakes. It must not talk to containerd
-//! or read the configuration pointer twice in one request.
+//! Handlers call `berth_daemon::Daemon`; routing tests run a real daemon on temporary
+//! folders with no containerd behind it. It must not talk to containerd itself or read the
+//! configuration pointer twice in one request.
 
-mod backend;
 mod error;
 mod metrics;
 mod middleware;
+mod query;
 mod routes;
 mod server;
 pub mod types;
 mod version;
 
-pub use backend::Backend;
 pub use error::ApiError;
 pub use metrics::{render_metrics, serve_metrics};
 pub use routes::router;

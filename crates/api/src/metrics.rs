@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use http::header::CONTENT_TYPE;
 
-use crate::Backend;
+use berth_daemon::Daemon;
 
 /// Prometheus text exposition of berthd's counters.
 pub fn render_metrics(rpc_counts: &[(String, u64)]) -> String {
@@ -29,27 +29,26 @@ pub fn render_metrics(rpc_counts: &[(String, u64)]) -> String {
     out
 }
 
-async fn metrics<B: Backend>(State(b): State<Arc<B>>) -> impl axum::response::IntoResponse {
+async fn metrics(State(d): State<Arc<Daemon>>) -> impl axum::response::IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        render_metrics(&b.rpc_counts()),
+        render_metrics(&d.rpc_counter().snapshot()),
     )
 }
 
 /// Serves `GET /metrics` on a TCP address until `shutdown` resolves.
-pub async fn serve_metrics<B, F>(
+pub async fn serve_metrics<F>(
     addr: SocketAddr,
-    backend: Arc<B>,
+    daemon: Arc<Daemon>,
     shutdown: F,
 ) -> std::io::Result<()>
 where
-    B: Backend,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new()
-        .route("/metrics", get(metrics::<B>))
-        .with_state(backend);
+        .route("/metrics", get(metrics))
+        .with_state(daemon);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -10,6 +10,10 @@ pub enum DaemonError {
     Runtime(#[from] berth_runtimes::RuntimeError),
     #[error("containerd is not available")]
     Containerd(#[from] berth_containerd::ContainerdError),
+    #[error("image operation failed")]
+    Image(#[from] berth_images::ImageError),
+    #[error("a background task failed: {0}")]
+    Task(String),
     #[error("cannot access {path}")]
     Io {
         path: PathBuf,

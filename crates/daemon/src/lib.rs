@@ -9,6 +9,7 @@
 
 mod error;
 mod host;
+mod images;
 mod snapshot;
 mod system;
 

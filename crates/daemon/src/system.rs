@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_config::Paths;
 use berth_containerd::{Client, ContainerdVersion, RpcCounter};
+use berth_images::ImageStore;
 
 use crate::{ConfigStore, DaemonError, HostFacts, Snapshot, backing_filesystem};
 
@@ -54,6 +55,7 @@ pub struct SystemInfo {
 #[derive(Debug)]
 pub struct Daemon {
     store: ConfigStore,
+    pub(crate) images: Arc<ImageStore>,
     containerd: Client,
     paths: Paths,
     engine_id: String,
@@ -72,8 +74,10 @@ impl Daemon {
         let snapshot = store.load();
         let paths = snapshot.config.paths();
         let engine_id = engine_id(&paths.engine_id())?;
+        let images = Arc::new(ImageStore::open(paths.images_dir())?);
         Ok(Daemon {
             store,
+            images,
             containerd,
             paths,
             engine_id,
@@ -146,11 +150,11 @@ impl Daemon {
         SystemInfo {
             id: self.engine_id.clone(),
             name: host.hostname.clone(),
-            // No container or image store exists yet: there are none of either.
+            // No container store exists yet: there are none.
             containers_running: 0,
             containers_paused: 0,
             containers_stopped: 0,
-            images: 0,
+            images: self.images.list().len() as u64,
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
@@ -168,6 +172,11 @@ impl Daemon {
             server_version: env!("CARGO_PKG_VERSION").to_string(),
             snapshot,
         }
+    }
+
+    /// Whether any container was created from image `id`.
+    pub(crate) fn containers_using_image(&self, _id: &str) -> bool {
+        false
     }
 
     async fn containerd_version(&self) -> Option<ContainerdVersion> {

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 
-use crate::Backend;
 use crate::types::{Info, Version};
+use berth_daemon::Daemon;
 
 pub(crate) async fn ping() -> impl IntoResponse {
     (
@@ -21,10 +21,10 @@ pub(crate) async fn ping() -> impl IntoResponse {
     )
 }
 
-pub(crate) async fn version<B: Backend>(State(backend): State<Arc<B>>) -> Json<Version> {
-    Json(backend.version().await.into())
+pub(crate) async fn version(State(d): State<Arc<Daemon>>) -> Json<Version> {
+    Json(d.version().await.into())
 }
 
-pub(crate) async fn info<B: Backend>(State(backend): State<Arc<B>>) -> Json<Info> {
-    Json(backend.info().await.into())
+pub(crate) async fn info(State(d): State<Arc<Daemon>>) -> Json<Info> {
+    Json(d.info().await.into())
 }

@@ -1,0 +1,147 @@
+//! Docker's query strings: repeated keys (`changes=a&changes=b`), booleans as `1`/`true`,
+//! and `filters` as JSON.
+
+use std::collections::BTreeMap;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+
+use crate::ApiError;
+
+/// Every `key=value` pair of the query string, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: &str) -> Result<Query, ApiError> {
+        serde_urlencoded::from_str(query)
+            .map(Query)
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Docker's `BoolValue`: absent, "", "0", "no", "false" and "none" are false.
+    pub fn bool(&self, key: &str) -> bool {
+        match self.get(key) {
+            None => false,
+            Some(v) => !matches!(
+                v.to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            ),
+        }
+    }
+
+    /// `filters={"name":{"x":true}}` or the older `{"name":["x"]}`.
+    pub fn filters(&self) -> Result<Filters, ApiError> {
+        let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
+            return Ok(Filters::default());
+        };
+        let bad = |e: String| ApiError::bad_request(format!("invalid filter: {e}"));
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+        let obj = v.as_object().ok_or_else(|| bad("not an object".into()))?;
+        let mut out = BTreeMap::new();
+        for (k, v) in obj {
+            let values: Vec<String> = match v {
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, b)| b.as_bool() != Some(false))
+                    .map(|(s, _)| s.clone())
+                    .collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect(),
+                _ => return Err(bad(format!("{k} must be an object or a list"))),
+            };
+            out.insert(k.clone(), values);
+        }
+        Ok(Filters(out))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Query, ApiError> {
+        Query::parse(parts.uri.query().unwrap_or(""))
+    }
+}
+
+/// Parsed `filters`: each key with its values.
+#[derive(Debug, Clone, Default)]
+pub struct Filters(pub BTreeMap<String, Vec<String>>);
+
+impl Filters {
+    pub fn values(&self, key: &str) -> &[String] {
+        self.0.get(key).map(Vec::as_slice).unwrap_or(&[])
+    }
+    /// Refuses keys the endpoint does not know, as dockerd does.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `path.Match`-style glob: `*` matches any run without `/`, `?` one character.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != '/' && go(p, &t[1..])),
+            (Some('?'), Some(c)) if *c != '/' => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_and_booleans() {
+        let q =
+            Query::parse("changes=ENV%20A%3D1&changes=WORKDIR%20%2Fsrv&stream=1&all=0&x=").unwrap();
+        assert_eq!(q.all("changes"), vec!["ENV A=1", "WORKDIR /srv"]);
+        assert!(q.bool("stream") && !q.bool("all") && !q.bool("x") && !q.bool("missing"));
+    }
+
+    #[test]
+    fn filters_both_shapes() {
+        let q =
+            Query::parse("filters=%7B%22reference%22%3A%7B%22acc%2Fbusybox%3A1%22%3Atrue%7D%7D")
+                .unwrap();
+        assert_eq!(q.filters().unwrap().values("reference"), ["acc/busybox:1"]);
+        let q = Query::parse("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D").unwrap();
+        assert_eq!(q.filters().unwrap().values("status"), ["exited"]);
+        assert!(Query::parse("filters=nope").unwrap().filters().is_err());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("acc/*", "acc/busybox"));
+        assert!(!glob("*", "acc/busybox"));
+        assert!(glob("busy?ox:*", "busybox:1"));
+        assert!(!glob("a", "ab"));
+    }
+}

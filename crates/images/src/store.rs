@@ -1,0 +1,676 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::io;
+use crate::layer::{self, DiffId};
+use crate::{ImageConfig, ImageError, Reference, RootFs, apply_changes, sha256_hex};
+
+/// `sha256:<hex>` of an image's config bytes.
+pub type ImageId = String;
+
+/// An image as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ImageRecord {
+    pub id: ImageId,
+    pub config: ImageConfig,
+    pub repo_tags: Vec<Reference>,
+    /// Bytes of file content over all its layers.
+    pub size: u64,
+    /// Seconds since the epoch (0 when the config has no valid `created`).
+    pub created: i64,
+    /// The unpacked layers, bottom first.
+    pub layer_dirs: Vec<PathBuf>,
+}
+
+/// One step of `docker rmi`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteResult {
+    Untagged(String),
+    Deleted(String),
+}
+
+/// What `docker import` adds to the layer.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub reference: Option<Reference>,
+    pub message: String,
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Repositories {
+    schema: u32,
+    tags: BTreeMap<String, ImageId>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    config: ImageConfig,
+    created: i64,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    images: BTreeMap<ImageId, Entry>,
+    tags: BTreeMap<Reference, ImageId>,
+    layer_sizes: BTreeMap<DiffId, u64>,
+}
+
+/// The image and layer store under one root (`<data-root>/image`):
+/// `imagedb/<hex>` config bytes, `layers/<hex>/{layer.tar,diff/,size}`, `repositories.json`,
+/// and `tmp/` for work in progress (emptied at open).
+#[derive(Debug)]
+pub struct ImageStore {
+    root: PathBuf,
+    index: RwLock<Index>,
+    writer: Mutex<()>,
+}
+
+fn hex_of(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+fn parse_created(s: Option<&str>) -> i64 {
+    s.and_then(|s| {
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+            .ok()
+            .or_else(|| humantime::parse_rfc3339(s).ok())
+    })
+    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+    .map(|d| d.as_secs() as i64)
+    .unwrap_or(0)
+}
+
+/// Writes `bytes` to `path` through a temporary name, synced, then renamed.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl ImageStore {
+    /// Opens (or creates) the store and loads its index.
+    pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
+        let root = root.into();
+        for d in ["imagedb", "layers"] {
+            fs::create_dir_all(root.join(d)).map_err(io(root.join(d)))?;
+        }
+        let tmp = root.join("tmp");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+
+        let mut index = Index::default();
+        let layers_dir = root.join("layers");
+        for e in fs::read_dir(&layers_dir)
+            .map_err(io(&layers_dir))?
+            .flatten()
+        {
+            let hex = e.file_name().to_string_lossy().to_string();
+            let size = fs::read_to_string(e.path().join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            match size {
+                Some(size) => {
+                    index.layer_sizes.insert(format!("sha256:{hex}"), size);
+                }
+                // A layer without its size file was never completed.
+                None => {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let db = root.join("imagedb");
+        for e in fs::read_dir(&db).map_err(io(&db))?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.len() != 64 {
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            let bytes = fs::read(e.path()).map_err(io(e.path()))?;
+            let config: ImageConfig =
+                serde_json::from_slice(&bytes).map_err(|source| ImageError::Corrupt {
+                    path: e.path(),
+                    source,
+                })?;
+            let created = parse_created(config.created.as_deref());
+            index
+                .images
+                .insert(format!("sha256:{name}"), Entry { config, created });
+        }
+        let repos_path = root.join("repositories.json");
+        if let Ok(bytes) = fs::read(&repos_path) {
+            let repos: Repositories =
+                serde_json::from_slice(&bytes).map_err(|source| ImageError::Corrupt {
+                    path: repos_path.clone(),
+                    source,
+                })?;
+            for (name, id) in repos.tags {
+                if let (Ok(r), true) = (Reference::parse(&name), index.images.contains_key(&id)) {
+                    index.tags.insert(r, id);
+                }
+            }
+        }
+        Ok(ImageStore {
+            root,
+            index: RwLock::new(index),
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn serialise(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.root.join("layers").join(hex_of(diff_id))
+    }
+
+    pub(crate) fn tmp_dir(&self) -> Result<PathBuf, ImageError> {
+        let mut bytes = [0u8; 8];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(io("/dev/urandom"))?;
+        let d = self.root.join("tmp").join(hex::encode(bytes));
+        fs::create_dir_all(&d).map_err(io(&d))?;
+        Ok(d)
+    }
+
+    /// Stores a layer stream (plain or gzip tar) once: a layer already present is not
+    /// unpacked again. Returns its diff ID.
+    pub(crate) fn put_layer(&self, src: impl Read) -> Result<DiffId, ImageError> {
+        let work = self.tmp_dir()?;
+        let result = layer::ingest(src, &work.join("layer.tar"), &work.join("diff"));
+        let ingested = match result {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&work);
+                return Err(e);
+            }
+        };
+        let _guard = self.serialise();
+        let target = self.layer_dir(&ingested.diff_id);
+        if self.read().layer_sizes.contains_key(&ingested.diff_id) {
+            let _ = fs::remove_dir_all(&work);
+            return Ok(ingested.diff_id);
+        }
+        let _ = fs::remove_dir_all(&target);
+        write_atomic(&work.join("size"), ingested.size.to_string().as_bytes())?;
+        fs::rename(&work, &target).map_err(io(&target))?;
+        self.write()
+            .layer_sizes
+            .insert(ingested.diff_id.clone(), ingested.size);
+        Ok(ingested.diff_id)
+    }
+
+    /// Whether the layer is stored.
+    pub(crate) fn has_layer(&self, diff_id: &str) -> bool {
+        self.read().layer_sizes.contains_key(diff_id)
+    }
+
+    /// Stores an image config (whose layers must all be stored) and names it.
+    pub(crate) fn put_image(
+        &self,
+        raw_config: &[u8],
+        tags: &[Reference],
+    ) -> Result<ImageId, ImageError> {
+        let config: ImageConfig = serde_json::from_slice(raw_config)
+            .map_err(|e| ImageError::BadArchive(format!("image config: {e}")))?;
+        for d in &config.rootfs.diff_ids {
+            if !self.has_layer(d) {
+                return Err(ImageError::BadArchive(format!("layer {d} is missing")));
+            }
+        }
+        let hex = sha256_hex(raw_config);
+        let id = format!("sha256:{hex}");
+        let _guard = self.serialise();
+        write_atomic(&self.root.join("imagedb").join(&hex), raw_config)?;
+        let mut index = self.write();
+        let created = parse_created(config.created.as_deref());
+        index.images.insert(id.clone(), Entry { config, created });
+        for t in tags {
+            index.tags.insert(t.clone(), id.clone());
+        }
+        self.persist_tags(&index)?;
+        Ok(id)
+    }
+
+    fn persist_tags(&self, index: &Index) -> Result<(), ImageError> {
+        let repos = Repositories {
+            schema: 1,
+            tags: index
+                .tags
+                .iter()
+                .map(|(r, id)| {
+                    (
+                        format!("{}:{}", r.full_name(), r.tag.clone().unwrap_or_default()),
+                        id.clone(),
+                    )
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&repos).map_err(|e| ImageError::Stream(e.into()))?;
+        write_atomic(&self.root.join("repositories.json"), &bytes)
+    }
+
+    /// `docker import`: one layer from a tar stream, a config made from `opts`.
+    pub fn import(&self, src: impl Read, opts: &ImportOptions) -> Result<ImageId, ImageError> {
+        let mut container = crate::ContainerConfig::default();
+        apply_changes(&mut container, &opts.changes)?;
+        let diff_id = self.put_layer(src)?;
+        let created = now_rfc3339();
+        let config = ImageConfig {
+            created: Some(created.clone()),
+            architecture: go_arch().to_string(),
+            os: "linux".to_string(),
+            config: container,
+            rootfs: RootFs {
+                typ: "layers".to_string(),
+                diff_ids: vec![diff_id],
+            },
+            history: vec![crate::HistoryEntry {
+                created: Some(created),
+                comment: if opts.message.is_empty() {
+                    "Imported from -".to_string()
+                } else {
+                    opts.message.clone()
+                },
+                ..Default::default()
+            }],
+            comment: opts.message.clone(),
+            ..Default::default()
+        };
+        let raw = serde_json::to_vec(&config).map_err(|e| ImageError::Stream(e.into()))?;
+        let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
+        self.put_image(&raw, &tags)
+    }
+
+    /// Finds an image by reference, full ID, or unique ID prefix (with or without `sha256:`).
+    pub fn resolve(&self, name: &str) -> Result<ImageId, ImageError> {
+        let index = self.read();
+        let not_found = || ImageError::NotFound(name.to_string());
+        if let Some(hex) = name.strip_prefix("sha256:") {
+            return prefix_match(&index, hex).ok_or_else(not_found);
+        }
+        if let Ok(r) = Reference::parse(name)
+            && let Some(id) = index.tags.get(&r)
+        {
+            return Ok(id.clone());
+        }
+        if !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_hexdigit())
+            && let Some(id) = prefix_match(&index, &name.to_ascii_lowercase())
+        {
+            return Ok(id);
+        }
+        // An invalid name is a 400, as dockerd says; a valid unknown one a 404.
+        if name.contains('@') || name.chars().any(|c| c.is_ascii_uppercase()) {
+            Reference::parse(name)?;
+        }
+        Err(not_found())
+    }
+
+    /// The image's record.
+    pub fn get(&self, id: &str) -> Result<ImageRecord, ImageError> {
+        let index = self.read();
+        self.record(&index, id)
+            .ok_or_else(|| ImageError::NotFound(id.to_string()))
+    }
+
+    fn record(&self, index: &Index, id: &str) -> Option<ImageRecord> {
+        let e = index.images.get(id)?;
+        let size = e
+            .config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| index.layer_sizes.get(d).copied().unwrap_or(0))
+            .sum();
+        Some(ImageRecord {
+            id: id.to_string(),
+            config: e.config.clone(),
+            repo_tags: index
+                .tags
+                .iter()
+                .filter(|(_, i)| i.as_str() == id)
+                .map(|(r, _)| r.clone())
+                .collect(),
+            size,
+            created: e.created,
+            layer_dirs: e
+                .config
+                .rootfs
+                .diff_ids
+                .iter()
+                .map(|d| self.layer_dir(d).join("diff"))
+                .collect(),
+        })
+    }
+
+    /// Every image.
+    pub fn list(&self) -> Vec<ImageRecord> {
+        let index = self.read();
+        index
+            .images
+            .keys()
+            .filter_map(|id| self.record(&index, id))
+            .collect()
+    }
+
+    /// The raw config bytes (what the ID is the digest of).
+    pub fn raw_config(&self, id: &str) -> Result<Vec<u8>, ImageError> {
+        let p = self.root.join("imagedb").join(hex_of(id));
+        fs::read(&p).map_err(io(p))
+    }
+
+    /// Size in bytes of a stored layer's content.
+    pub fn layer_size(&self, diff_id: &str) -> u64 {
+        self.read().layer_sizes.get(diff_id).copied().unwrap_or(0)
+    }
+
+    /// The stored tar of a layer (exactly the bytes its diff ID is the digest of).
+    pub fn layer_tar(&self, diff_id: &str) -> PathBuf {
+        self.layer_dir(diff_id).join("layer.tar")
+    }
+
+    /// Names `id` as `reference` (moving the name if another image had it).
+    pub fn tag(&self, id: &str, reference: Reference) -> Result<(), ImageError> {
+        let _guard = self.serialise();
+        let mut index = self.write();
+        if !index.images.contains_key(id) {
+            return Err(ImageError::NotFound(id.to_string()));
+        }
+        index.tags.insert(reference, id.to_string());
+        self.persist_tags(&index)
+    }
+
+    /// `docker rmi`. `in_use` says whether a container uses an image.
+    pub fn delete(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<DeleteResult>, ImageError> {
+        let id = self.resolve(name)?;
+        let by_tag = Reference::parse(name)
+            .ok()
+            .filter(|r| self.read().tags.get(r) == Some(&id));
+        let _guard = self.serialise();
+        let mut index = self.write();
+        let tags: Vec<Reference> = index
+            .tags
+            .iter()
+            .filter(|(_, i)| **i == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        let short = &hex_of(&id)[..12];
+        let mut out = Vec::new();
+        match by_tag {
+            Some(r) => {
+                if tags.len() == 1 && in_use(&id) && !force {
+                    return Err(ImageError::Conflict(format!(
+                        "conflict: unable to remove repository reference \"{r}\" (must force) - \
+                         a container is using its referenced image {short}"
+                    )));
+                }
+                index.tags.remove(&r);
+                out.push(DeleteResult::Untagged(r.to_string()));
+                if tags.len() > 1 || in_use(&id) {
+                    self.persist_tags(&index)?;
+                    return Ok(out);
+                }
+            }
+            None => {
+                if in_use(&id) {
+                    if !force {
+                        return Err(ImageError::Conflict(format!(
+                            "conflict: unable to delete {short} (must be forced) - image is being \
+                             used by a container"
+                        )));
+                    }
+                    for r in &tags {
+                        index.tags.remove(r);
+                        out.push(DeleteResult::Untagged(r.to_string()));
+                    }
+                    self.persist_tags(&index)?;
+                    return Ok(out);
+                }
+                if tags.len() > 1 && !force {
+                    return Err(ImageError::Conflict(format!(
+                        "conflict: unable to delete {short} (must be forced) - image is \
+                         referenced in multiple repositories"
+                    )));
+                }
+                for r in &tags {
+                    index.tags.remove(r);
+                    out.push(DeleteResult::Untagged(r.to_string()));
+                }
+            }
+        }
+        self.persist_tags(&index)?;
+        self.remove_image(&mut index, &id)?;
+        out.push(DeleteResult::Deleted(id));
+        Ok(out)
+    }
+
+    /// Removes an untagged image and the layers no other image has.
+    fn remove_image(&self, index: &mut Index, id: &str) -> Result<(), ImageError> {
+        let Some(entry) = index.images.remove(id) else {
+            return Ok(());
+        };
+        let p = self.root.join("imagedb").join(hex_of(id));
+        fs::remove_file(&p).map_err(io(&p))?;
+        let still_used: BTreeSet<&DiffId> = index
+            .images
+            .values()
+            .flat_map(|e| e.config.rootfs.diff_ids.iter())
+            .collect();
+        for d in &entry.config.rootfs.diff_ids {
+            if still_used.contains(d) {
+                continue;
+            }
+            index.layer_sizes.remove(d);
+            let dir = self.layer_dir(d);
+            let graveyard = self.root.join("tmp").join(format!("deleted-{}", hex_of(d)));
+            if fs::rename(&dir, &graveyard).is_ok() {
+                let _ = fs::remove_dir_all(&graveyard);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes dangling images (no tag) that no container uses; returns what went and the
+    /// bytes reclaimed.
+    pub fn prune(
+        &self,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<(Vec<DeleteResult>, u64), ImageError> {
+        let _guard = self.serialise();
+        let mut index = self.write();
+        let tagged: BTreeSet<ImageId> = index.tags.values().cloned().collect();
+        let victims: Vec<ImageId> = index
+            .images
+            .keys()
+            .filter(|id| !tagged.contains(*id) && !in_use(id))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        let mut reclaimed = 0;
+        for id in victims {
+            let before: u64 = index.layer_sizes.values().sum();
+            self.remove_image(&mut index, &id)?;
+            reclaimed += before - index.layer_sizes.values().sum::<u64>();
+            out.push(DeleteResult::Deleted(id));
+        }
+        Ok((out, reclaimed))
+    }
+}
+
+fn prefix_match(index: &Index, hex: &str) -> Option<ImageId> {
+    if hex.is_empty() {
+        return None;
+    }
+    let mut found = index.images.keys().filter(|id| hex_of(id).starts_with(hex));
+    let first = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(first.clone())
+}
+
+/// The machine's architecture as image configs name it.
+pub(crate) fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn tar_with(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_mtime(0);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, data.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn import(store: &ImageStore, files: &[(&str, &str)], name: Option<&str>) -> ImageId {
+        store
+            .import(
+                &tar_with(files)[..],
+                &ImportOptions {
+                    reference: name.map(|n| Reference::parse(n).unwrap()),
+                    message: String::new(),
+                    changes: vec!["CMD [\"sh\"]".into()],
+                },
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn import_names_the_image_by_the_digest_of_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let id = import(&s, &[("bin/sh", "#!")], Some("acc/busybox:1"));
+        let raw = s.raw_config(&id).unwrap();
+        assert_eq!(id, format!("sha256:{}", sha256_hex(&raw)));
+        assert_eq!(s.resolve("acc/busybox:1").unwrap(), id);
+        assert_eq!(s.resolve(&id).unwrap(), id);
+        assert_eq!(s.resolve(&hex_of(&id)[..12]).unwrap(), id);
+        let r = s.get(&id).unwrap();
+        assert_eq!(r.repo_tags[0].to_string(), "acc/busybox:1");
+        assert_eq!(
+            r.config.config.cmd.as_deref(),
+            Some(&["sh".to_string()][..])
+        );
+        assert_eq!(r.size, 2);
+        assert!(r.layer_dirs[0].join("bin/sh").is_file());
+        assert!(matches!(s.resolve("nope:1"), Err(ImageError::NotFound(_))));
+        assert!(matches!(
+            s.resolve("Bad"),
+            Err(ImageError::InvalidReference { .. })
+        ));
+    }
+
+    #[test]
+    fn layers_are_stored_once_and_removed_with_their_last_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let a = import(&s, &[("f", "same")], Some("a:1"));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = import(&s, &[("f", "same")], Some("b:1"));
+        assert_ne!(a, b, "created times differ");
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
+        let out = s.delete("a:1", false, &|_| false).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                DeleteResult::Untagged("a:1".into()),
+                DeleteResult::Deleted(a)
+            ]
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("layers")).unwrap().count(),
+            1,
+            "b keeps it"
+        );
+        s.delete("b:1", false, &|_| false).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn tags_untag_and_conflicts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let id = import(&s, &[("f", "x")], Some("a:1"));
+        s.tag(&id, Reference::parse("alias:2").unwrap()).unwrap();
+        let err = s.delete(&id, false, &|_| false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("referenced in multiple repositories"),
+            "{err}"
+        );
+        assert_eq!(
+            s.delete("alias:2", false, &|_| false).unwrap(),
+            vec![DeleteResult::Untagged("alias:2".into())]
+        );
+        let err = s.delete("a:1", false, &|_| true).unwrap_err();
+        assert!(matches!(err, ImageError::Conflict(_)));
+        // Survives a reopen.
+        drop(s);
+        let s = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(s.resolve("a:1").unwrap(), id);
+        assert!(s.resolve("alias:2").is_err());
+    }
+
+    #[test]
+    fn prune_removes_dangling_images_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let kept = import(&s, &[("f", "1")], Some("keep:1"));
+        let dangling = import(&s, &[("g", "22")], None);
+        let (gone, bytes) = s.prune(&|_| false).unwrap();
+        assert_eq!(gone, vec![DeleteResult::Deleted(dangling)]);
+        assert_eq!(bytes, 2);
+        assert!(s.get(&kept).is_ok());
+    }
+
+    #[test]
+    fn created_times_parse() {
+        assert_eq!(parse_created(Some("1970-01-01T00:00:10Z")), 10);
+        assert_eq!(
+            parse_created(Some("2026-11-28T23:19:08.123456789Z")),
+            1_795_907_948
+        );
+        assert_eq!(parse_created(None), 0);
+    }
+}
