@@ -1,0 +1,29 @@
+/// A container configuration that cannot become a spec. Every variant is the client's
+/// doing (400), with Docker's wording where clients match on it.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid ulimit {name}: {reason}")]
+    Ulimit { name: String, reason: String },
+    #[error("unknown capability: {0:?}")]
+    Capability(String),
+    #[error("invalid --security-opt: {0:?}")]
+    SecurityOpt(String),
+    #[error("invalid seccomp profile: {0}")]
+    Seccomp(String),
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoSuchUser(String),
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoSuchGroup(String),
+    #[error("invalid volume specification: '{0}'")]
+    Bind(String),
+    #[error("invalid tmpfs specification {0:?}")]
+    Tmpfs(String),
+    #[error("invalid OCI spec: {0}")]
+    Oci(String),
+}
+
+impl From<oci_spec::OciSpecError> for SpecError {
+    fn from(e: oci_spec::OciSpecError) -> SpecError {
+        SpecError::Oci(e.to_string())
+    }
+}
