@@ -26,8 +26,22 @@ impl ApiError {
     }
 }
 
+/// A start that failed because of what the user asked to run (a missing or unusable
+/// command), not because of the machine.
+fn user_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("no such file or directory")
+        || m.contains("executable file not found")
+        || m.contains("permission denied")
+        || m.contains("not a directory")
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::NOT_MODIFIED {
+            // 304 carries no body.
+            return self.status.into_response();
+        }
         (
             self.status,
             Json(serde_json::json!({ "message": self.message })),
@@ -73,6 +87,14 @@ impl From<DaemonError> for ApiError {
                 }
             },
             DaemonError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DaemonError::NoSuchContainer(_)
+            | DaemonError::NoSuchExec(_)
+            | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
+            DaemonError::Conflict(_) => StatusCode::CONFLICT,
+            DaemonError::InvalidParameter(_) | DaemonError::Spec(_) => StatusCode::BAD_REQUEST,
+            DaemonError::NotModified => StatusCode::NOT_MODIFIED,
+            DaemonError::StartFailed(m) if user_error(m) => StatusCode::BAD_REQUEST,
+            DaemonError::StartFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // The inner error says what the user needs; the outer variant only names the layer.
@@ -80,6 +102,14 @@ impl From<DaemonError> for ApiError {
             DaemonError::Config(inner) => chain(inner),
             DaemonError::Runtime(inner) => chain(inner),
             DaemonError::Image(inner) => chain(inner),
+            DaemonError::Spec(inner) => chain(inner),
+            DaemonError::NoSuchContainer(_)
+            | DaemonError::NoSuchExec(_)
+            | DaemonError::NotFoundPath(_)
+            | DaemonError::Conflict(_)
+            | DaemonError::InvalidParameter(_)
+            | DaemonError::NotModified
+            | DaemonError::StartFailed(_) => e.to_string(),
             DaemonError::Containerd(_) | DaemonError::Io { .. } | DaemonError::Task(_) => chain(&e),
         };
         ApiError::new(status, message)

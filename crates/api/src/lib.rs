@@ -8,6 +8,7 @@
 //! configuration pointer twice in one request.
 
 mod error;
+mod hijack;
 mod metrics;
 mod middleware;
 mod query;

@@ -64,6 +64,10 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
 
     let store = ConfigStore::new(config.clone(), flags, ctx)?;
     let daemon = Arc::new(Daemon::new(store, client, "/")?);
+    daemon.spawn_event_loop();
+    if let Err(e) = daemon.restore().await {
+        tracing::error!("cannot restore containers: {:#}", anyhow::Error::new(e));
+    }
     let router = berth_api::router(daemon.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -105,6 +109,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing them");
         servers.abort_all();
     }
+    daemon.shutdown_containers().await;
     if let Some(m) = managed {
         m.stop().await;
     }

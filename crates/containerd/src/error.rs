@@ -43,6 +43,19 @@ pub enum ContainerdError {
 }
 
 impl ContainerdError {
+    /// containerd said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ContainerdError::Rpc { source, .. } if source.code() == containerd_client::tonic::Code::NotFound)
+    }
+
+    /// The gRPC status message, for errors shown to users (runc's own words).
+    pub fn status_message(&self) -> Option<&str> {
+        match self {
+            ContainerdError::Rpc { source, .. } => Some(source.message()),
+            _ => None,
+        }
+    }
+
     pub(crate) fn rpc(method: &'static str, status: containerd_client::tonic::Status) -> Self {
         ContainerdError::Rpc {
             method,

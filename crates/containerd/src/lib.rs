@@ -4,15 +4,23 @@
 //! `berth_containerd_rpc_total{method=...}`), and the managed containerd process berthd
 //! starts, supervises and stops when no `--containerd` address is given.
 //!
-//! Later layers add the Container / Task / Process handles here. It must not depend on
+//! It hands out Container / Task / Process handles that the daemon keeps for a container's
+//! life, each call one RPC, and one decoded task-event subscription. It must not depend on
 //! berth-daemon, berth-api, berth-images or berth-oci: it speaks containerd, not Docker.
 
 mod client;
 mod counter;
 mod error;
+mod events;
+mod handles;
 mod managed;
+mod options;
 
 pub use client::{Client, ContainerdVersion, Service};
+pub use containerd_client::types::Mount;
 pub use counter::{Counted, RpcCounter};
 pub use error::ContainerdError;
+pub use events::TaskEvent;
+pub use handles::{Container, ExitStatus, Process, Stdio, Task, TaskInfo, TaskStatus};
 pub use managed::{ManagedContainerd, ManagedOptions, render_config};
+pub use options::{GenericOptionsProto, RuncOptionsProto, RuntimeSpec};

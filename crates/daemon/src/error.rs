@@ -12,6 +12,22 @@ pub enum DaemonError {
     Containerd(#[from] berth_containerd::ContainerdError),
     #[error("image operation failed")]
     Image(#[from] berth_images::ImageError),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("No such exec instance: {0}")]
+    NoSuchExec(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    NotFoundPath(String),
+    #[error("not modified")]
+    NotModified,
+    #[error("{0}")]
+    StartFailed(String),
+    #[error("invalid container configuration")]
+    Spec(#[from] berth_oci::SpecError),
     #[error("a background task failed: {0}")]
     Task(String),
     #[error("cannot access {path}")]

@@ -119,6 +119,52 @@ fn apparmor_supported(root: &Path, in_container: bool) -> bool {
             .unwrap_or(false)
 }
 
+/// The host as the spec builder sees it: read once at start (the hostname live).
+#[derive(Debug, Clone)]
+pub struct MachineHost {
+    pub apparmor: bool,
+    pub cgroup_v2: bool,
+    pub bounding: std::collections::BTreeSet<String>,
+    root: PathBuf,
+}
+
+impl MachineHost {
+    pub fn read(root: &Path) -> MachineHost {
+        let facts = HostFacts::read(root);
+        let cap_bnd = fs::read_to_string(root.join("proc/self/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0);
+        MachineHost {
+            apparmor: facts.apparmor,
+            cgroup_v2: facts.cgroup.version == "2",
+            bounding: berth_oci::caps_from_mask(cap_bnd),
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl berth_oci::HostFacts for MachineHost {
+    fn apparmor_supported(&self) -> bool {
+        self.apparmor
+    }
+    fn cgroup_v2(&self) -> bool {
+        self.cgroup_v2
+    }
+    fn bounding_caps(&self) -> std::collections::BTreeSet<String> {
+        self.bounding.clone()
+    }
+    fn hostname(&self) -> String {
+        fs::read_to_string(self.root.join("proc/sys/kernel/hostname"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// The name dockerd gives the file system under `path` ("extfs", "xfs", ...).
 pub fn backing_filesystem(path: &Path) -> String {
     use nix::sys::statfs::{self, statfs};

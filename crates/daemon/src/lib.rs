@@ -1,12 +1,14 @@
 //! berth-daemon is the engine behind the API: it owns the read-copy-update configuration
 //! store (one immutable snapshot of user config plus derived runtimes behind an atomic
-//! pointer; each operation loads it once), the facts read from the host, and the system
-//! operations (`version`, `info`, reload). Containers, images, exec, logs and events join it
-//! as their issues land.
+//! pointer; each operation loads it once), the facts read from the host, the system
+//! operations (`version`, `info`, reload), images (through berth-images), and containers:
+//! their store and state machine, lifecycle over retained containerd handles, stdio and the
+//! json-file log, exec, and the one containerd event loop that records exits.
 //!
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
 
+mod containers;
 mod error;
 mod host;
 mod images;
@@ -14,7 +16,12 @@ mod snapshot;
 mod system;
 
 pub use berth_containerd::RpcCounter;
+pub use containers::lifecycle::{WaitCondition, parse_signal};
+pub use containers::{
+    CgroupStats, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine, LogOptions,
+    OutputChunk, PathStat, Record, State, Status, StdinMsg, StreamKind, Summary,
+};
 pub use error::DaemonError;
-pub use host::{CgroupFacts, HostFacts, backing_filesystem};
+pub use host::{CgroupFacts, HostFacts, MachineHost, backing_filesystem};
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, Daemon, SystemInfo, SystemVersion};

@@ -56,6 +56,10 @@ pub struct SystemInfo {
 pub struct Daemon {
     store: ConfigStore,
     pub(crate) images: Arc<ImageStore>,
+    pub(crate) containers: crate::containers::Containers,
+    pub(crate) execs:
+        std::sync::RwLock<std::collections::BTreeMap<String, Arc<crate::containers::Exec>>>,
+    host: Arc<crate::MachineHost>,
     containerd: Client,
     paths: Paths,
     engine_id: String,
@@ -75,13 +79,18 @@ impl Daemon {
         let paths = snapshot.config.paths();
         let engine_id = engine_id(&paths.engine_id())?;
         let images = Arc::new(ImageStore::open(paths.images_dir())?);
+        let host_root: PathBuf = host_root.into();
+        let containers = crate::containers::Containers::load(&paths.containers_dir());
         Ok(Daemon {
             store,
             images,
+            containers,
+            execs: Default::default(),
+            host: Arc::new(crate::MachineHost::read(&host_root)),
             containerd,
             paths,
             engine_id,
-            host_root: host_root.into(),
+            host_root,
             runc: runc_version(),
         })
     }
@@ -147,13 +156,13 @@ impl Daemon {
     pub async fn info(&self) -> SystemInfo {
         let snapshot = self.config();
         let host = HostFacts::read(&self.host_root);
+        let states: Vec<crate::State> = self.containers.all().iter().map(|c| c.state()).collect();
         SystemInfo {
             id: self.engine_id.clone(),
             name: host.hostname.clone(),
-            // No container store exists yet: there are none.
-            containers_running: 0,
-            containers_paused: 0,
-            containers_stopped: 0,
+            containers_running: states.iter().filter(|s| s.running && !s.paused).count() as u64,
+            containers_paused: states.iter().filter(|s| s.paused).count() as u64,
+            containers_stopped: states.iter().filter(|s| !s.running).count() as u64,
             images: self.images.list().len() as u64,
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -174,9 +183,9 @@ impl Daemon {
         }
     }
 
-    /// Whether any container was created from image `id`.
-    pub(crate) fn containers_using_image(&self, _id: &str) -> bool {
-        false
+    /// The host as container specs see it.
+    pub fn host_facts(&self) -> Arc<crate::MachineHost> {
+        self.host.clone()
     }
 
     async fn containerd_version(&self) -> Option<ContainerdVersion> {

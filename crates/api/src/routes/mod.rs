@@ -1,5 +1,7 @@
 //! The route table: one module per resource.
 
+mod containers;
+mod exec;
 mod images;
 mod system;
 
@@ -18,6 +20,36 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route(
+            "/containers/{id}/archive",
+            get(containers::archive).head(containers::archive),
+        )
+        .route("/containers/{id}/export", get(containers::export))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

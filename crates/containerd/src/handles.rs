@@ -1,0 +1,501 @@
+//! Container, Task and Process handles: made once, kept by the daemon, each call one RPC.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::{
+    CloseIoRequest, Container as ContainerRecord, CreateContainerRequest, CreateTaskRequest,
+    DeleteContainerRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest,
+    KillRequest, ListPidsRequest, ListTasksRequest, PauseTaskRequest, ResizePtyRequest,
+    ResumeTaskRequest, StartRequest, UpdateTaskRequest,
+};
+use containerd_client::tonic::{Code, Status};
+use containerd_client::types::Mount;
+use prost_types::Any;
+
+use crate::{Client, ContainerdError, RuntimeSpec};
+
+const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+const RESOURCES_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+
+/// Where a process's stdio goes: FIFO paths, empty for /dev/null.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stdio {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    pub code: u32,
+    pub at: SystemTime,
+}
+
+fn exited_at(t: Option<prost_types::Timestamp>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(t).ok())
+        .unwrap_or_else(SystemTime::now)
+}
+
+/// A task state as containerd reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Unknown,
+    Created,
+    Running,
+    Stopped,
+    Paused,
+    Pausing,
+}
+
+impl TaskStatus {
+    fn from_proto(s: i32) -> TaskStatus {
+        match s {
+            1 => TaskStatus::Created,
+            2 => TaskStatus::Running,
+            3 => TaskStatus::Stopped,
+            4 => TaskStatus::Paused,
+            5 => TaskStatus::Pausing,
+            _ => TaskStatus::Unknown,
+        }
+    }
+}
+
+/// A task containerd knows of (for reconciling after a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    pub container_id: String,
+    pub pid: u32,
+    pub status: TaskStatus,
+    pub exit_status: u32,
+}
+
+impl Client {
+    fn tasks(&self) -> TasksClient<crate::Service> {
+        TasksClient::new(self.service())
+    }
+    fn containers(&self) -> ContainersClient<crate::Service> {
+        ContainersClient::new(self.service())
+    }
+
+    /// Creates the containerd container record (spec, runtime, labels). A record left with
+    /// the same ID (a crash, a daemon restart without live-restore) is replaced: its task is
+    /// killed and deleted, the record deleted, and the create made again.
+    pub async fn create_container(
+        &self,
+        id: &str,
+        spec_json: Vec<u8>,
+        runtime: &RuntimeSpec,
+        labels: HashMap<String, String>,
+    ) -> Result<Container, ContainerdError> {
+        let record = ContainerRecord {
+            id: id.to_string(),
+            labels,
+            runtime: Some(Runtime {
+                name: runtime.shim.clone(),
+                options: runtime.options.clone(),
+            }),
+            spec: Some(Any {
+                type_url: SPEC_TYPE.to_string(),
+                value: spec_json,
+            }),
+            ..Default::default()
+        };
+        let req = || CreateContainerRequest {
+            container: Some(record.clone()),
+        };
+        match self.containers().create(req()).await {
+            Ok(_) => {}
+            Err(s) if s.code() == Code::AlreadyExists => {
+                tracing::warn!(container = id, "replacing a stale containerd container");
+                let stale = self.container(id);
+                let task = stale.task(0);
+                let _ = task.kill(9, true).await;
+                match task.delete().await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+                match stale.delete().await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+                self.containers()
+                    .create(req())
+                    .await
+                    .map_err(|s| ContainerdError::rpc("Containers.Create", s))?;
+            }
+            Err(s) => return Err(ContainerdError::rpc("Containers.Create", s)),
+        }
+        Ok(self.container(id))
+    }
+
+    /// A handle on an existing containerd container (no RPC).
+    pub fn container(&self, id: &str) -> Container {
+        Container {
+            client: self.clone(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Every task in the namespace.
+    pub async fn list_tasks(&self) -> Result<Vec<TaskInfo>, ContainerdError> {
+        let resp = self
+            .tasks()
+            .list(ListTasksRequest::default())
+            .await
+            .map_err(|s| ContainerdError::rpc("Tasks.List", s))?
+            .into_inner();
+        Ok(resp
+            .tasks
+            .into_iter()
+            .map(|p| TaskInfo {
+                // containerd 1.6 names the task's container in `id` and leaves
+                // `container_id` empty in List.
+                container_id: if p.container_id.is_empty() {
+                    p.id
+                } else {
+                    p.container_id
+                },
+                pid: p.pid,
+                status: TaskStatus::from_proto(p.status),
+                exit_status: p.exit_status,
+            })
+            .collect())
+    }
+}
+
+/// A containerd container record.
+#[derive(Debug, Clone)]
+pub struct Container {
+    client: Client,
+    id: String,
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Creates its task (the shim starts, runc creates the container): `Tasks.Create`.
+    pub async fn new_task(
+        &self,
+        rootfs: Vec<Mount>,
+        stdio: &Stdio,
+    ) -> Result<Task, ContainerdError> {
+        let resp = self
+            .client
+            .tasks()
+            .create(CreateTaskRequest {
+                container_id: self.id.clone(),
+                rootfs,
+                stdin: stdio.stdin.clone(),
+                stdout: stdio.stdout.clone(),
+                stderr: stdio.stderr.clone(),
+                terminal: stdio.terminal,
+                ..Default::default()
+            })
+            .await
+            .map_err(|s| ContainerdError::rpc("Tasks.Create", s))?
+            .into_inner();
+        Ok(self.task(resp.pid))
+    }
+
+    /// A handle on its task (no RPC), e.g. after a daemon restart.
+    pub fn task(&self, pid: u32) -> Task {
+        Task {
+            client: self.client.clone(),
+            container_id: self.id.clone(),
+            pid,
+        }
+    }
+
+    /// Deletes the record: `Containers.Delete`. Its task must be gone first.
+    pub async fn delete(&self) -> Result<(), ContainerdError> {
+        self.client
+            .containers()
+            .delete(DeleteContainerRequest {
+                id: self.id.clone(),
+            })
+            .await
+            .map_err(|s| ContainerdError::rpc("Containers.Delete", s))?;
+        Ok(())
+    }
+}
+
+/// A container's task (its init process).
+#[derive(Debug, Clone)]
+pub struct Task {
+    client: Client,
+    container_id: String,
+    pid: u32,
+}
+
+fn ok_or(method: &'static str) -> impl Fn(Status) -> ContainerdError {
+    move |s| ContainerdError::rpc(method, s)
+}
+
+impl Task {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Starts the init process: `Tasks.Start`.
+    pub async fn start(&mut self) -> Result<u32, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .start(StartRequest {
+                container_id: self.container_id.clone(),
+                exec_id: String::new(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Start"))?
+            .into_inner();
+        self.pid = r.pid;
+        Ok(r.pid)
+    }
+
+    /// Signals the init process (`all`: every process of the container).
+    pub async fn kill(&self, signal: u32, all: bool) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .kill(KillRequest {
+                container_id: self.container_id.clone(),
+                exec_id: String::new(),
+                signal,
+                all,
+            })
+            .await
+            .map_err(ok_or("Tasks.Kill"))?;
+        Ok(())
+    }
+
+    pub async fn pause(&self) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .pause(PauseTaskRequest {
+                container_id: self.container_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Pause"))?;
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .resume(ResumeTaskRequest {
+                container_id: self.container_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Resume"))?;
+        Ok(())
+    }
+
+    /// The host pids of the container's processes.
+    pub async fn pids(&self) -> Result<Vec<u32>, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .list_pids(ListPidsRequest {
+                container_id: self.container_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.ListPids"))?
+            .into_inner();
+        Ok(r.processes.into_iter().map(|p| p.pid).collect())
+    }
+
+    pub async fn resize(&self, width: u32, height: u32) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .resize_pty(ResizePtyRequest {
+                container_id: self.container_id.clone(),
+                exec_id: String::new(),
+                width,
+                height,
+            })
+            .await
+            .map_err(ok_or("Tasks.ResizePty"))?;
+        Ok(())
+    }
+
+    pub async fn close_stdin(&self) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .close_io(CloseIoRequest {
+                container_id: self.container_id.clone(),
+                exec_id: String::new(),
+                stdin: true,
+            })
+            .await
+            .map_err(ok_or("Tasks.CloseIO"))?;
+        Ok(())
+    }
+
+    /// Applies new cgroup resources (OCI `LinuxResources` JSON).
+    pub async fn update(&self, resources_json: Vec<u8>) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .update(UpdateTaskRequest {
+                container_id: self.container_id.clone(),
+                resources: Some(Any {
+                    type_url: RESOURCES_TYPE.to_string(),
+                    value: resources_json,
+                }),
+                ..Default::default()
+            })
+            .await
+            .map_err(ok_or("Tasks.Update"))?;
+        Ok(())
+    }
+
+    /// Deletes the stopped task (the shim and bundle go) and returns how it ended.
+    pub async fn delete(&self) -> Result<ExitStatus, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .delete(DeleteTaskRequest {
+                container_id: self.container_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Delete"))?
+            .into_inner();
+        Ok(ExitStatus {
+            code: r.exit_status,
+            at: exited_at(r.exited_at),
+        })
+    }
+
+    /// Adds an exec process (not started): `Tasks.Exec`. `process_json` is the OCI process.
+    pub async fn exec(
+        &self,
+        exec_id: &str,
+        process_json: Vec<u8>,
+        stdio: &Stdio,
+    ) -> Result<Process, ContainerdError> {
+        self.client
+            .tasks()
+            .exec(ExecProcessRequest {
+                container_id: self.container_id.clone(),
+                stdin: stdio.stdin.clone(),
+                stdout: stdio.stdout.clone(),
+                stderr: stdio.stderr.clone(),
+                terminal: stdio.terminal,
+                spec: Some(Any {
+                    type_url: PROCESS_TYPE.to_string(),
+                    value: process_json,
+                }),
+                exec_id: exec_id.to_string(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Exec"))?;
+        Ok(Process {
+            client: self.client.clone(),
+            container_id: self.container_id.clone(),
+            exec_id: exec_id.to_string(),
+            pid: 0,
+        })
+    }
+}
+
+/// An exec process.
+#[derive(Debug, Clone)]
+pub struct Process {
+    client: Client,
+    container_id: String,
+    exec_id: String,
+    pid: u32,
+}
+
+impl Process {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    pub fn exec_id(&self) -> &str {
+        &self.exec_id
+    }
+
+    /// `Tasks.Start` of the exec.
+    pub async fn start(&mut self) -> Result<u32, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .start(StartRequest {
+                container_id: self.container_id.clone(),
+                exec_id: self.exec_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Start"))?
+            .into_inner();
+        self.pid = r.pid;
+        Ok(r.pid)
+    }
+
+    pub async fn kill(&self, signal: u32) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .kill(KillRequest {
+                container_id: self.container_id.clone(),
+                exec_id: self.exec_id.clone(),
+                signal,
+                all: false,
+            })
+            .await
+            .map_err(ok_or("Tasks.Kill"))?;
+        Ok(())
+    }
+
+    pub async fn resize(&self, width: u32, height: u32) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .resize_pty(ResizePtyRequest {
+                container_id: self.container_id.clone(),
+                exec_id: self.exec_id.clone(),
+                width,
+                height,
+            })
+            .await
+            .map_err(ok_or("Tasks.ResizePty"))?;
+        Ok(())
+    }
+
+    pub async fn close_stdin(&self) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .close_io(CloseIoRequest {
+                container_id: self.container_id.clone(),
+                exec_id: self.exec_id.clone(),
+                stdin: true,
+            })
+            .await
+            .map_err(ok_or("Tasks.CloseIO"))?;
+        Ok(())
+    }
+
+    /// `Tasks.DeleteProcess`: the exec's resources go; returns how it ended.
+    pub async fn delete(&self) -> Result<ExitStatus, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .delete_process(DeleteProcessRequest {
+                container_id: self.container_id.clone(),
+                exec_id: self.exec_id.clone(),
+            })
+            .await
+            .map_err(ok_or("Tasks.DeleteProcess"))?
+            .into_inner();
+        Ok(ExitStatus {
+            code: r.exit_status,
+            at: exited_at(r.exited_at),
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! `docker cp` out of a container and `docker export`: tar streams of its files as its
+//! processes see them (upper folder over the image's layers, mounted read-only).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use berth_images::RootfsLayout;
+use tokio::io::DuplexStream;
+use tokio_util::io::SyncIoBridge;
+
+use super::fs::{MergedView, inside};
+use crate::{Daemon, DaemonError};
+
+/// What `X-Docker-Container-Path-Stat` says of a path.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits: permissions, plus 1<<31 for a folder, 1<<27 for a link.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn go_mode(m: &std::fs::Metadata) -> u32 {
+    let mut mode = m.mode() & 0o777;
+    if m.is_dir() {
+        mode |= 1 << 31;
+    }
+    if m.file_type().is_symlink() {
+        mode |= 1 << 27;
+    }
+    mode
+}
+
+impl Daemon {
+    fn merged_view(&self, name: &str) -> Result<MergedView, DaemonError> {
+        let c = self.containers.get(name)?;
+        let record = c.record();
+        let image = self.images.get(&record.image)?;
+        let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
+        let at = self
+            .paths()
+            .exec_root
+            .join("views")
+            .join(super::random_hex(8));
+        MergedView::mount(&layout, at.clone())
+            .map_err(|source| DaemonError::Io { path: at, source })
+    }
+
+    /// Stat of `path` in the container, and (unless `stat_only`) a tar stream of it.
+    pub fn container_archive(
+        &self,
+        name: &str,
+        path: &str,
+        stat_only: bool,
+    ) -> Result<(PathStat, Option<DuplexStream>), DaemonError> {
+        let view = self.merged_view(name)?;
+        let target = inside(&view.root, path)
+            .ok_or_else(|| DaemonError::InvalidParameter(format!("invalid path {path}")))?;
+        let m = std::fs::symlink_metadata(&target).map_err(|_| {
+            DaemonError::NotFoundPath(format!(
+                "Could not find the file {path} in container {name}"
+            ))
+        })?;
+        let base = Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "/".to_string());
+        let stat = PathStat {
+            name: base.clone(),
+            size: m.len() as i64,
+            mode: go_mode(&m),
+            mtime: humantime::format_rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64),
+            )
+            .to_string(),
+            link_target: std::fs::read_link(&target)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        };
+        if stat_only {
+            return Ok((stat, None));
+        }
+        let (reader, writer) = tokio::io::duplex(1 << 20);
+        let writer = SyncIoBridge::new(writer);
+        tokio::task::spawn_blocking(move || {
+            let mut b = tar::Builder::new(writer);
+            b.follow_symlinks(false);
+            let r = if m.is_dir() {
+                b.append_dir_all(&base, &target)
+            } else {
+                b.append_path_with_name(&target, &base)
+            };
+            if let Err(e) = r.and_then(|()| b.finish()) {
+                tracing::warn!(error = %e, "archive stopped");
+            }
+            drop(view);
+        });
+        Ok((stat, Some(reader)))
+    }
+
+    /// `docker export`: the whole file system as a tar stream.
+    pub fn container_export(&self, name: &str) -> Result<DuplexStream, DaemonError> {
+        let view = self.merged_view(name)?;
+        let (reader, writer) = tokio::io::duplex(1 << 20);
+        let writer = SyncIoBridge::new(writer);
+        tokio::task::spawn_blocking(move || {
+            let mut b = tar::Builder::new(writer);
+            b.follow_symlinks(false);
+            if let Err(e) = b.append_dir_all(".", &view.root).and_then(|()| b.finish()) {
+                tracing::warn!(error = %e, "export stopped");
+            }
+            drop(view);
+        });
+        Ok(reader)
+    }
+}

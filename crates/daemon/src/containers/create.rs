@@ -1,0 +1,298 @@
+//! `docker create`: validate, merge the image's defaults, reserve the name, persist.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_images::ImageRecord;
+use berth_model::{ContainerConfig, HostConfig};
+
+use berth_oci::HostFacts;
+
+use super::{Container, RECORD_SCHEMA, Record, State, now_rfc3339, random_hex, write_record};
+use crate::{Daemon, DaemonError};
+
+const ADJECTIVES: &[&str] = &[
+    "admiring", "bold", "brave", "calm", "clever", "eager", "gallant", "happy", "jolly", "keen",
+    "lucid", "modest", "nifty", "quirky", "serene", "sharp", "stoic", "tender", "vibrant",
+    "zealous",
+];
+const NAMES: &[&str] = &[
+    "agnesi", "babbage", "curie", "dijkstra", "euler", "fermat", "galois", "hopper", "hypatia",
+    "kepler", "lamport", "lovelace", "noether", "pascal", "ritchie", "shannon", "tesla", "turing",
+    "wozniak", "yalow",
+];
+
+fn generated_name(seed: &str) -> String {
+    let n = u64::from_str_radix(&seed[..12], 16).unwrap_or(0) as usize;
+    format!(
+        "{}_{}",
+        ADJECTIVES[n % ADJECTIVES.len()],
+        NAMES[(n / ADJECTIVES.len()) % NAMES.len()]
+    )
+}
+
+/// Docker's container-name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The image's defaults under the container's settings, as dockerd merges them at create.
+pub(crate) fn merge_image_config(c: &mut ContainerConfig, image: &ImageRecord) {
+    let ic = &image.config.config;
+    let mut env: Vec<String> = ic.env.clone().unwrap_or_default();
+    for e in &c.env {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    c.env = env;
+    if c.entrypoint.is_none() {
+        c.entrypoint = ic.entrypoint.clone().filter(|e| !e.is_empty());
+        if c.cmd.is_none() {
+            c.cmd = ic.cmd.clone();
+        }
+    }
+    if c.working_dir.is_empty() {
+        c.working_dir = ic.working_dir.clone();
+    }
+    if c.user.is_empty() {
+        c.user = ic.user.clone();
+    }
+    if c.stop_signal.is_none() {
+        c.stop_signal = ic.stop_signal.clone();
+    }
+    let mut labels: BTreeMap<String, String> = ic.labels.clone().unwrap_or_default();
+    labels.extend(std::mem::take(&mut c.labels));
+    c.labels = labels;
+    if c.exposed_ports.is_none() {
+        c.exposed_ports = ic.exposed_ports.clone();
+    }
+    if c.volumes.is_none() {
+        c.volumes = ic.volumes.clone();
+    }
+}
+
+/// The `/etc/hosts` a container without networking gets.
+fn hosts_file(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+         ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+impl Daemon {
+    /// Creates a container from `config` and `host`. Returns its ID.
+    pub async fn container_create(
+        &self,
+        name: Option<&str>,
+        mut config: ContainerConfig,
+        mut host: HostConfig,
+    ) -> Result<String, DaemonError> {
+        let snapshot = self.config();
+        if config.image.is_empty() {
+            return Err(DaemonError::InvalidParameter("no image specified".into()));
+        }
+        let image = self.image_get(&config.image)?;
+
+        // Validate everything the start will need, so a bad request fails here with 400.
+        let runtime = if host.runtime.is_empty() {
+            snapshot.runtimes.default_name().to_string()
+        } else {
+            host.runtime.clone()
+        };
+        snapshot.runtimes.get(&runtime)?;
+        host.runtime = runtime;
+        match host.network_mode.as_str() {
+            "" | "default" | "none" => host.network_mode = "none".into(),
+            "host" => {}
+            other => {
+                return Err(DaemonError::InvalidParameter(format!(
+                    "network {other} not found: berth supports --network none and host"
+                )));
+            }
+        }
+        berth_oci::parse_security_opts(&host.security_opt)?;
+        for b in &host.binds {
+            berth_oci::parse_bind(b)?;
+        }
+        berth_oci::merged_rlimits(&host.ulimits, &snapshot.config.default_ulimits)?;
+        if host.restart_policy.name.is_empty() {
+            host.restart_policy.name = "no".into();
+        }
+
+        merge_image_config(&mut config, &image);
+        let cmd = berth_oci::command(&config);
+        if cmd.is_empty() {
+            return Err(DaemonError::InvalidParameter("No command specified".into()));
+        }
+
+        let id = random_hex(32);
+        let name = match name
+            .map(|n| n.trim_start_matches('/'))
+            .filter(|n| !n.is_empty())
+        {
+            Some(n) if !valid_name(n) => {
+                return Err(DaemonError::InvalidParameter(format!(
+                    "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                )));
+            }
+            Some(n) => {
+                self.containers.reserve_name(n, &id).map_err(|holder| {
+                    DaemonError::Conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+                    ))
+                })?;
+                n.to_string()
+            }
+            None => {
+                let mut n = generated_name(&id);
+                let mut i = 0;
+                while self.containers.reserve_name(&n, &id).is_err() {
+                    i += 1;
+                    n = format!("{}{i}", generated_name(&id));
+                }
+                n
+            }
+        };
+
+        let result = self.create_files(&id, &name, config, host, &image, cmd);
+        match result {
+            Ok(c) => {
+                self.containers.insert(c);
+                Ok(id)
+            }
+            Err(e) => {
+                self.containers.release_name(&name);
+                let _ = std::fs::remove_dir_all(self.paths().container_dir(&id));
+                Err(e)
+            }
+        }
+    }
+
+    fn create_files(
+        &self,
+        id: &str,
+        name: &str,
+        mut config: ContainerConfig,
+        host: HostConfig,
+        image: &ImageRecord,
+        cmd: Vec<String>,
+    ) -> Result<Arc<Container>, DaemonError> {
+        if config.hostname.is_empty() {
+            config.hostname = if host.network_mode == "host" {
+                self.host_facts().hostname()
+            } else {
+                id[..12].to_string()
+            };
+        }
+        let dir = self.paths().container_dir(id);
+        let io = |p: &std::path::Path| {
+            let p = p.to_path_buf();
+            move |source| DaemonError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let hostname_path = dir.join("hostname");
+        let hosts_path = dir.join("hosts");
+        let resolv_path = dir.join("resolv.conf");
+        std::fs::write(&hostname_path, format!("{}\n", config.hostname))
+            .map_err(io(&hostname_path))?;
+        let hosts = if host.network_mode == "host" {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file(&config.hostname))
+        } else {
+            hosts_file(&config.hostname)
+        };
+        std::fs::write(&hosts_path, hosts).map_err(io(&hosts_path))?;
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        std::fs::write(&resolv_path, resolv).map_err(io(&resolv_path))?;
+        let log_path = dir.join(format!("{id}-json.log"));
+        std::fs::write(&log_path, b"").map_err(io(&log_path))?;
+
+        let record = Record {
+            schema: RECORD_SCHEMA,
+            id: id.to_string(),
+            name: name.to_string(),
+            created: now_rfc3339(),
+            path: cmd[0].clone(),
+            args: cmd[1..].to_vec(),
+            config,
+            host_config: host,
+            image: image.id.clone(),
+            state: State::new(),
+            restart_count: 0,
+            has_been_started: false,
+            log_path: log_path.display().to_string(),
+            hostname_path: hostname_path.display().to_string(),
+            hosts_path: hosts_path.display().to_string(),
+            resolv_conf_path: resolv_path.display().to_string(),
+            process: None,
+        };
+        write_record(&dir, &record)?;
+        Ok(Arc::new(Container::new(record, dir)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(
+            valid_name("s1")
+                && valid_name("a.b-c_d")
+                && !valid_name("a")
+                && !valid_name("-x")
+                && !valid_name("a b")
+        );
+        let n = generated_name(&"ab".repeat(32));
+        assert!(n.contains('_') && valid_name(&n), "{n}");
+    }
+
+    #[test]
+    fn image_defaults_merge_under_the_containers_settings() {
+        let mut image_cfg = berth_images::ContainerConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=image".into()]),
+            cmd: Some(vec!["sh".into()]),
+            working_dir: "/srv".into(),
+            user: "app".into(),
+            ..Default::default()
+        };
+        image_cfg.labels = Some([("l".to_string(), "image".to_string())].into());
+        let image = ImageRecord {
+            id: "sha256:x".into(),
+            config: berth_images::ImageConfig {
+                config: image_cfg,
+                ..Default::default()
+            },
+            repo_tags: vec![],
+            size: 0,
+            created: 0,
+            layer_dirs: vec![],
+        };
+        let mut c = ContainerConfig {
+            env: vec!["A=mine".into()],
+            labels: [("m".to_string(), "mine".to_string())].into(),
+            ..Default::default()
+        };
+        merge_image_config(&mut c, &image);
+        assert_eq!(c.env, vec!["PATH=/bin", "A=mine"]);
+        assert_eq!(c.cmd, Some(vec!["sh".to_string()]));
+        assert_eq!((c.working_dir.as_str(), c.user.as_str()), ("/srv", "app"));
+        assert_eq!(c.labels.len(), 2);
+
+        let mut with_entrypoint = ContainerConfig {
+            entrypoint: Some(vec!["/bin/tini".into()]),
+            ..Default::default()
+        };
+        merge_image_config(&mut with_entrypoint, &image);
+        assert_eq!(
+            with_entrypoint.cmd, None,
+            "an own entrypoint drops the image's cmd"
+        );
+    }
+}

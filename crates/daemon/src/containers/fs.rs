@@ -1,0 +1,227 @@
+//! A container's files: reading from its layers, the read-only merged view (for cp and
+//! export of any container), processes from /proc, and cgroup statistics.
+
+use std::path::{Component, Path, PathBuf};
+
+use berth_images::RootfsLayout;
+
+/// Reads `rel` (e.g. `etc/passwd`) as the container sees it: the upper folder first, then
+/// the image's layers from the top. A whiteout hides the file.
+pub(crate) fn read_layered(layout: &RootfsLayout, rel: &str) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let rel = rel.trim_start_matches('/');
+    let dirs = std::iter::once(&layout.upper).chain(layout.lowers.iter().rev());
+    for d in dirs {
+        let p = d.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_char_device() => return None,
+            Ok(_) => return std::fs::read_to_string(&p).ok(),
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+/// A path inside a container, made safe to join under a root.
+pub(crate) fn inside(root: &Path, container_path: &str) -> Option<PathBuf> {
+    let mut out = root.to_path_buf();
+    for c in Path::new(container_path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A read-only overlay of a container's upper folder over its image layers, mounted for the
+/// life of this value (unmounted on drop).
+#[derive(Debug)]
+pub(crate) struct MergedView {
+    pub root: PathBuf,
+}
+
+impl MergedView {
+    pub fn mount(layout: &RootfsLayout, at: PathBuf) -> std::io::Result<MergedView> {
+        std::fs::create_dir_all(&at)?;
+        let mut lowers: Vec<String> = vec![layout.upper.display().to_string()];
+        lowers.extend(layout.lowers.iter().rev().map(|p| p.display().to_string()));
+        let opts = format!("lowerdir={}", lowers.join(":"));
+        nix::mount::mount(
+            Some("overlay"),
+            &at,
+            Some("overlay"),
+            nix::mount::MsFlags::MS_RDONLY,
+            Some(opts.as_str()),
+        )
+        .map_err(std::io::Error::from)?;
+        Ok(MergedView { root: at })
+    }
+}
+
+impl Drop for MergedView {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.root, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+/// `docker top`: one row per process (UID PID PPID C STIME TTY TIME CMD), read from /proc.
+pub(crate) fn top(pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) {
+    let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let ticks = 100u64;
+    let mut rows = Vec::new();
+    for pid in pids {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1).copied().unwrap_or("0").to_string();
+        let cpu_ticks: u64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let secs = cpu_ticks / ticks;
+        let uid = std::fs::read_to_string(dir.join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|u| u.split_whitespace().next().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let cmd = std::fs::read(dir.join("cmdline"))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            uid,
+            pid.to_string(),
+            ppid,
+            "0".into(),
+            "-".into(),
+            "?".into(),
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            cmd,
+        ]);
+    }
+    (titles, rows)
+}
+
+/// Memory and pids of a container's cgroup, read from the cgroup file system.
+#[derive(Debug, Clone, Default)]
+pub struct CgroupStats {
+    pub memory_usage: u64,
+    pub memory_limit: u64,
+    pub memory_stats: std::collections::BTreeMap<String, u64>,
+    pub pids: u64,
+    pub cpu_total_ns: u64,
+}
+
+pub(crate) fn cgroup_stats(id: &str, cgroup_v2: bool, host_mem: u64) -> CgroupStats {
+    let read = |p: String| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let num = |p: String| read(p).and_then(|s| s.parse::<u64>().ok());
+    let mut s = CgroupStats::default();
+    if cgroup_v2 {
+        let base = format!("/sys/fs/cgroup/berth/{id}");
+        s.memory_usage = num(format!("{base}/memory.current")).unwrap_or(0);
+        s.memory_limit = num(format!("{base}/memory.max")).unwrap_or(host_mem);
+        s.pids = num(format!("{base}/pids.current")).unwrap_or(0);
+        s.cpu_total_ns = read(format!("{base}/cpu.stat"))
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1000;
+        if let Some(t) = read(format!("{base}/memory.stat")) {
+            s.memory_stats = parse_kv(&t);
+        }
+    } else {
+        let mem = format!("/sys/fs/cgroup/memory/berth/{id}");
+        s.memory_usage = num(format!("{mem}/memory.usage_in_bytes")).unwrap_or(0);
+        s.memory_limit = num(format!("{mem}/memory.limit_in_bytes")).unwrap_or(host_mem);
+        if let Some(t) = read(format!("{mem}/memory.stat")) {
+            s.memory_stats = parse_kv(&t);
+        }
+        s.pids = num(format!("/sys/fs/cgroup/pids/berth/{id}/pids.current")).unwrap_or(0);
+        s.cpu_total_ns =
+            num(format!("/sys/fs/cgroup/cpuacct/berth/{id}/cpuacct.usage")).unwrap_or(0);
+    }
+    if host_mem > 0 {
+        s.memory_limit = s.memory_limit.min(host_mem);
+    }
+    s
+}
+
+fn parse_kv(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layered_reads_prefer_the_upper_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let (l1, up) = (d.path().join("l1"), d.path().join("up"));
+        std::fs::create_dir_all(l1.join("etc")).unwrap();
+        std::fs::create_dir_all(up.join("etc")).unwrap();
+        std::fs::write(l1.join("etc/passwd"), "image").unwrap();
+        std::fs::write(l1.join("etc/group"), "g").unwrap();
+        let layout = RootfsLayout {
+            lowers: vec![l1],
+            upper: up.clone(),
+            work: d.path().join("w"),
+        };
+        assert_eq!(
+            read_layered(&layout, "/etc/passwd").as_deref(),
+            Some("image")
+        );
+        std::fs::write(up.join("etc/passwd"), "changed").unwrap();
+        assert_eq!(
+            read_layered(&layout, "etc/passwd").as_deref(),
+            Some("changed")
+        );
+        assert_eq!(read_layered(&layout, "/etc/missing"), None);
+    }
+
+    #[test]
+    fn paths_stay_inside() {
+        assert_eq!(
+            inside(Path::new("/r"), "/etc/passwd"),
+            Some(PathBuf::from("/r/etc/passwd"))
+        );
+        assert_eq!(inside(Path::new("/r"), "../../etc"), None);
+    }
+
+    #[test]
+    fn top_reads_our_own_process() {
+        let (titles, rows) = top(&[std::process::id()]);
+        assert_eq!(titles.len(), 8);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][1], std::process::id().to_string());
+    }
+}

@@ -1,0 +1,134 @@
+//! Daemon start and stop: re-attaching to tasks that outlived a berthd, and stopping
+//! containers at shutdown unless live-restore keeps them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_containerd::TaskStatus;
+
+use super::io::{JsonLog, Readers, spawn_copiers};
+use super::now_rfc3339;
+use crate::{Daemon, DaemonError};
+
+impl Daemon {
+    /// Reconciles every container that was running with what containerd has: a live task is
+    /// taken over (its handles kept, its output logged again); a task that ended while
+    /// berthd was away is deleted and its exit recorded.
+    pub async fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
+        let running: Vec<_> = self
+            .containers
+            .all()
+            .into_iter()
+            .filter(|c| c.state().running)
+            .collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        let tasks: HashMap<String, berth_containerd::TaskInfo> = self
+            .containerd()
+            .list_tasks()
+            .await?
+            .into_iter()
+            .map(|t| (t.container_id.clone(), t))
+            .collect();
+        for c in running {
+            let ctr = self.containerd().container(&c.id);
+            match tasks.get(&c.id) {
+                Some(t)
+                    if matches!(
+                        t.status,
+                        TaskStatus::Running | TaskStatus::Paused | TaskStatus::Pausing
+                    ) =>
+                {
+                    let task = ctr.task(t.pid);
+                    let fifos = self.paths().fifo_dir(&c.id);
+                    let record = c.record();
+                    let copiers =
+                        reopen_output(&fifos, record.config.tty, &record.log_path).map(|readers| {
+                            spawn_copiers(c.io.clone(), readers.0, Some(readers.1), || {
+                                tokio::spawn(async {})
+                            })
+                        });
+                    {
+                        let mut inner = c.lock();
+                        inner.record.state.pid = t.pid;
+                        inner
+                            .record
+                            .state
+                            .set_paused(t.status != TaskStatus::Running);
+                        inner.ctr = Some(ctr);
+                        inner.task = Some(task);
+                        inner.copiers = copiers;
+                    }
+                    tracing::info!(container = %c.id, pid = t.pid, "restored");
+                }
+                other => {
+                    let code = other.map(|t| t.exit_status).unwrap_or(255);
+                    if other.is_some() {
+                        let _ = ctr.task(0).delete().await;
+                    }
+                    let _ = ctr.delete().await;
+                    c.lock()
+                        .record
+                        .state
+                        .set_exited(i64::from(code), now_rfc3339());
+                    tracing::info!(container = %c.id, exit_code = code, "exited while berthd was away");
+                    if c.record().host_config.auto_remove {
+                        self.remove_files(&c)?;
+                        continue;
+                    }
+                }
+            }
+            c.persist()?;
+            c.notify();
+        }
+        Ok(())
+    }
+
+    /// At shutdown without live-restore, stops every running container (in parallel, each
+    /// with the shutdown timeout), as dockerd does.
+    pub async fn shutdown_containers(self: &Arc<Self>) {
+        let snapshot = self.config();
+        if snapshot.config.live_restore {
+            return;
+        }
+        let timeout = snapshot.config.shutdown_timeout;
+        let mut set = tokio::task::JoinSet::new();
+        for c in self
+            .containers
+            .all()
+            .into_iter()
+            .filter(|c| c.state().running)
+        {
+            let d = self.clone();
+            set.spawn(async move {
+                let _op = c.op.lock().await;
+                if let Err(e) = d
+                    .stop_locked(&c, None, Some(timeout.min(i64::from(u32::MAX))))
+                    .await
+                {
+                    tracing::warn!(container = %c.id, error = %e, "stop at shutdown failed");
+                }
+            });
+        }
+        let wait = Duration::from_secs(if timeout < 0 {
+            3600
+        } else {
+            timeout as u64 + 10
+        });
+        let _ =
+            tokio::time::timeout(wait, async { while set.join_next().await.is_some() {} }).await;
+    }
+}
+
+fn reopen_output(dir: &std::path::Path, tty: bool, log: &str) -> Option<(Readers, Arc<JsonLog>)> {
+    let fifos = super::io::Fifos {
+        stdin: None,
+        stdout: dir.join("init-stdout"),
+        stderr: (!tty).then(|| dir.join("init-stderr")),
+    };
+    let readers = Readers::open(&fifos).ok()?;
+    let log = Arc::new(JsonLog::open(std::path::Path::new(log)).ok()?);
+    Some((readers, log))
+}

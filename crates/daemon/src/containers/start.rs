@@ -1,0 +1,262 @@
+//! `docker start`: resolve the runtime from the snapshot loaded now, build the spec, create
+//! the containerd container and task, wire stdio, start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_containerd::{GenericOptionsProto, Mount, RuncOptionsProto, RuntimeSpec};
+use berth_images::{RootfsLayout, overlay_options};
+use berth_runtimes::{ResolvedRuntime, ShimOptions};
+
+use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
+use super::state::Refusal;
+use super::{Container, now_rfc3339};
+use crate::{Daemon, DaemonError};
+
+/// The runtime as containerd's container record takes it.
+pub(crate) fn runtime_spec(r: &ResolvedRuntime) -> RuntimeSpec {
+    let options = r.options.as_ref().map(|o| match o {
+        ShimOptions::Runc(o) => RuncOptionsProto {
+            no_pivot_root: o.no_pivot_root,
+            no_new_keyring: o.no_new_keyring,
+            shim_cgroup: o.shim_cgroup.clone(),
+            io_uid: o.io_uid,
+            io_gid: o.io_gid,
+            binary_name: o.binary_name.clone(),
+            root: o.root.clone(),
+            criu_path: o.criu_path.clone(),
+            systemd_cgroup: o.systemd_cgroup,
+            criu_image_path: o.criu_image_path.clone(),
+            criu_work_path: o.criu_work_path.clone(),
+        }
+        .to_any(),
+        ShimOptions::Generic(g) => GenericOptionsProto {
+            type_url: g.type_url.clone(),
+            config_path: g.config_path.clone(),
+        }
+        .to_any(),
+    });
+    RuntimeSpec {
+        shim: r.shim.clone(),
+        options,
+    }
+}
+
+/// The exit code dockerd records when a start fails: 127 for a missing command, 126 for one
+/// that cannot run, 128 otherwise.
+pub(crate) fn start_failure_code(message: &str) -> i64 {
+    let m = message.to_ascii_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+pub(crate) fn refusal(r: Refusal) -> DaemonError {
+    match r {
+        Refusal::AlreadyThere => DaemonError::NotModified,
+        Refusal::Conflict(m) => DaemonError::Conflict(m),
+    }
+}
+
+impl Daemon {
+    /// Starts a created or stopped container.
+    pub async fn container_start(&self, name: &str) -> Result<(), DaemonError> {
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().await;
+        let result = self.start_locked(&c).await;
+        if let Err(e) = &result
+            && !matches!(e, DaemonError::NotModified | DaemonError::Conflict(_))
+            && c.record().host_config.auto_remove
+        {
+            // `--rm` removes a container whose start failed, as dockerd does.
+            if let Err(re) = self.remove_files(&c) {
+                tracing::warn!(container = %c.id, error = %re, "cannot remove after a failed start");
+            }
+        }
+        result
+    }
+
+    /// The start itself; the caller holds the container's operation lock.
+    pub(crate) async fn start_locked(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
+        let record = {
+            let inner = c.lock();
+            inner.record.state.can_start(&c.id).map_err(refusal)?;
+            inner.record.clone()
+        };
+        let snapshot = self.config();
+        let runtime = snapshot.runtimes.get(&record.host_config.runtime)?;
+        let image = self.images.get(&record.image)?;
+        let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
+        let passwd = super::fs::read_layered(&layout, "etc/passwd").unwrap_or_default();
+        let group = super::fs::read_layered(&layout, "etc/group").unwrap_or_default();
+        let user = berth_oci::resolve_user(
+            &record.config.user,
+            &passwd,
+            &group,
+            &record.host_config.group_add,
+        )?;
+        let etc_files = [
+            (
+                "/etc/hostname".to_string(),
+                record.hostname_path.clone().into(),
+            ),
+            ("/etc/hosts".to_string(), record.hosts_path.clone().into()),
+            (
+                "/etc/resolv.conf".to_string(),
+                record.resolv_conf_path.clone().into(),
+            ),
+        ];
+        let host = self.host_facts();
+        let spec = berth_oci::build_spec(berth_oci::SpecInput {
+            id: &c.id,
+            config: &record.config,
+            host_config: &record.host_config,
+            default_ulimits: &snapshot.config.default_ulimits,
+            user: &user,
+            host: host.as_ref(),
+            etc_files: &etc_files,
+            cgroup_parent: "/berth",
+        })?;
+        let process_json = spec
+            .process()
+            .as_ref()
+            .and_then(|p| serde_json::to_value(p).ok());
+        let spec_json = serde_json::to_vec(&spec).map_err(|e| DaemonError::Task(e.to_string()))?;
+
+        let fifo_dir = self.paths().fifo_dir(&c.id);
+        let tty = record.config.tty;
+        let io_err = |source| DaemonError::Io {
+            path: fifo_dir.clone(),
+            source,
+        };
+        let fifos =
+            Fifos::create(&fifo_dir, "init", record.config.open_stdin, tty).map_err(io_err)?;
+        let readers = Readers::open(&fifos).map_err(io_err)?;
+        let log = Arc::new(
+            JsonLog::open(std::path::Path::new(&record.log_path)).map_err(|source| {
+                DaemonError::Io {
+                    path: record.log_path.clone().into(),
+                    source,
+                }
+            })?,
+        );
+
+        let rootfs = vec![Mount {
+            r#type: "overlay".into(),
+            source: "overlay".into(),
+            target: String::new(),
+            options: overlay_options(&layout, &self.paths().data_root.join("empty")),
+        }];
+        let labels = HashMap::from([("berth.name".to_string(), record.name.clone())]);
+        let client = self.containerd();
+        let ctr = client
+            .create_container(&c.id, spec_json, &runtime_spec(&runtime), labels)
+            .await?;
+        let mut task = match ctr.new_task(rootfs, &fifos.stdio(tty)).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = ctr.delete().await;
+                return Err(self.start_failed(c, e));
+            }
+        };
+        let closer = task.clone();
+        let copiers = spawn_copiers(c.io.clone(), readers, Some(log), move || {
+            tokio::spawn(async move {
+                let _ = closer.close_stdin().await;
+            })
+        });
+        // The handles are in place before the process starts: a process that ends at once
+        // has its exit handled like any other.
+        {
+            let mut inner = c.lock();
+            inner.ctr = Some(ctr.clone());
+            inner.task = Some(task.clone());
+            inner.copiers = Some(copiers);
+            inner.record.process = process_json;
+        }
+        let pid = match task.start().await {
+            Ok(pid) => pid,
+            Err(e) => {
+                {
+                    let mut inner = c.lock();
+                    inner.ctr = None;
+                    inner.task = None;
+                    inner.copiers = None;
+                }
+                let _ = task.delete().await;
+                let _ = ctr.delete().await;
+                c.io.close_outputs();
+                return Err(self.start_failed(c, e));
+            }
+        };
+        {
+            let mut inner = c.lock();
+            inner.record.has_been_started = true;
+            if inner.task.is_some() {
+                inner.record.state.set_running(pid, now_rfc3339());
+            } else {
+                // Its exit was handled while the start returned.
+                inner.record.state.started_at = now_rfc3339();
+            }
+        }
+        c.persist()?;
+        c.notify();
+        tracing::info!(container = %c.id, pid, "started");
+        Ok(())
+    }
+
+    /// Records a failed start (exit code and error, as dockerd does) and makes the error.
+    fn start_failed(&self, c: &Container, e: berth_containerd::ContainerdError) -> DaemonError {
+        let message = e.status_message().unwrap_or_default().to_string();
+        {
+            let mut inner = c.lock();
+            let code = start_failure_code(&message);
+            inner.record.state.set_exited(code, now_rfc3339());
+            inner.record.state.error = message.clone();
+        }
+        let _ = c.persist();
+        c.notify();
+        if message.is_empty() {
+            DaemonError::Containerd(e)
+        } else {
+            DaemonError::StartFailed(message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_failure_codes() {
+        assert_eq!(
+            start_failure_code("exec: \"/no/such\": stat /no/such: no such file or directory"),
+            127
+        );
+        assert_eq!(
+            start_failure_code("exec: \"x\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), 126);
+        assert_eq!(start_failure_code("something else"), 128);
+    }
+
+    #[test]
+    fn runc_runtime_options_become_the_runc_proto() {
+        let r = ResolvedRuntime {
+            shim: "io.containerd.runc.v2".into(),
+            options: Some(ShimOptions::Runc(berth_runtimes::RuncOptions {
+                binary_name: "/x/runc-args-abc".into(),
+                ..Default::default()
+            })),
+        };
+        let spec = runtime_spec(&r);
+        assert_eq!(spec.shim, "io.containerd.runc.v2");
+        assert_eq!(spec.options.unwrap().type_url, "containerd.runc.v1.Options");
+    }
+}
