@@ -25,7 +25,13 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(run::run(flags, config, log)));
+        .and_then(|rt| {
+            let r = rt.block_on(run::run(flags, config, log));
+            // Output copiers of containers that live on (live-restore) block in reads on
+            // their FIFOs; they are not waited for.
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            r
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,286 @@
+//! Tier 2: containers through a real berthd, containerd and runc, driven by the docker CLI;
+//! containerd RPCs per operation counted through the metrics endpoint.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{TestDaemon, alive, root_tier, wait_until};
+
+const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
+
+/// A busybox root file system as a tarball, imported as `test/busybox:1`.
+fn import_busybox(d: &TestDaemon) {
+    let root = d.dir.path().join("rootfs");
+    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "sleep", "cat", "true", "id", "wc", "grep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let tar = d.dir.path().join("rootfs.tar");
+    let ok = std::process::Command::new("tar")
+        .args([
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), "test/busybox:1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+fn rpc_counts(addr: &str) -> BTreeMap<String, u64> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("berth_containerd_rpc_total{method=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(m, n)| (m.to_string(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(m, n)| n - before.get(m).copied().unwrap_or(0))
+        .sum()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn run_exec_stop_stay_within_their_containerd_rpc_budgets() {
+    if !root_tier(
+        "rpc_budgets",
+        &["containerd", "runc", "docker", "busybox", "curl"],
+    ) {
+        return;
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let d = TestDaemon::new().start(&["--metrics-addr", &addr]);
+    import_busybox(&d);
+
+    let before = rpc_counts(&addr);
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "hi"), "{err}");
+    let after_run = rpc_counts(&addr);
+    let run = delta(&before, &after_run);
+    assert!(
+        run <= 6,
+        "docker run --rm made {run} containerd RPCs: {after_run:?}"
+    );
+
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "s1",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 600 & wait",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let before = rpc_counts(&addr);
+    let (code, out, _) = d.docker(&["exec", "s1", "echo", "in"]);
+    assert_eq!((code, out.as_str()), (0, "in"));
+    wait_until("the exec's process deleted", Duration::from_secs(5), || {
+        delta(&before, &rpc_counts(&addr)) >= 3
+    });
+    let exec = delta(&before, &rpc_counts(&addr));
+    assert_eq!(exec, 3, "docker exec");
+
+    let before = rpc_counts(&addr);
+    let (code, _, err) = d.docker(&["stop", "s1"]);
+    assert_eq!(code, 0, "{err}");
+    let stop = delta(&before, &rpc_counts(&addr));
+    assert!(stop <= 3, "docker stop made {stop} containerd RPCs");
+    let (_, status, _) = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "s1",
+    ]);
+    assert_eq!(status, "exited 0");
+}
+
+#[test]
+fn lifecycle_states_exit_codes_and_conflicts() {
+    if !root_tier("lifecycle", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let (code, _, _) = d.docker(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "seven",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(code, 7);
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "seven"])
+            .1,
+        "7"
+    );
+    let (code, _, err) = d.docker(&["create", "--name", "seven", "test/busybox:1", "true"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is already in use"), "{err}");
+
+    let (code, _, _) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0);
+    let pid: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "long"])
+        .1
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    let (code, _, err) = d.docker(&["rm", "long"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("stop the container before removing or force remove"),
+        "{err}"
+    );
+    assert_eq!(d.docker(&["kill", "long"]).0, 0);
+    assert_eq!(d.docker(&["wait", "long"]).1, "137");
+    assert!(!alive(pid));
+    assert_eq!(d.docker(&["rm", "long"]).0, 0);
+    let (code, _, err) = d.docker(&["inspect", "long"]);
+    assert_ne!(code, 0);
+    assert!(err.to_lowercase().contains("no such"), "{err}");
+}
+
+#[test]
+fn live_restore_keeps_containers_across_a_daemon_restart_and_a_crash() {
+    if !root_tier("live_restore", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new();
+    d.write_config(r#"{"live-restore": true}"#);
+    let mut d = d.start(&[]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "keep",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "keep"])
+        .1
+        .parse()
+        .unwrap();
+
+    assert_eq!(d.stop(), Some(0));
+    assert!(alive(pid), "the container outlives a clean stop");
+    let mut d = d.start(&[]);
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", "keep"]).1,
+        "true"
+    );
+    assert_eq!(d.docker(&["exec", "keep", "echo", "back"]).1, "back");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = d.child.take().unwrap().wait();
+    assert!(alive(pid), "the container outlives a crash");
+    let d = d.start(&[]);
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", "keep"]).1,
+        "true"
+    );
+    assert_eq!(d.docker(&["stop", "-t", "1", "keep"]).0, 0);
+    assert!(!alive(pid));
+}
+
+#[test]
+fn without_live_restore_containers_stop_with_the_daemon() {
+    if !root_tier("no_live_restore", TOOLS) {
+        return;
+    }
+    let mut d = TestDaemon::new().start(&["--shutdown-timeout", "1"]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "goes",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "goes"])
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(d.stop(), Some(0));
+    assert!(!alive(pid), "stopped at shutdown");
+    assert!(
+        d.own_processes().is_empty(),
+        "no shim left: {:?}",
+        d.own_processes()
+    );
+}
