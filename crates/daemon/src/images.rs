@@ -109,3 +109,80 @@ impl Daemon {
         Ok(self.images.prune(&|id| self.image_in_use(id))?)
     }
 }
+
+/// What `docker commit` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CommitRequest {
+    pub container: String,
+    pub reference: Option<Reference>,
+    pub comment: String,
+    pub author: String,
+    pub changes: Vec<String>,
+    pub pause: bool,
+    /// Config fields given in the request body, over the container's.
+    pub config: Option<berth_model::ContainerConfig>,
+}
+
+impl Daemon {
+    /// `docker commit`: the container's changes become a new image (the container is paused
+    /// meanwhile when it runs and `pause` is set).
+    pub async fn container_commit(&self, req: CommitRequest) -> Result<ImageId, DaemonError> {
+        let c = self.containers.get(&req.container)?;
+        let record = c.record();
+        let upper = c.dir().join("fs").join("upper");
+        let paused_here = req.pause && record.state.running && !record.state.paused;
+        if paused_here {
+            self.container_pause(&c.id).await?;
+        }
+        let mut config = record.config.clone();
+        if let Some(over) = req.config {
+            if over.cmd.is_some() {
+                config.cmd = over.cmd;
+            }
+            if over.entrypoint.is_some() {
+                config.entrypoint = over.entrypoint;
+            }
+            if !over.env.is_empty() {
+                config.env = over.env;
+            }
+            if !over.working_dir.is_empty() {
+                config.working_dir = over.working_dir;
+            }
+            if !over.user.is_empty() {
+                config.user = over.user;
+            }
+            config.labels.extend(over.labels);
+        }
+        let image_config = berth_images::ContainerConfig {
+            user: config.user.clone(),
+            env: Some(config.env.clone()),
+            entrypoint: config.entrypoint.clone(),
+            cmd: config.cmd.clone(),
+            working_dir: config.working_dir.clone(),
+            labels: (!config.labels.is_empty()).then(|| config.labels.clone()),
+            exposed_ports: config.exposed_ports.clone(),
+            volumes: config.volumes.clone(),
+            stop_signal: config.stop_signal.clone(),
+            ..Default::default()
+        };
+        let opts = berth_images::CommitOptions {
+            reference: req.reference,
+            comment: req.comment,
+            author: req.author,
+            changes: req.changes,
+            config: image_config,
+            created_by: std::iter::once(record.path.clone())
+                .chain(record.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+            container_id: c.id.clone(),
+        };
+        let store = self.images.clone();
+        let parent = record.image.clone();
+        let result = blocking(move || Ok(store.commit(&parent, &upper, &opts)?)).await;
+        if paused_here {
+            let _ = self.container_unpause(&c.id).await;
+        }
+        result
+    }
+}

@@ -11,7 +11,7 @@
 mod containers;
 mod error;
 mod host;
-mod images;
+pub(crate) mod images;
 mod snapshot;
 mod system;
 
@@ -23,5 +23,6 @@ pub use containers::{
 };
 pub use error::DaemonError;
 pub use host::{CgroupFacts, HostFacts, MachineHost, backing_filesystem};
+pub use images::CommitRequest;
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, Daemon, SystemInfo, SystemVersion};

@@ -9,6 +9,7 @@
 
 mod archive;
 mod changes;
+mod commit;
 mod config;
 mod error;
 mod layer;
@@ -18,6 +19,7 @@ mod store;
 
 pub use archive::LoadedImage;
 pub use changes::apply_changes;
+pub use commit::CommitOptions;
 pub use config::{ContainerConfig, HistoryEntry, ImageConfig, RootFs};
 pub use error::ImageError;
 pub use layer::{DiffId, sha256_hex};

@@ -344,6 +344,48 @@ pub(crate) async fn delete(
     Ok(Json(delete_results(results)))
 }
 
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
+pub(crate) async fn commit(
+    State(d): State<Arc<Daemon>>,
+    q: Query,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("container is required"))?;
+    let reference = match q.get("repo").filter(|r| !r.is_empty()) {
+        None => None,
+        Some(repo) => {
+            let full = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.to_string(),
+            };
+            Some(
+                Reference::parse(&full)
+                    .map_err(|e| ApiError::from(berth_daemon::DaemonError::from(e)))?,
+            )
+        }
+    };
+    let config = if body.iter().all(u8::is_ascii_whitespace) || &body[..] == b"null" {
+        None
+    } else {
+        Some(super::containers::parse_body::<berth_model::ContainerConfig>(&body)?)
+    };
+    let id = d
+        .container_commit(berth_daemon::CommitRequest {
+            container: container.to_string(),
+            reference,
+            comment: q.get("comment").unwrap_or_default().to_string(),
+            author: q.get("author").unwrap_or_default().to_string(),
+            changes: q.all("changes"),
+            pause: q.get("pause").is_none_or(|p| !matches!(p, "0" | "false")),
+            config,
+        })
+        .await?;
+    Ok((http::StatusCode::CREATED, Json(json!({ "Id": id }))).into_response())
+}
+
 /// `POST /images/prune`.
 pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Value>, ApiError> {
     q.filters()?.only(&["dangling", "until", "label"])?;

@@ -52,6 +52,16 @@ pub fn root_tier(test: &str, tools: &[&str]) -> bool {
     false
 }
 
+/// For tests against an optional peer (dockerd): runs when `tool` is installed, and says
+/// loudly that it was skipped when not, even where the root tier is required.
+pub fn optional_tool(test: &str, tool: &str) -> bool {
+    if on_path(tool) {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: {tool} is not installed (apt-get install docker.io gives it)");
+    false
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A berthd with its own data-root, exec-root, socket, pid file and managed containerd.
@@ -245,6 +255,21 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Unmounts (lazily, deepest first) every mount under the given roots.
+pub fn unmount_under(roots: &[&std::path::Path]) {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut ours: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| roots.iter().any(|r| Path::new(m).starts_with(r)))
+        .collect();
+    ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in ours {
+        eprintln!("cleanup: unmounting {m}");
+        let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 pub fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -270,9 +295,17 @@ impl Drop for TestDaemon {
     fn drop(&mut self) {
         self.stop();
         // Whatever this daemon started and left behind, by pid.
-        for pid in self.own_processes() {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let leftovers = self.own_processes();
+        for pid in &leftovers {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
+        if !leftovers.is_empty() {
+            eprintln!(
+                "cleanup: killed {} leftover process(es) of this daemon",
+                leftovers.len()
+            );
+        }
+        unmount_under(&[&self.exec_root, self.dir.path()]);
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }
 }

@@ -1,0 +1,203 @@
+//! `docker commit`: a container's upper folder becomes a new layer on its image.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use crate::error::io;
+use crate::{
+    ContainerConfig, HistoryEntry, ImageError, ImageId, ImageStore, Reference, apply_changes,
+};
+
+/// What `docker commit` adds.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub reference: Option<Reference>,
+    pub comment: String,
+    pub author: String,
+    pub changes: Vec<String>,
+    /// The container's config, which becomes the image's.
+    pub config: ContainerConfig,
+    /// The container's command, for the history entry.
+    pub created_by: String,
+    pub container_id: String,
+}
+
+/// Writes the overlay upper folder `upper` as a layer tar: overlay whiteouts (0/0 character
+/// devices) become `.wh.NAME` files and opaque folders get `.wh..wh..opq`.
+pub(crate) fn upper_to_tar(upper: &Path, out: impl Write) -> Result<(), ImageError> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    walk(&mut b, upper, Path::new(""))?;
+    b.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(ImageError::Stream)
+}
+
+fn empty_file<W: Write>(b: &mut tar::Builder<W>, name: &Path) -> Result<(), ImageError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, name, std::io::empty())
+        .map_err(ImageError::Stream)
+}
+
+fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &Path) -> Result<(), ImageError> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let name = rel.join(e.file_name());
+        let m = fs::symlink_metadata(&path).map_err(io(&path))?;
+        if m.file_type().is_char_device() && m.rdev() == 0 {
+            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
+            empty_file(b, &wh)?;
+            continue;
+        }
+        b.append_path_with_name(&path, &name)
+            .map_err(ImageError::Stream)?;
+        if m.is_dir() {
+            if xattr::get(&path, "trusted.overlay.opaque")
+                .ok()
+                .flatten()
+                .is_some_and(|v| v == b"y")
+            {
+                empty_file(b, &name.join(".wh..wh..opq"))?;
+            }
+            walk(b, &path, &name)?;
+        }
+    }
+    Ok(())
+}
+
+impl ImageStore {
+    /// A new image: `parent`'s layers plus the container's changes from `upper`.
+    pub fn commit(
+        &self,
+        parent: &str,
+        upper: &Path,
+        opts: &CommitOptions,
+    ) -> Result<ImageId, ImageError> {
+        let base = self.get(parent)?;
+        let work = self.tmp_dir()?;
+        let tar_path = work.join("commit.tar");
+        let result = (|| {
+            let f = fs::File::create(&tar_path).map_err(io(&tar_path))?;
+            upper_to_tar(upper, std::io::BufWriter::new(f))?;
+            let f = fs::File::open(&tar_path).map_err(io(&tar_path))?;
+            self.put_layer(f)
+        })();
+        let _ = fs::remove_dir_all(&work);
+        let diff_id = result?;
+
+        let mut config = base.config.clone();
+        let mut container = opts.config.clone();
+        apply_changes(&mut container, &opts.changes)?;
+        config.config = container;
+        config.rootfs.diff_ids.push(diff_id);
+        let now = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        config.created = Some(now.clone());
+        config.author = opts.author.clone();
+        config.comment = opts.comment.clone();
+        config.history.push(HistoryEntry {
+            created: Some(now),
+            created_by: opts.created_by.clone(),
+            author: opts.author.clone(),
+            comment: opts.comment.clone(),
+            empty_layer: false,
+        });
+        config.extra.insert(
+            "container".into(),
+            serde_json::Value::String(opts.container_id.clone()),
+        );
+        let raw = serde_json::to_vec(&config).map_err(|e| ImageError::Stream(e.into()))?;
+        let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
+        self.put_image(&raw, &tags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_folder_becomes_a_layer_with_whiteouts() {
+        let d = tempfile::tempdir().unwrap();
+        let upper = d.path().join("upper");
+        fs::create_dir_all(upper.join("etc/opaque")).unwrap();
+        fs::write(upper.join("etc/new.conf"), "x").unwrap();
+        let mut tar = Vec::new();
+        if nix::unistd::Uid::effective().is_root() {
+            nix::sys::stat::mknod(
+                &upper.join("etc/gone"),
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .unwrap();
+            xattr::set(upper.join("etc/opaque"), "trusted.overlay.opaque", b"y").unwrap();
+        }
+        upper_to_tar(&upper, &mut tar).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        let mut want = vec!["etc", "etc/new.conf", "etc/opaque"];
+        if nix::unistd::Uid::effective().is_root() {
+            want = vec![
+                "etc",
+                "etc/.wh.gone",
+                "etc/new.conf",
+                "etc/opaque",
+                "etc/opaque/.wh..wh..opq",
+            ];
+        }
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn commit_adds_a_layer_and_keeps_the_parents() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(d.path().join("store")).unwrap();
+        let parent = s
+            .import(
+                &crate::store::tests::tar_with(&[("bin/sh", "sh")])[..],
+                &Default::default(),
+            )
+            .unwrap();
+        let upper = d.path().join("upper");
+        fs::create_dir_all(upper.join("srv")).unwrap();
+        fs::write(upper.join("srv/data"), "kept").unwrap();
+        let id = s
+            .commit(
+                &parent,
+                &upper,
+                &CommitOptions {
+                    reference: Some(Reference::parse("acc/committed:1").unwrap()),
+                    changes: vec!["ENV A=1".into()],
+                    comment: "snap".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let r = s.get(&id).unwrap();
+        assert_eq!(r.layer_dirs.len(), 2);
+        assert_eq!(
+            fs::read_to_string(r.layer_dirs[1].join("srv/data")).unwrap(),
+            "kept"
+        );
+        assert_eq!(r.config.config.env, Some(vec!["A=1".to_string()]));
+        assert_eq!(r.config.comment, "snap");
+        assert_eq!(s.resolve("acc/committed:1").unwrap(), id);
+    }
+}
