@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages berth needs, when any is missing. Sourced by the other scripts.
-#   runtime: containerd (with its runc shim), runc
+#   runtime: containerd (with its runc shim), runc, tini (for --init)
 #   build:   protobuf-compiler (protoc, for the containerd API), gcc
 #   tests:   busybox-static (test root file systems), curl
 set -euo pipefail
@@ -9,6 +9,7 @@ berth_need_packages() {
   local missing=()
   command -v containerd >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
+  command -v tini-static >/dev/null || missing+=(tini)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v cc >/dev/null || missing+=(gcc)
   if [ "${1:-}" = tests ]; then

@@ -284,3 +284,38 @@ fn without_live_restore_containers_stop_with_the_daemon() {
         d.own_processes()
     );
 }
+
+#[test]
+fn init_forwards_the_stop_signal() {
+    if !root_tier(
+        "init",
+        &["containerd", "runc", "docker", "busybox", "tini-static"],
+    ) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "i1",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let started = std::time::Instant::now();
+    assert_eq!(d.docker(&["stop", "i1"]).0, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "tini passes SIGTERM on; no 10 s wait"
+    );
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "i1"]).1,
+        "143"
+    );
+}

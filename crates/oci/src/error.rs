@@ -18,6 +18,8 @@ pub enum SpecError {
     Bind(String),
     #[error("invalid tmpfs specification {0:?}")]
     Tmpfs(String),
+    #[error("--init needs an init binary: install tini (apt-get install tini) or docker-init")]
+    NoInit,
     #[error("invalid OCI spec: {0}")]
     Oci(String),
 }

@@ -88,6 +88,7 @@ mod tests {
             host,
             etc_files: &[],
             cgroup_parent: "/berth",
+            init_binary: None,
         })
         .unwrap()
         .process()

@@ -11,6 +11,9 @@ use oci_spec::runtime::{
 use crate::caps::container_caps;
 use crate::{HostFacts, ResolvedUser, SpecError, merged_rlimits, parse_security_opts};
 
+/// Where `--init` puts the init binary in the container (dockerd's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
 /// The PATH a container gets when neither it nor its image sets one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -50,6 +53,8 @@ pub struct SpecInput<'a> {
     pub etc_files: &'a [(String, PathBuf)],
     /// The cgroup under which the container's cgroup is made (`/berth`).
     pub cgroup_parent: &'a str,
+    /// The init binary on the host (tini), for `--init`.
+    pub init_binary: Option<&'a std::path::Path>,
 }
 
 impl std::fmt::Debug for SpecInput<'_> {
@@ -130,7 +135,13 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
     if !input.user.additional_gids.is_empty() {
         user = user.additional_gids(input.user.additional_gids.clone());
     }
-    let args = command(c);
+    let mut args = command(c);
+    let mut init_mount = None;
+    if h.init == Some(true) {
+        let init = input.init_binary.ok_or(SpecError::NoInit)?;
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+        init_mount = Some(init.to_path_buf());
+    }
     let mut process = ProcessBuilder::default()
         .terminal(c.tty)
         .user(user.build()?)
@@ -227,6 +238,22 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         linux.set_readonly_paths(None);
     }
 
+    let mut mounts = crate::mounts::container_mounts(h, input.etc_files, input.host.cgroup_v2())?;
+    if let Some(init) = init_mount {
+        mounts.push(
+            oci_spec::runtime::MountBuilder::default()
+                .destination(PathBuf::from(INIT_PATH))
+                .typ("bind")
+                .source(init)
+                .options(vec![
+                    "rbind".to_string(),
+                    "ro".to_string(),
+                    "rprivate".to_string(),
+                ])
+                .build()?,
+        );
+    }
+
     Ok(SpecBuilder::default()
         .version("1.0.2-dev")
         .root(
@@ -237,11 +264,7 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         )
         .hostname(c.hostname.clone())
         .process(process)
-        .mounts(crate::mounts::container_mounts(
-            h,
-            input.etc_files,
-            input.host.cgroup_v2(),
-        )?)
+        .mounts(mounts)
         .linux(linux)
         .annotations(HashMap::new())
         .build()?)
@@ -283,6 +306,7 @@ mod tests {
             host,
             etc_files: &[],
             cgroup_parent: "/berth",
+            init_binary: Some(std::path::Path::new("/usr/bin/tini")),
         })
         .unwrap()
     }
@@ -447,6 +471,26 @@ mod tests {
     }
 
     #[test]
+    fn init_runs_first_from_a_read_only_bind() {
+        let s = build(
+            &cfg(),
+            &HostConfig {
+                init: Some(true),
+                ..Default::default()
+            },
+            &host(),
+        );
+        let args = s.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args, ["/sbin/docker-init", "--", "echo", "hi"]);
+        let m = s.mounts().as_ref().unwrap().last().unwrap();
+        assert_eq!(m.destination().display().to_string(), "/sbin/docker-init");
+        assert_eq!(
+            m.source().as_ref().unwrap().display().to_string(),
+            "/usr/bin/tini"
+        );
+    }
+
+    #[test]
     fn container_ulimits_override_daemon_defaults() {
         let h = HostConfig {
             ulimits: vec![Ulimit {
@@ -474,6 +518,7 @@ mod tests {
                 host: &host(),
                 etc_files: &[],
                 cgroup_parent: "/berth",
+                init_binary: None,
             })
             .is_err()
         };

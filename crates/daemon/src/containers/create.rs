@@ -121,6 +121,9 @@ impl Daemon {
             berth_oci::parse_bind(b)?;
         }
         berth_oci::merged_rlimits(&host.ulimits, &snapshot.config.default_ulimits)?;
+        if host.init == Some(true) && super::start::init_binary().is_none() {
+            return Err(berth_oci::SpecError::NoInit.into());
+        }
         if host.restart_policy.name.is_empty() {
             host.restart_policy.name = "no".into();
         }

@@ -42,6 +42,28 @@ pub(crate) fn runtime_spec(r: &ResolvedRuntime) -> RuntimeSpec {
     }
 }
 
+/// The init binary for `--init`: dockerd's `docker-init`, else tini (static builds first:
+/// the container may have no C library), searched on PATH and in the sbin folders, with
+/// links resolved (the bind mount takes the file itself).
+pub(crate) fn init_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(
+        [
+            "/usr/local/sbin",
+            "/usr/sbin",
+            "/sbin",
+            "/usr/libexec/docker",
+        ]
+        .map(Into::into),
+    );
+    ["docker-init", "tini-static", "tini"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+}
+
 /// The exit code dockerd records when a start fails: 127 for a missing command, 126 for one
 /// that cannot run, 128 otherwise.
 pub(crate) fn start_failure_code(message: &str) -> i64 {
@@ -120,6 +142,7 @@ impl Daemon {
             host: host.as_ref(),
             etc_files: &etc_files,
             cgroup_parent: "/berth",
+            init_binary: init_binary().as_deref(),
         })?;
         let process_json = spec
             .process()
