@@ -6,44 +6,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use common::{TestDaemon, alive, root_tier, wait_until};
+use common::{TestDaemon, alive, import_busybox, root_tier, wait_until};
 
 const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
-
-/// A busybox root file system as a tarball, imported as `test/busybox:1`.
-fn import_busybox(d: &TestDaemon) {
-    let root = d.dir.path().join("rootfs");
-    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "sleep", "cat", "true", "id", "wc", "grep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let tar = d.dir.path().join("rootfs.tar");
-    let ok = std::process::Command::new("tar")
-        .args([
-            "-C",
-            root.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), "test/busybox:1"]);
-    assert_eq!(code, 0, "{err}");
-}
 
 fn rpc_counts(addr: &str) -> BTreeMap<String, u64> {
     let out = std::process::Command::new("curl")

@@ -8,6 +8,8 @@
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
 
+#[cfg(test)]
+mod checklist;
 mod containers;
 mod error;
 mod host;
