@@ -45,6 +45,12 @@ impl Query {
         }
     }
 
+    /// A terminal size from `h` and `w` (0 when absent or malformed, which runc ignores).
+    pub fn dims(&self) -> (u32, u32) {
+        let n = |k: &str| self.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        (n("h"), n("w"))
+    }
+
     /// `filters={"name":{"x":true}}` or the older `{"name":["x"]}`.
     pub fn filters(&self) -> Result<Filters, ApiError> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {

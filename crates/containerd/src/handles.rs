@@ -230,6 +230,71 @@ impl Container {
     }
 }
 
+/// One process of a task (the init process when `exec_id` is empty): the calls the init
+/// process and exec processes share.
+struct Target<'a> {
+    client: &'a Client,
+    container_id: &'a str,
+    exec_id: &'a str,
+}
+
+impl Target<'_> {
+    async fn start(&self) -> Result<u32, ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .start(StartRequest {
+                container_id: self.container_id.to_string(),
+                exec_id: self.exec_id.to_string(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Start"))?
+            .into_inner();
+        Ok(r.pid)
+    }
+
+    async fn kill(&self, signal: u32, all: bool) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .kill(KillRequest {
+                container_id: self.container_id.to_string(),
+                exec_id: self.exec_id.to_string(),
+                signal,
+                all,
+            })
+            .await
+            .map_err(ok_or("Tasks.Kill"))?;
+        Ok(())
+    }
+
+    async fn resize(&self, width: u32, height: u32) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .resize_pty(ResizePtyRequest {
+                container_id: self.container_id.to_string(),
+                exec_id: self.exec_id.to_string(),
+                width,
+                height,
+            })
+            .await
+            .map_err(ok_or("Tasks.ResizePty"))?;
+        Ok(())
+    }
+
+    async fn close_stdin(&self) -> Result<(), ContainerdError> {
+        self.client
+            .tasks()
+            .close_io(CloseIoRequest {
+                container_id: self.container_id.to_string(),
+                exec_id: self.exec_id.to_string(),
+                stdin: true,
+            })
+            .await
+            .map_err(ok_or("Tasks.CloseIO"))?;
+        Ok(())
+    }
+}
+
 /// A container's task (its init process).
 #[derive(Debug, Clone)]
 pub struct Task {
@@ -243,39 +308,27 @@ fn ok_or(method: &'static str) -> impl Fn(Status) -> ContainerdError {
 }
 
 impl Task {
+    fn target(&self) -> Target<'_> {
+        Target {
+            client: &self.client,
+            container_id: &self.container_id,
+            exec_id: "",
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Starts the init process: `Tasks.Start`.
     pub async fn start(&mut self) -> Result<u32, ContainerdError> {
-        let r = self
-            .client
-            .tasks()
-            .start(StartRequest {
-                container_id: self.container_id.clone(),
-                exec_id: String::new(),
-            })
-            .await
-            .map_err(ok_or("Tasks.Start"))?
-            .into_inner();
-        self.pid = r.pid;
-        Ok(r.pid)
+        self.pid = self.target().start().await?;
+        Ok(self.pid)
     }
 
     /// Signals the init process (`all`: every process of the container).
     pub async fn kill(&self, signal: u32, all: bool) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .kill(KillRequest {
-                container_id: self.container_id.clone(),
-                exec_id: String::new(),
-                signal,
-                all,
-            })
-            .await
-            .map_err(ok_or("Tasks.Kill"))?;
-        Ok(())
+        self.target().kill(signal, all).await
     }
 
     pub async fn pause(&self) -> Result<(), ContainerdError> {
@@ -315,30 +368,11 @@ impl Task {
     }
 
     pub async fn resize(&self, width: u32, height: u32) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .resize_pty(ResizePtyRequest {
-                container_id: self.container_id.clone(),
-                exec_id: String::new(),
-                width,
-                height,
-            })
-            .await
-            .map_err(ok_or("Tasks.ResizePty"))?;
-        Ok(())
+        self.target().resize(width, height).await
     }
 
     pub async fn close_stdin(&self) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .close_io(CloseIoRequest {
-                container_id: self.container_id.clone(),
-                exec_id: String::new(),
-                stdin: true,
-            })
-            .await
-            .map_err(ok_or("Tasks.CloseIO"))?;
-        Ok(())
+        self.target().close_stdin().await
     }
 
     /// Applies new cgroup resources (OCI `LinuxResources` JSON).
@@ -417,6 +451,14 @@ pub struct Process {
 }
 
 impl Process {
+    fn target(&self) -> Target<'_> {
+        Target {
+            client: &self.client,
+            container_id: &self.container_id,
+            exec_id: &self.exec_id,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -426,59 +468,20 @@ impl Process {
 
     /// `Tasks.Start` of the exec.
     pub async fn start(&mut self) -> Result<u32, ContainerdError> {
-        let r = self
-            .client
-            .tasks()
-            .start(StartRequest {
-                container_id: self.container_id.clone(),
-                exec_id: self.exec_id.clone(),
-            })
-            .await
-            .map_err(ok_or("Tasks.Start"))?
-            .into_inner();
-        self.pid = r.pid;
-        Ok(r.pid)
+        self.pid = self.target().start().await?;
+        Ok(self.pid)
     }
 
     pub async fn kill(&self, signal: u32) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .kill(KillRequest {
-                container_id: self.container_id.clone(),
-                exec_id: self.exec_id.clone(),
-                signal,
-                all: false,
-            })
-            .await
-            .map_err(ok_or("Tasks.Kill"))?;
-        Ok(())
+        self.target().kill(signal, false).await
     }
 
     pub async fn resize(&self, width: u32, height: u32) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .resize_pty(ResizePtyRequest {
-                container_id: self.container_id.clone(),
-                exec_id: self.exec_id.clone(),
-                width,
-                height,
-            })
-            .await
-            .map_err(ok_or("Tasks.ResizePty"))?;
-        Ok(())
+        self.target().resize(width, height).await
     }
 
     pub async fn close_stdin(&self) -> Result<(), ContainerdError> {
-        self.client
-            .tasks()
-            .close_io(CloseIoRequest {
-                container_id: self.container_id.clone(),
-                exec_id: self.exec_id.clone(),
-                stdin: true,
-            })
-            .await
-            .map_err(ok_or("Tasks.CloseIO"))?;
-        Ok(())
+        self.target().close_stdin().await
     }
 
     /// `Tasks.DeleteProcess`: the exec's resources go; returns how it ended.

@@ -155,8 +155,8 @@ pub(crate) async fn resize(
     Path(id): Path<String>,
     q: Query,
 ) -> Result<Response, ApiError> {
-    let n = |k: &str| q.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-    d.container_resize(&id, n("h"), n("w")).await?;
+    let (h, w) = q.dims();
+    d.container_resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -194,22 +194,31 @@ impl Daemon {
     }
 
     pub async fn container_pause(&self, name: &str) -> Result<(), DaemonError> {
-        let c = self.containers.get(name)?;
-        let _op = c.op.lock().await;
-        c.state().can_pause(&c.id).map_err(refusal)?;
-        Self::running_task(&c)?.pause().await?;
-        c.lock().record.state.set_paused(true);
-        c.persist()?;
-        c.notify();
-        Ok(())
+        self.set_paused(name, true).await
     }
 
     pub async fn container_unpause(&self, name: &str) -> Result<(), DaemonError> {
+        self.set_paused(name, false).await
+    }
+
+    /// Freezes or thaws every process of a running container.
+    async fn set_paused(&self, name: &str, pause: bool) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        c.state().can_unpause(&c.id).map_err(refusal)?;
-        Self::running_task(&c)?.resume().await?;
-        c.lock().record.state.set_paused(false);
+        let state = c.state();
+        let allowed = if pause {
+            state.can_pause(&c.id)
+        } else {
+            state.can_unpause(&c.id)
+        };
+        allowed.map_err(refusal)?;
+        let task = Self::running_task(&c)?;
+        if pause {
+            task.pause().await?;
+        } else {
+            task.resume().await?;
+        }
+        c.lock().record.state.set_paused(pause);
         c.persist()?;
         c.notify();
         Ok(())
