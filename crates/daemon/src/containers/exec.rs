@@ -51,7 +51,9 @@ struct ExecInner {
     exit_code: Option<i64>,
     pid: u32,
     process: Option<berth_containerd::Process>,
-    copiers: Option<tokio::task::JoinHandle<()>>,
+    /// True once the exec's output copiers are done (or there are none). Made before the
+    /// process starts, so an exit handled at once still waits for the output.
+    output_done: Option<watch::Receiver<bool>>,
 }
 
 /// One exec instance.
@@ -255,18 +257,31 @@ impl Daemon {
             fifos.stdio(cfg.tty)
         };
         let mut process = task.exec(&exec.id, json, &stdio).await?;
-        exec.lock().process = Some(process.clone());
+        let (done_tx, done_rx) = watch::channel(false);
+        {
+            let mut i = exec.lock();
+            i.process = Some(process.clone());
+            i.output_done = Some(done_rx);
+        }
         // The shim opens an exec's FIFOs when it starts the process, so the copiers (which
         // read until EOF) begin after the start.
         let started = process.start().await;
-        if let Some(readers) = readers {
-            let closer = process.clone();
-            let copiers = spawn_copiers(exec.io.clone(), readers, None, move || {
+        match readers {
+            Some(readers) => {
+                let closer = process.clone();
+                let copiers = spawn_copiers(exec.io.clone(), readers, None, move || {
+                    tokio::spawn(async move {
+                        let _ = closer.close_stdin().await;
+                    })
+                });
                 tokio::spawn(async move {
-                    let _ = closer.close_stdin().await;
-                })
-            });
-            exec.lock().copiers = Some(copiers);
+                    let _ = copiers.await;
+                    let _ = done_tx.send(true);
+                });
+            }
+            None => {
+                let _ = done_tx.send(true);
+            }
         }
         match started {
             Ok(pid) => {
@@ -291,17 +306,17 @@ impl Daemon {
         let Ok(exec) = self.exec_get(exec_id) else {
             return;
         };
-        let (process, copiers) = {
+        let (process, output_done) = {
             let mut i = exec.lock();
-            (i.process.take(), i.copiers.take())
+            (i.process.take(), i.output_done.take())
         };
         let code = match process {
             Some(p) => p.delete().await.map(|s| s.code).unwrap_or(exit_status),
             None => exit_status,
         };
         exec.finish(i64::from(code));
-        if let Some(c) = copiers {
-            let _ = tokio::time::timeout(Duration::from_secs(2), c).await;
+        if let Some(mut done) = output_done {
+            let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
         }
         exec.io.close_outputs();
         let _ = std::fs::remove_file(
