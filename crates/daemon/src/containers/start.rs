@@ -204,11 +204,25 @@ impl Daemon {
         let pid = match task.start().await {
             Ok(pid) => pid,
             Err(e) => {
-                {
+                let exit_already_handled = {
                     let mut inner = c.lock();
+                    let handled = inner.task.is_none();
                     inner.ctr = None;
                     inner.task = None;
                     inner.copiers = None;
+                    handled
+                };
+                if exit_already_handled {
+                    // The process ran and its exit was handled (task deleted) before
+                    // containerd answered Start, which then fails to read the task's state:
+                    // the start succeeded.
+                    tracing::debug!(container = %c.id, error = %e, "start answered after the exit");
+                    let mut inner = c.lock();
+                    inner.record.has_been_started = true;
+                    inner.record.state.started_at = now_rfc3339();
+                    drop(inner);
+                    c.persist()?;
+                    return Ok(());
                 }
                 let _ = task.delete().await;
                 let _ = ctr.delete().await;
