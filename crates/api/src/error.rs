@@ -86,7 +86,7 @@ impl From<DaemonError> for ApiError {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
             },
-            DaemonError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::NoSuchContainer(_)
             | DaemonError::NoSuchExec(_)
             | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
@@ -109,7 +109,8 @@ impl From<DaemonError> for ApiError {
             | DaemonError::Conflict(_)
             | DaemonError::InvalidParameter(_)
             | DaemonError::NotModified
-            | DaemonError::StartFailed(_) => e.to_string(),
+            | DaemonError::StartFailed(_)
+            | DaemonError::AppArmor(_) => e.to_string(),
             DaemonError::Containerd(_) | DaemonError::Io { .. } | DaemonError::Task(_) => chain(&e),
         };
         ApiError::new(status, message)

@@ -64,6 +64,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
 
     let store = ConfigStore::new(config.clone(), flags, ctx)?;
     let daemon = Arc::new(Daemon::new(store, client, "/")?);
+    daemon.load_default_apparmor();
     daemon.spawn_event_loop();
     if let Err(e) = daemon.restore().await {
         tracing::error!("cannot restore containers: {:#}", anyhow::Error::new(e));

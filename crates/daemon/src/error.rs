@@ -28,6 +28,8 @@ pub enum DaemonError {
     StartFailed(String),
     #[error("invalid container configuration")]
     Spec(#[from] berth_oci::SpecError),
+    #[error("{0}")]
+    AppArmor(String),
     #[error("a background task failed: {0}")]
     Task(String),
     #[error("cannot access {path}")]

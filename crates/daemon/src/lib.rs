@@ -8,6 +8,7 @@
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
 
+pub mod apparmor;
 #[cfg(test)]
 mod checklist;
 mod containers;

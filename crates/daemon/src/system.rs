@@ -60,6 +60,7 @@ pub struct Daemon {
     pub(crate) execs:
         std::sync::RwLock<std::collections::BTreeMap<String, Arc<crate::containers::Exec>>>,
     host: Arc<crate::MachineHost>,
+    apparmor: crate::apparmor::AppArmor,
     containerd: Client,
     paths: Paths,
     engine_id: String,
@@ -87,6 +88,10 @@ impl Daemon {
             containers,
             execs: Default::default(),
             host: Arc::new(crate::MachineHost::read(&host_root)),
+            apparmor: crate::apparmor::AppArmor::new(
+                &host_root,
+                host_root.join("sbin/apparmor_parser"),
+            ),
             containerd,
             paths,
             engine_id,
@@ -181,6 +186,25 @@ impl Daemon {
             server_version: env!("CARGO_PKG_VERSION").to_string(),
             snapshot,
         }
+    }
+
+    /// At start: loads the default AppArmor profile when the host supports AppArmor. A
+    /// failure is logged; the containers that need the profile will fail to start.
+    pub fn load_default_apparmor(&self) {
+        if self.host.apparmor
+            && let Err(e) = self.apparmor.ensure_default()
+        {
+            tracing::error!(error = %e, "cannot load the default AppArmor profile");
+        }
+    }
+
+    /// Before a process runs under `profile`: the default profile is (re)loaded if the kernel
+    /// lost it.
+    pub(crate) fn ensure_apparmor(&self, profile: Option<&str>) -> Result<(), DaemonError> {
+        if self.host.apparmor && profile == Some(crate::apparmor::DEFAULT_PROFILE) {
+            self.apparmor.ensure_default()?;
+        }
+        Ok(())
     }
 
     /// The host as container specs see it.

@@ -238,6 +238,7 @@ impl Daemon {
             container_ulimits: &record.host_config.ulimits,
             default_ulimits: &snapshot.config.default_ulimits,
         })?;
+        self.ensure_apparmor(process.apparmor_profile().as_deref())?;
         let json = serde_json::to_vec(&process).map_err(|e| DaemonError::Task(e.to_string()))?;
 
         let mut streams = None;

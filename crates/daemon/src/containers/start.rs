@@ -144,6 +144,11 @@ impl Daemon {
             cgroup_parent: "/berth",
             init_binary: init_binary().as_deref(),
         })?;
+        self.ensure_apparmor(
+            spec.process()
+                .as_ref()
+                .and_then(|p| p.apparmor_profile().as_deref()),
+        )?;
         let process_json = spec
             .process()
             .as_ref()
