@@ -451,3 +451,97 @@ fn item_20_there_is_always_a_snapshot() {
     assert_eq!(store.load().generation, 0);
     assert_eq!(store.load().runtimes.default_name(), "runc");
 }
+
+// Items 35 and 39 at the daemon: the AppArmor host seam is a prepared root folder.
+
+fn daemon_on(host: &Path, data: &Path) -> crate::Daemon {
+    let flags = Flags::try_parse_from([
+        "berthd",
+        "--data-root",
+        data.to_str().unwrap(),
+        "--exec-root",
+        data.join("exec").to_str().unwrap(),
+    ])
+    .unwrap();
+    let config = DaemonConfig::build(&flags, &FileConfig::default()).unwrap();
+    let rt = data.join("runtimes");
+    berth_runtimes::reset_runtimes_dir(&rt).unwrap();
+    let store = ConfigStore::new(
+        config,
+        flags,
+        DeriveContext {
+            runtimes_dir: rt,
+            runc_root: data.join("runc"),
+            systemd_cgroup: false,
+            no_pivot_root: false,
+        },
+    )
+    .unwrap();
+    let client = berth_containerd::Client::new(
+        data.join("none.sock").to_str().unwrap(),
+        "t",
+        berth_containerd::RpcCounter::new(),
+    )
+    .unwrap();
+    crate::Daemon::new(store, client, host).unwrap()
+}
+
+/// A host root where AppArmor is supported, with a parser that logs its calls and exits
+/// with `code`.
+fn apparmor_host(root: &Path, code: u8) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root.join("sys/kernel/security/apparmor")).unwrap();
+    std::fs::write(root.join("sys/kernel/security/apparmor/profiles"), "").unwrap();
+    std::fs::create_dir_all(root.join("sys/module/apparmor/parameters")).unwrap();
+    std::fs::write(root.join("sys/module/apparmor/parameters/enabled"), "Y\n").unwrap();
+    std::fs::create_dir_all(root.join("sbin")).unwrap();
+    let parser = root.join("sbin/apparmor_parser");
+    std::fs::write(
+        &parser,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexit {code}\n",
+            root.join("calls").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&parser, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn item_35_no_profile_loading_when_the_host_lacks_apparmor() {
+    if std::env::var_os("container").is_some() {
+        eprintln!("SKIPPED item_35: the `container` variable makes every host unsupported");
+        return;
+    }
+    let env = Env::new();
+    let host = env.dir.path().join("host");
+    apparmor_host(&host, 0);
+    std::fs::write(host.join("sys/module/apparmor/parameters/enabled"), "N\n").unwrap();
+    let d = daemon_on(&host, &env.dir.path().join("data"));
+    d.load_default_apparmor();
+    d.ensure_apparmor(Some("docker-default")).unwrap();
+    assert!(!host.join("calls").exists(), "the parser was never run");
+}
+
+#[tokio::test]
+async fn item_39_a_failed_load_is_logged_at_start_and_fails_a_start() {
+    if std::env::var_os("container").is_some() {
+        eprintln!("SKIPPED item_39: the `container` variable makes every host unsupported");
+        return;
+    }
+    let env = Env::new();
+    let host = env.dir.path().join("host");
+    apparmor_host(&host, 1);
+    let d = daemon_on(&host, &env.dir.path().join("data"));
+    d.load_default_apparmor(); // logged, not fatal
+    let err = d.ensure_apparmor(Some("docker-default")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("docker-default profile could not be loaded"),
+        "{err}"
+    );
+    d.ensure_apparmor(Some("custom")).unwrap();
+    let calls = std::fs::read_to_string(host.join("calls")).unwrap();
+    assert_eq!(calls.lines().count(), 2, "start-up and the start: {calls}");
+    assert!(calls.lines().all(|l| l.starts_with("-Kr ")));
+}

@@ -6,8 +6,9 @@ pub enum SpecError {
     Ulimit { name: String, reason: String },
     #[error("unknown capability: {0:?}")]
     Capability(String),
-    #[error("invalid --security-opt: {0:?}")]
-    SecurityOpt(String),
+    /// `1`: no `=` or `:` separator; `2`: an unknown key or value (dockerd's numbering).
+    #[error("invalid --security-opt {kind}: {opt:?}")]
+    SecurityOpt { kind: u8, opt: String },
     #[error("invalid seccomp profile: {0}")]
     Seccomp(String),
     #[error("unable to find user {0}: no matching entries in passwd file")]

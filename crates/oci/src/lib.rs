@@ -28,7 +28,7 @@ pub use error::SpecError;
 pub use exec::{ExecInput, exec_process};
 pub use host::{HostFacts, StaticHost};
 pub use mounts::{Bind, parse_bind};
-pub use rlimits::merged_rlimits;
+pub use rlimits::{merge_ulimits, merged_rlimits};
 pub use security::{SecurityOpts, parse_security_opts};
 pub use spec::{DEFAULT_PATH, SpecInput, build_spec, command, spec_process};
 pub use user::{ResolvedUser, resolve_user};

@@ -6,18 +6,26 @@ use oci_spec::runtime::{PosixRlimit, PosixRlimitBuilder, PosixRlimitType};
 use crate::SpecError;
 
 /// Container ulimits first, in their order, then every daemon default whose name the
-/// container did not set. `-1` is unlimited.
+/// container did not set (what inspect shows, and what becomes the rlimits).
+pub fn merge_ulimits(container: &[Ulimit], defaults: &BTreeMap<String, Ulimit>) -> Vec<Ulimit> {
+    let mut all: Vec<Ulimit> = container.to_vec();
+    for (key, d) in defaults {
+        if !container.iter().any(|c| &c.name == key) {
+            all.push(d.clone());
+        }
+    }
+    all
+}
+
+/// The merged ulimits as OCI rlimits (`RLIMIT_<NAME>`); `-1` is unlimited.
 pub fn merged_rlimits(
     container: &[Ulimit],
     defaults: &BTreeMap<String, Ulimit>,
 ) -> Result<Vec<PosixRlimit>, SpecError> {
-    let mut all: Vec<&Ulimit> = container.iter().collect();
-    for (key, d) in defaults {
-        if !container.iter().any(|c| &c.name == key) {
-            all.push(d);
-        }
-    }
-    all.into_iter().map(to_rlimit).collect()
+    merge_ulimits(container, defaults)
+        .iter()
+        .map(to_rlimit)
+        .collect()
 }
 
 fn to_rlimit(u: &Ulimit) -> Result<PosixRlimit, SpecError> {

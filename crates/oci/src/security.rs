@@ -26,7 +26,10 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
         let (k, v) = opt
             .split_once('=')
             .or_else(|| opt.split_once(':'))
-            .ok_or_else(|| SpecError::SecurityOpt(opt.clone()))?;
+            .ok_or_else(|| SpecError::SecurityOpt {
+                kind: 1,
+                opt: opt.clone(),
+            })?;
         match k {
             "seccomp" if v == "unconfined" => out.seccomp_unconfined = true,
             "seccomp" => out.seccomp_profile = Some(v.to_string()),
@@ -35,13 +38,23 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
                 out.no_new_privileges = Some(match v {
                     "true" | "1" => true,
                     "false" | "0" => false,
-                    _ => return Err(SpecError::SecurityOpt(opt.clone())),
+                    _ => {
+                        return Err(SpecError::SecurityOpt {
+                            kind: 2,
+                            opt: opt.clone(),
+                        });
+                    }
                 })
             }
             "systempaths" if v == "unconfined" => out.unmask_system_paths = true,
             // SELinux labels have no effect on a host without SELinux.
             "label" => {}
-            _ => return Err(SpecError::SecurityOpt(opt.clone())),
+            _ => {
+                return Err(SpecError::SecurityOpt {
+                    kind: 2,
+                    opt: opt.clone(),
+                });
+            }
         }
     }
     Ok(out)
@@ -74,8 +87,14 @@ mod tests {
             p(&["no-new-privileges=false"]).unwrap().no_new_privileges,
             Some(false)
         );
-        assert!(p(&["bogus"]).is_err());
-        assert!(p(&["nope=1"]).is_err());
+        assert_eq!(
+            p(&["bogus"]).unwrap_err().to_string(),
+            r#"invalid --security-opt 1: "bogus""#
+        );
+        assert_eq!(
+            p(&["nope=1"]).unwrap_err().to_string(),
+            r#"invalid --security-opt 2: "nope=1""#
+        );
         assert!(p(&["no-new-privileges=maybe"]).is_err());
     }
 }

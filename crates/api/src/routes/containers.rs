@@ -405,9 +405,21 @@ pub(crate) async fn list(
     Ok(Json(out))
 }
 
-fn inspect_json(c: &Container, r: &Record) -> Value {
+fn inspect_json(
+    c: &Container,
+    r: &Record,
+    default_ulimits: &std::collections::BTreeMap<String, berth_config::Ulimit>,
+) -> Value {
     let mut host_config = serde_json::to_value(&r.host_config).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut host_config {
+        // Inspect shows the ulimits the container gets: its own over the daemon's defaults.
+        m.insert(
+            "Ulimits".into(),
+            json!(berth_oci::merge_ulimits(
+                &r.host_config.ulimits,
+                default_ulimits
+            )),
+        );
         m.insert(
             "LogConfig".into(),
             json!({"Type": "json-file", "Config": {}}),
@@ -450,7 +462,8 @@ pub(crate) async fn inspect(
 ) -> Result<Json<Value>, ApiError> {
     let c = d.container_get(&id)?;
     let r = c.record();
-    Ok(Json(inspect_json(&c, &r)))
+    let snapshot = d.config();
+    Ok(Json(inspect_json(&c, &r, &snapshot.config.default_ulimits)))
 }
 
 /// `GET /containers/{id}/top`.
