@@ -21,8 +21,9 @@ mod system;
 pub use berth_containerd::RpcCounter;
 pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
-    CgroupStats, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine, LogOptions,
-    OutputChunk, PathStat, Record, State, Status, StdinMsg, StreamKind, Summary,
+    CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine,
+    LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg, StreamKind, Summary,
+    UpdateRequest,
 };
 pub use error::DaemonError;
 pub use host::{CgroupFacts, HostFacts, MachineHost, backing_filesystem};

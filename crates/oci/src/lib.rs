@@ -28,6 +28,7 @@ pub use error::SpecError;
 pub use exec::{ExecInput, exec_process};
 pub use host::{HostFacts, StaticHost};
 pub use mounts::{Bind, parse_bind};
+pub use resources::resources;
 pub use rlimits::{merge_ulimits, merged_rlimits};
 pub use security::{SecurityOpts, parse_security_opts};
 pub use spec::{DEFAULT_PATH, SpecInput, build_spec, command, spec_process};

@@ -58,7 +58,7 @@ fn device_rules(privileged: bool) -> Result<Vec<LinuxDeviceCgroup>, SpecError> {
 
 /// The cgroup resources a container asks for. Unset values are left out of the spec, never
 /// written as zero.
-pub(crate) fn resources(h: &HostConfig) -> Result<LinuxResources, SpecError> {
+pub fn resources(h: &HostConfig) -> Result<LinuxResources, SpecError> {
     let mut r = LinuxResourcesBuilder::default().devices(device_rules(h.privileged)?);
 
     let mut mem = LinuxMemoryBuilder::default();

@@ -607,6 +607,30 @@ pub(crate) async fn export(
         .into_response())
 }
 
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub(crate) async fn changes(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let out: Vec<Value> = d
+        .container_changes(&id)?
+        .into_iter()
+        .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+        .collect();
+    Ok(Json(json!(out)))
+}
+
+/// `POST /containers/{id}/update`.
+pub(crate) async fn update(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: berth_daemon::UpdateRequest = parse_body(&body)?;
+    d.container_update(&id, req).await?;
+    Ok(Json(json!({"Warnings": []})))
+}
+
 /// `POST /containers/prune`.
 pub(crate) async fn prune(State(d): State<Arc<Daemon>>) -> Result<Json<Value>, ApiError> {
     let stopped = d.container_list(&ListOptions {

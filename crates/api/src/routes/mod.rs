@@ -42,6 +42,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             get(containers::archive).head(containers::archive),
         )
         .route("/containers/{id}/export", get(containers::export))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/exec", post(exec::create))
         .route(
             "/containers/{id}",

@@ -1,6 +1,7 @@
 //! Containers: the store, the persisted record, and the lifecycle (one file per verb).
 
 mod archive;
+mod changes;
 mod create;
 mod exec;
 mod exit;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use archive::PathStat;
+pub use changes::{Change, UpdateRequest};
 pub use exec::{Exec, ExecConfig, ExecInspect};
 pub use fs::CgroupStats;
 pub use io::{OutputChunk, StdinMsg, StreamKind};

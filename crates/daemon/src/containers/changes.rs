@@ -1,0 +1,192 @@
+//! `docker diff` and `docker update`.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use berth_model::HostConfig;
+use serde::Deserialize;
+
+use crate::{Daemon, DaemonError};
+
+/// One entry of `docker diff`: 0 changed, 1 added, 2 deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub kind: u8,
+}
+
+/// The container's changes, read from its overlay upper folder against the image's layers.
+pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
+    let mut out = Vec::new();
+    walk(upper, Path::new("/"), lowers, &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+const MOUNT_TARGETS: &[&str] = &["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
+
+fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = rel.join(e.file_name());
+        let Ok(m) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        // The empty files runc makes to mount the generated /etc files on are not changes.
+        let name_str = name.display().to_string();
+        if MOUNT_TARGETS.contains(&name_str.as_str()) && m.is_file() && m.len() == 0 {
+            continue;
+        }
+        let in_image = lowers.iter().any(|l| {
+            std::fs::symlink_metadata(l.join(name.strip_prefix("/").unwrap_or(&name))).is_ok()
+        });
+        let kind = if m.file_type().is_char_device() && m.rdev() == 0 {
+            2
+        } else if in_image {
+            0
+        } else {
+            1
+        };
+        out.push(Change {
+            path: name.display().to_string(),
+            kind,
+        });
+        if m.is_dir() {
+            walk(&path, &name, lowers, out);
+        }
+    }
+}
+
+/// What `docker update` may change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateRequest {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
+    pub restart_policy: Option<berth_model::RestartPolicy>,
+}
+
+impl UpdateRequest {
+    fn apply(&self, h: &mut HostConfig) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { h.$f = v; } )* };
+        }
+        set!(
+            memory,
+            memory_swap,
+            memory_reservation,
+            cpu_shares,
+            cpu_period,
+            cpu_quota,
+            nano_cpus,
+            cpuset_cpus,
+            cpuset_mems,
+            blkio_weight
+        );
+        if let Some(p) = self.pids_limit {
+            h.pids_limit = Some(p);
+        }
+        if let Some(r) = &self.restart_policy {
+            h.restart_policy = r.clone();
+        }
+    }
+}
+
+impl Daemon {
+    /// `docker diff`.
+    pub fn container_changes(&self, name: &str) -> Result<Vec<Change>, DaemonError> {
+        let c = self.containers.get(name)?;
+        let image = self.images.get(&c.record().image)?;
+        Ok(changes(
+            &c.dir().join("fs").join("upper"),
+            &image.layer_dirs,
+        ))
+    }
+
+    /// `docker update`: the new limits are stored, and applied at once to a running task.
+    pub async fn container_update(
+        &self,
+        name: &str,
+        req: UpdateRequest,
+    ) -> Result<(), DaemonError> {
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().await;
+        let mut host = c.record().host_config;
+        req.apply(&mut host);
+        let task = {
+            let inner = c.lock();
+            inner
+                .record
+                .state
+                .running
+                .then(|| inner.task.clone())
+                .flatten()
+        };
+        if let Some(task) = task {
+            let resources = berth_oci::resources(&host)?;
+            let json =
+                serde_json::to_vec(&resources).map_err(|e| DaemonError::Task(e.to_string()))?;
+            task.update(json).await?;
+        }
+        c.lock().record.host_config = host;
+        c.persist()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_changed_and_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let (lower, upper) = (d.path().join("l"), d.path().join("u"));
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/passwd"), "x").unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/passwd"), "y").unwrap();
+        std::fs::create_dir_all(upper.join("new")).unwrap();
+        std::fs::write(upper.join("new/file"), "z").unwrap();
+        std::fs::write(upper.join("etc/hostname"), "").unwrap();
+        let got = changes(&upper, &[lower]);
+        let show: Vec<(String, u8)> = got.into_iter().map(|c| (c.path, c.kind)).collect();
+        assert_eq!(
+            show,
+            [
+                ("/etc".into(), 0),
+                ("/etc/passwd".into(), 0),
+                ("/new".into(), 1),
+                ("/new/file".into(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn update_changes_only_what_is_given() {
+        let mut h = HostConfig {
+            memory: 1,
+            cpu_shares: 2,
+            ..Default::default()
+        };
+        let req: UpdateRequest =
+            serde_json::from_str(r#"{"Memory": 67108864, "RestartPolicy": {"Name": "always"}}"#)
+                .unwrap();
+        req.apply(&mut h);
+        assert_eq!(
+            (h.memory, h.cpu_shares, h.restart_policy.name.as_str()),
+            (64 << 20, 2, "always")
+        );
+    }
+}
