@@ -286,3 +286,43 @@ fn init_forwards_the_stop_signal() {
         "143"
     );
 }
+
+#[test]
+fn diff_and_update_of_a_running_container() {
+    if !root_tier("diff_update", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "du",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "echo > /tmp/new; sleep 600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    wait_until("the file written", Duration::from_secs(10), || {
+        d.docker(&["diff", "du"]).1.contains("A /tmp/new")
+    });
+    let (code, _, err) = d.docker(&["update", "--memory", "64m", "--memory-swap", "128m", "du"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.Memory}}", "du"])
+            .1,
+        "67108864"
+    );
+    let id = d.docker(&["inspect", "-f", "{{.Id}}", "du"]).1;
+    let v1 = format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes");
+    let v2 = format!("/sys/fs/cgroup/berth/{id}/memory.max");
+    let limit = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap();
+    assert_eq!(limit.trim(), "67108864", "applied to the running task");
+    assert_eq!(d.docker(&["rm", "-f", "du"]).0, 0);
+}
