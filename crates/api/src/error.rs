@@ -91,6 +91,7 @@ impl From<DaemonError> for ApiError {
             | DaemonError::NoSuchExec(_)
             | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
             DaemonError::Conflict(_) => StatusCode::CONFLICT,
+            DaemonError::Forbidden(_) => StatusCode::FORBIDDEN,
             DaemonError::InvalidParameter(_) | DaemonError::Spec(_) => StatusCode::BAD_REQUEST,
             DaemonError::NotModified => StatusCode::NOT_MODIFIED,
             DaemonError::StartFailed(m) if user_error(m) => StatusCode::BAD_REQUEST,
@@ -106,6 +107,7 @@ impl From<DaemonError> for ApiError {
             DaemonError::NoSuchContainer(_)
             | DaemonError::NoSuchExec(_)
             | DaemonError::NotFoundPath(_)
+            | DaemonError::Forbidden(_)
             | DaemonError::Conflict(_)
             | DaemonError::InvalidParameter(_)
             | DaemonError::NotModified

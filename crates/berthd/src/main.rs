@@ -12,6 +12,12 @@ use berth_config::{DaemonConfig, Flags};
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(berth_daemon::UNTAR_HELPER) {
+        // berthd re-executed to unpack a tar inside a container's root (`docker cp`).
+        let code = berth_daemon::untar_helper_main(&args[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let flags = Flags::parse();
     if flags.validate {
         return validate(&flags);

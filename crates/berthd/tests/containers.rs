@@ -326,3 +326,160 @@ fn diff_and_update_of_a_running_container() {
     assert_eq!(limit.trim(), "67108864", "applied to the running task");
     assert_eq!(d.docker(&["rm", "-f", "du"]).0, 0);
 }
+
+#[test]
+fn events_record_the_lifecycle_and_filter() {
+    if !root_tier("events", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let since = d.docker(&["version", "-f", "{{.Server.Version}}"]);
+    assert_eq!(since.0, 0);
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ev",
+        "--label",
+        "tier=front",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.docker(&["exec", "ev", "true"]).0, 0);
+    assert_eq!(d.docker(&["kill", "ev"]).0, 0);
+    assert_eq!(d.docker(&["rm", "ev"]).0, 0);
+    assert_eq!(d.docker(&["tag", "test/busybox:1", "test/busybox:ev"]).0, 0);
+    // The CLI sends `--until 0s` as whole seconds: let the last second pass.
+    std::thread::sleep(Duration::from_millis(1100));
+    let actions = |filters: &[&str]| -> Vec<String> {
+        let since = t0.to_string();
+        let mut args = vec![
+            "events",
+            "--since",
+            &since,
+            "--until",
+            "0s",
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let (code, out, err) = d.docker(&args);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(str::to_string).collect()
+    };
+    let all = actions(&["container=ev"]);
+    let want = [
+        "container create",
+        "container start",
+        "container exec_create: true",
+        "container exec_start: true",
+        "container exec_die",
+        "container kill",
+        "container die",
+        "container destroy",
+    ];
+    let mut at = all.iter();
+    for w in want {
+        assert!(at.any(|a| a == w), "{w} missing or out of order in {all:?}");
+    }
+    assert_eq!(
+        actions(&["event=die", "label=tier=front"]),
+        ["container die"]
+    );
+    assert_eq!(
+        actions(&["type=image", "image=test/busybox:ev"]),
+        ["image tag"]
+    );
+    let (_, json, _) = d.docker(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{json .}}",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["Actor"]["Attributes"]["exitCode"], "137");
+    assert_eq!(v["Actor"]["Attributes"]["name"], "ev");
+}
+
+#[test]
+fn cp_into_running_and_stopped_containers_and_df() {
+    if !root_tier("cp_in_df", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hello\n").unwrap();
+    let file = file.display().to_string();
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "cpr",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.docker(&["cp", &file, "cpr:/tmp/"]).0, 0);
+    assert_eq!(d.docker(&["cp", &file, "cpr:/tmp/other.txt"]).0, 0);
+    assert_eq!(
+        d.docker(&["exec", "cpr", "cat", "/tmp/hello.txt", "/tmp/other.txt"])
+            .1,
+        "hello\nhello"
+    );
+    let (code, _, err) = d.docker(&["cp", &file, "cpr:/tmp/hello.txt/x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a directory"), "{err}");
+
+    let (code, _, err) = d.docker(&[
+        "create",
+        "--name",
+        "cps",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "cat",
+        "/hello.txt",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.docker(&["cp", &file, "cps:/"]).0, 0);
+    let (code, out, err) = d.docker(&["start", "-a", "cps"]);
+    assert_eq!((code, out.as_str()), (0, "hello"), "{err}");
+    assert!(
+        !std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .contains(&d.exec_root.join("views").display().to_string()),
+        "the copy's mount is gone"
+    );
+
+    let (code, out, err) = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Images 1") && out.contains("Containers 2"),
+        "{out}"
+    );
+    let size = d.docker(&["inspect", "-s", "-f", "{{.SizeRw}}", "cps"]).1;
+    assert!(size.parse::<u64>().unwrap() >= 6, "{size}");
+    assert_eq!(d.docker(&["rm", "-f", "cpr", "cps"]).0, 0);
+}

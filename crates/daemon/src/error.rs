@@ -22,6 +22,8 @@ pub enum DaemonError {
     InvalidParameter(String),
     #[error("{0}")]
     NotFoundPath(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("not modified")]
     NotModified,
     #[error("{0}")]

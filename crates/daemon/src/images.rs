@@ -24,7 +24,13 @@ impl Daemon {
     ) -> Result<ImageId, DaemonError> {
         let store = self.images.clone();
         let reader = SyncIoBridge::new(body);
-        blocking(move || Ok(store.import(reader, &opts)?)).await
+        let reference = opts.reference.clone();
+        let id = blocking(move || Ok(store.import(reader, &opts)?)).await?;
+        self.image_event("import", &id, Some(&id));
+        if let Some(r) = reference {
+            self.image_event("tag", &id, Some(&r.to_string()));
+        }
+        Ok(id)
     }
 
     /// `docker load`.
@@ -34,7 +40,14 @@ impl Daemon {
     ) -> Result<Vec<LoadedImage>, DaemonError> {
         let store = self.images.clone();
         let reader = SyncIoBridge::new(body);
-        blocking(move || Ok(store.load(reader)?)).await
+        let loaded = blocking(move || Ok(store.load(reader)?)).await?;
+        for image in &loaded {
+            for tag in &image.tags {
+                self.image_event("tag", &image.id, Some(&tag.to_string()));
+            }
+            self.image_event("load", &image.id, Some(&image.id));
+        }
+        Ok(loaded)
     }
 
     /// `docker save`: resolves every name first (so a bad name fails before anything is
@@ -52,6 +65,9 @@ impl Daemon {
                 Some((_, refs)) => refs.extend(by_name),
                 None => wanted.push((id, by_name.into_iter().collect())),
             }
+        }
+        for (id, _) in &wanted {
+            self.image_event("save", id, Some(id));
         }
         let (reader, writer) = tokio::io::duplex(1 << 20);
         let store = self.images.clone();
@@ -85,7 +101,10 @@ impl Daemon {
     pub fn image_tag(&self, name: &str, target: &str) -> Result<(), DaemonError> {
         let id = self.images.resolve(name)?;
         let r = Reference::parse(target)?;
-        Ok(self.images.tag(&id, r)?)
+        let name = r.to_string();
+        self.images.tag(&id, r)?;
+        self.image_event("tag", &id, Some(&name));
+        Ok(())
     }
 
     /// Whether a container was created from the image.
@@ -99,14 +118,37 @@ impl Daemon {
         name: &str,
         force: bool,
     ) -> Result<Vec<DeleteResult>, DaemonError> {
-        Ok(self
+        let id = self.images.resolve(name).unwrap_or_default();
+        let results = self
             .images
-            .delete(name, force, &|id| self.image_in_use(id))?)
+            .delete(name, force, &|id| self.image_in_use(id))?;
+        self.log_deletions(&id, &results);
+        Ok(results)
+    }
+
+    fn log_deletions(&self, id: &str, results: &[DeleteResult]) {
+        for r in results {
+            match r {
+                DeleteResult::Untagged(name) => self.image_event("untag", id, Some(name)),
+                DeleteResult::Deleted(deleted) => {
+                    self.image_event("delete", deleted, Some(deleted))
+                }
+            }
+        }
     }
 
     /// `docker image prune`.
     pub fn image_prune(&self) -> Result<(Vec<DeleteResult>, u64), DaemonError> {
-        Ok(self.images.prune(&|id| self.image_in_use(id))?)
+        let (results, reclaimed) = self.images.prune(&|id| self.image_in_use(id))?;
+        for r in &results {
+            if let DeleteResult::Deleted(id) = r {
+                self.image_event("delete", id, Some(id));
+            }
+        }
+        let attrs = [("reclaimed".to_string(), reclaimed.to_string())].into();
+        self.events()
+            .log(crate::events::Event::new("image", "prune", "", attrs));
+        Ok((results, reclaimed))
     }
 }
 
@@ -179,9 +221,16 @@ impl Daemon {
         };
         let store = self.images.clone();
         let parent = record.image.clone();
+        let comment = opts.comment.clone();
+        let reference = opts.reference.as_ref().map(ToString::to_string);
         let result = blocking(move || Ok(store.commit(&parent, &upper, &opts)?)).await;
         if paused_here {
             let _ = self.container_unpause(&c.id).await;
+        }
+        if let Ok(id) = &result {
+            let mut attrs = vec![("comment", comment), ("imageID", id.clone())];
+            attrs.extend(reference.map(|r| ("imageRef", r)));
+            self.container_event(&c, "commit", &attrs);
         }
         result
     }

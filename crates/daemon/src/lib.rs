@@ -12,7 +12,9 @@ pub mod apparmor;
 #[cfg(test)]
 mod checklist;
 mod containers;
+mod df;
 mod error;
+pub mod events;
 mod host;
 pub(crate) mod images;
 mod snapshot;
@@ -23,8 +25,9 @@ pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
     CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine,
     LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg, StreamKind, Summary,
-    UpdateRequest,
+    UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
+pub use df::{ContainerUsage, DiskUsage, ImageUsage};
 pub use error::DaemonError;
 pub use host::{CgroupFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::CommitRequest;

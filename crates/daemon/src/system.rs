@@ -66,6 +66,7 @@ pub struct Daemon {
     engine_id: String,
     host_root: PathBuf,
     runc: Option<(String, String)>,
+    events: crate::events::Events,
 }
 
 impl Daemon {
@@ -97,6 +98,7 @@ impl Daemon {
             engine_id,
             host_root,
             runc: runc_version(),
+            events: Default::default(),
         })
     }
 
@@ -108,7 +110,73 @@ impl Daemon {
     /// Re-reads the configuration file and swaps in a new snapshot; on any error nothing
     /// changes.
     pub fn reload(&self) -> Result<Arc<Snapshot>, DaemonError> {
-        self.store.reload()
+        let snapshot = self.store.reload()?;
+        let c = &snapshot.config;
+        let hostname = HostFacts::read(&self.host_root).hostname;
+        let attrs = BTreeMap::from([
+            ("debug".to_string(), c.debug.to_string()),
+            (
+                "default-runtime".to_string(),
+                snapshot.runtimes.default_name().to_string(),
+            ),
+            (
+                "labels".to_string(),
+                serde_json::to_string(&c.labels).unwrap_or_default(),
+            ),
+            ("live-restore".to_string(), c.live_restore.to_string()),
+            ("name".to_string(), hostname),
+            (
+                "runtimes".to_string(),
+                snapshot
+                    .runtimes
+                    .info()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            (
+                "shutdown-timeout".to_string(),
+                c.shutdown_timeout.to_string(),
+            ),
+        ]);
+        self.events.log(crate::events::Event::new(
+            "daemon",
+            "reload",
+            &self.engine_id,
+            attrs,
+        ));
+        Ok(snapshot)
+    }
+
+    /// The event ring and broadcast behind `docker events`.
+    pub fn events(&self) -> &crate::events::Events {
+        &self.events
+    }
+
+    /// Logs a container event: its labels, image and name, and `extra`, as attributes.
+    pub(crate) fn container_event(
+        &self,
+        c: &crate::containers::Container,
+        action: &str,
+        extra: &[(&str, String)],
+    ) {
+        let record = c.record();
+        let mut attrs = record.config.labels.clone();
+        attrs.insert("image".into(), record.config.image.clone());
+        attrs.insert("name".into(), record.name.clone());
+        attrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self.events
+            .log(crate::events::Event::new("container", action, &c.id, attrs));
+    }
+
+    /// Logs an image event; `name` is the reference it concerns, if any.
+    pub(crate) fn image_event(&self, action: &str, id: &str, name: Option<&str>) {
+        let attrs = name
+            .map(|n| BTreeMap::from([("name".to_string(), n.to_string())]))
+            .unwrap_or_default();
+        self.events
+            .log(crate::events::Event::new("image", action, id, attrs));
     }
 
     pub fn paths(&self) -> &Paths {

@@ -375,34 +375,46 @@ pub(crate) async fn list(
         limit: q.get("limit").and_then(|l| l.parse().ok()),
         filters: filters.0,
     };
+    let size = q.bool("size");
     let out = d
         .container_list(&o)?
         .into_iter()
         .map(|s| {
-            let r = &s.record;
-            let mut command = r.path.clone();
-            for a in &r.args {
-                command.push(' ');
-                command.push_str(a);
+            let mut v = summary_json(&s);
+            if size {
+                let (rw, root) = d.container_size(&s.record);
+                v["SizeRw"] = rw.into();
+                v["SizeRootFs"] = root.into();
             }
-            json!({
-                "Id": r.id,
-                "Names": [format!("/{}", r.name)],
-                "Image": s.image_name,
-                "ImageID": r.image,
-                "Command": command,
-                "Created": unix_secs(&r.created),
-                "Ports": [],
-                "Labels": r.config.labels,
-                "State": r.state.status.as_str(),
-                "Status": status_text(r),
-                "HostConfig": {"NetworkMode": r.host_config.network_mode},
-                "NetworkSettings": {"Networks": {}},
-                "Mounts": mounts(r),
-            })
+            v
         })
         .collect();
     Ok(Json(out))
+}
+
+/// A container as `docker ps` lists it.
+pub(crate) fn summary_json(s: &berth_daemon::Summary) -> Value {
+    let r = &s.record;
+    let mut command = r.path.clone();
+    for a in &r.args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    json!({
+        "Id": r.id,
+        "Names": [format!("/{}", r.name)],
+        "Image": s.image_name,
+        "ImageID": r.image,
+        "Command": command,
+        "Created": unix_secs(&r.created),
+        "Ports": [],
+        "Labels": r.config.labels,
+        "State": r.state.status.as_str(),
+        "Status": status_text(r),
+        "HostConfig": {"NetworkMode": r.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": mounts(r),
+    })
 }
 
 fn inspect_json(
@@ -459,11 +471,18 @@ fn inspect_json(
 pub(crate) async fn inspect(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
+    q: Query,
 ) -> Result<Json<Value>, ApiError> {
     let c = d.container_get(&id)?;
     let r = c.record();
     let snapshot = d.config();
-    Ok(Json(inspect_json(&c, &r, &snapshot.config.default_ulimits)))
+    let mut v = inspect_json(&c, &r, &snapshot.config.default_ulimits);
+    if q.bool("size") {
+        let (rw, root) = d.container_size(&r);
+        v["SizeRw"] = rw.into();
+        v["SizeRootFs"] = root.into();
+    }
+    Ok(Json(v))
 }
 
 /// `GET /containers/{id}/top`.
@@ -565,6 +584,24 @@ fn path_stat_header(stat: &berth_daemon::PathStat) -> (http::HeaderName, String)
         http::HeaderName::from_static("x-docker-container-path-stat"),
         base64::engine::general_purpose::STANDARD.encode(json),
     )
+}
+
+/// `PUT /containers/{id}/archive?path=`: `docker cp` into the container.
+pub(crate) async fn extract(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+    q: Query,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let path = q
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("path is required"))?
+        .to_string();
+    let no_overwrite = q.bool("noOverwriteDirNonDir");
+    d.container_extract(&id, &path, no_overwrite, super::images::body_reader(body))
+        .await?;
+    Ok(StatusCode::OK)
 }
 
 /// `GET`/`HEAD /containers/{id}/archive?path=`.

@@ -17,7 +17,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use crate::ApiError;
 use crate::query::{Query, glob};
 
-fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
+pub(crate) fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
     StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
 }
 
@@ -112,7 +112,7 @@ fn unix(secs: i64) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
-fn summary(r: &ImageRecord) -> Value {
+pub(crate) fn summary(r: &ImageRecord) -> Value {
     json!({
         "Containers": -1,
         "Created": r.created,

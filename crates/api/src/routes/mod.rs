@@ -20,6 +20,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/system/df", get(system::df))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))
@@ -39,7 +41,9 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/containers/{id}/stats", get(containers::stats))
         .route(
             "/containers/{id}/archive",
-            get(containers::archive).head(containers::archive),
+            get(containers::archive)
+                .head(containers::archive)
+                .put(containers::extract),
         )
         .route("/containers/{id}/export", get(containers::export))
         .route("/containers/{id}/changes", get(containers::changes))

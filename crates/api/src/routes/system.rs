@@ -1,14 +1,22 @@
-//! `/_ping`, `/version`, `/info`.
+//! `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
-use axum::response::IntoResponse;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-
-use crate::types::{Info, Version};
+use axum::response::{IntoResponse, Response};
 use berth_daemon::Daemon;
+use berth_daemon::events::EventFilter;
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::ApiError;
+use crate::query::Query;
+use crate::types::{Info, Version};
 
 pub(crate) async fn ping() -> impl IntoResponse {
     (
@@ -27,4 +35,141 @@ pub(crate) async fn version(State(d): State<Arc<Daemon>>) -> Json<Version> {
 
 pub(crate) async fn info(State(d): State<Arc<Daemon>>) -> Json<Info> {
     Json(d.info().await.into())
+}
+
+/// One event as dockerd sends it, with the pre-1.22 `status`/`id`/`from` fields for container
+/// and image events.
+fn event_json(e: &berth_daemon::events::Event) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "Type": e.kind,
+        "Action": e.action,
+        "Actor": {"ID": e.actor_id, "Attributes": e.attributes},
+        "scope": "local",
+        "time": e.time_nano.div_euclid(1_000_000_000),
+        "timeNano": e.time_nano,
+    });
+    if matches!(e.kind, "container" | "image") {
+        v["status"] = e.action.clone().into();
+        v["id"] = e.actor_id.clone().into();
+        if let Some(from) = e.attributes.get("image") {
+            v["from"] = from.clone().into();
+        }
+    }
+    v
+}
+
+fn time_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(key).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => berth_daemon::events::parse_timestamp(s)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("failed to parse value {s} as a time for {key}"))
+            }),
+    }
+}
+
+/// `GET /events`: the kept past between `since` and `until`, then live events, until `until`
+/// passes or the client goes.
+pub(crate) async fn events(State(d): State<Arc<Daemon>>, q: Query) -> Result<Response, ApiError> {
+    let since = time_param(&q, "since")?;
+    let until = time_param(&q, "until")?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s > u
+    {
+        return Err(ApiError::bad_request(
+            "`since` time cannot be after `until` time",
+        ));
+    }
+    let filter = EventFilter::new(q.filters()?.0).map_err(ApiError::bad_request)?;
+    let (past, rx) = d.events().subscribe(since, until);
+    let deadline = until.map(|u| {
+        let now = berth_daemon::events::now_nanos();
+        tokio::time::Instant::now() + Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+    });
+    struct St {
+        past: std::vec::IntoIter<berth_daemon::events::Event>,
+        rx: tokio::sync::broadcast::Receiver<berth_daemon::events::Event>,
+        deadline: Option<tokio::time::Instant>,
+        until: Option<i64>,
+        filter: EventFilter,
+    }
+    let st = St {
+        past: past.into_iter(),
+        rx,
+        deadline,
+        until,
+        filter,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        for e in st.past.by_ref() {
+            if st.filter.matches(&e) {
+                let line = format!("{}\n", event_json(&e));
+                return Some((Ok::<_, Infallible>(Bytes::from(line)), st));
+            }
+        }
+        loop {
+            let next = async {
+                loop {
+                    match st.rx.recv().await {
+                        Ok(e) => return Some(e),
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "an events client fell behind");
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            };
+            let e = match st.deadline {
+                Some(at) => tokio::time::timeout_at(at, next).await.ok()??,
+                None => next.await?,
+            };
+            if st.until.is_some_and(|u| e.time_nano > u) {
+                return None;
+            }
+            if st.filter.matches(&e) {
+                let line = format!("{}\n", event_json(&e));
+                return Some((Ok(Bytes::from(line)), st));
+            }
+        }
+    });
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `GET /system/df`: images, containers and their sizes (no volumes or build cache in berth).
+pub(crate) async fn df(State(d): State<Arc<Daemon>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let usage = tokio::task::spawn_blocking(move || d.system_df())
+        .await
+        .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let images: Vec<_> = usage
+        .images
+        .iter()
+        .map(|u| {
+            let mut v = super::images::summary(&u.image);
+            v["Containers"] = u.containers.into();
+            v["SharedSize"] = u.shared_size.into();
+            v
+        })
+        .collect();
+    let containers: Vec<_> = usage
+        .containers
+        .iter()
+        .map(|u| {
+            let mut v = super::containers::summary_json(&u.summary);
+            v["SizeRw"] = u.size_rw.into();
+            v["SizeRootFs"] = u.size_root_fs.into();
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "LayersSize": usage.layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })))
 }

@@ -166,6 +166,7 @@ impl Daemon {
         let result = self.create_files(&id, &name, config, host, &image, cmd);
         match result {
             Ok(c) => {
+                self.container_event(&c, "create", &[]);
                 self.containers.insert(c);
                 Ok(id)
             }

@@ -123,6 +123,11 @@ impl Daemon {
             ));
         }
         let id = random_hex(32);
+        self.container_event(
+            &c,
+            &format!("exec_create: {}", config.cmd.join(" ")),
+            &[("execID", id.clone())],
+        );
         let exec = Arc::new(Exec {
             id: id.clone(),
             container_id: c.id.clone(),
@@ -176,7 +181,16 @@ impl Daemon {
             i.running = true;
         }
         match self.exec_start_inner(&exec, detach).await {
-            Ok(streams) => Ok(streams),
+            Ok(streams) => {
+                if let Ok(c) = self.containers.get(&exec.container_id) {
+                    self.container_event(
+                        &c,
+                        &format!("exec_start: {}", exec.config.cmd.join(" ")),
+                        &[("execID", exec.id.clone())],
+                    );
+                }
+                Ok(streams)
+            }
             Err(e) => {
                 exec.finish(126);
                 exec.io.close_outputs();
@@ -316,6 +330,13 @@ impl Daemon {
             None => exit_status,
         };
         exec.finish(i64::from(code));
+        if let Ok(c) = self.containers.get(&exec.container_id) {
+            self.container_event(
+                &c,
+                "exec_die",
+                &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
+            );
+        }
         if let Some(mut done) = output_done {
             let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
         }

@@ -38,6 +38,7 @@ impl Daemon {
                     TaskEvent::Oom { container_id } => {
                         if let Ok(c) = d.containers.get(&container_id) {
                             c.lock().record.state.oom_killed = true;
+                            d.container_event(&c, "oom", &[]);
                         }
                     }
                     TaskEvent::Resubscribed => {
@@ -94,6 +95,7 @@ impl Daemon {
         if let Err(e) = c.persist() {
             tracing::error!(container = %c.id, error = %e, "cannot record the exit");
         }
+        self.container_event(c, "die", &[("exitCode", code.to_string())]);
         c.notify();
         tracing::info!(container = %c.id, exit_code = code, "exited");
         if auto_remove {

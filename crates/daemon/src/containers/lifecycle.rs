@@ -119,7 +119,9 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        self.stop_locked(&c, signal, timeout).await
+        self.stop_locked(&c, signal, timeout).await?;
+        self.container_event(&c, "stop", &[]);
+        Ok(())
     }
 
     pub(crate) async fn stop_locked(
@@ -143,6 +145,7 @@ impl Daemon {
             // A frozen process cannot act on the signal.
             let _ = task.resume().await;
         }
+        self.container_event(c, "kill", &[("signal", sig.to_string())]);
         if let Err(e) = task.kill(sig, false).await
             && !e.is_not_found()
         {
@@ -151,6 +154,7 @@ impl Daemon {
         let grace = (secs >= 0).then(|| Duration::from_secs(secs as u64));
         if !Self::wait_stopped(c, grace).await {
             tracing::info!(container = %c.id, "did not stop in time; sending SIGKILL");
+            self.container_event(c, "kill", &[("signal", "9".to_string())]);
             if let Err(e) = task.kill(9, true).await
                 && !e.is_not_found()
             {
@@ -171,6 +175,7 @@ impl Daemon {
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         let task = Self::running_task(&c)?;
         task.kill(sig, sig == 9).await?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
         if sig == 9 {
             Self::wait_stopped(&c, Some(Duration::from_secs(10))).await;
         }
@@ -190,7 +195,9 @@ impl Daemon {
             Ok(()) | Err(DaemonError::NotModified) => {}
             Err(e) => return Err(e),
         }
-        self.start_locked(&c).await
+        self.start_locked(&c).await?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
     }
 
     pub async fn container_pause(&self, name: &str) -> Result<(), DaemonError> {
@@ -220,6 +227,7 @@ impl Daemon {
         }
         c.lock().record.state.set_paused(pause);
         c.persist()?;
+        self.container_event(&c, if pause { "pause" } else { "unpause" }, &[]);
         c.notify();
         Ok(())
     }
@@ -251,6 +259,7 @@ impl Daemon {
             return Err(e);
         }
         self.containers.release_name(&old);
+        self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -302,6 +311,7 @@ impl Daemon {
             let mut inner = c.lock();
             inner.removed = true;
         }
+        self.container_event(c, "destroy", &[]);
         c.notify();
         if let Err(e) = std::fs::remove_dir_all(&graveyard) {
             tracing::warn!(path = %graveyard.display(), error = %e, "cannot remove a container's files");
@@ -393,6 +403,7 @@ impl Daemon {
         }
         let rx = c.io.attach(stdout, stderr);
         let tx = c.io.stdin_sender();
+        self.container_event(&c, "attach", &[]);
         Ok((c, rx, tx))
     }
 }

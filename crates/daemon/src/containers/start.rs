@@ -227,6 +227,7 @@ impl Daemon {
                     inner.record.state.started_at = now_rfc3339();
                     drop(inner);
                     c.persist()?;
+                    self.container_event(c, "start", &[]);
                     return Ok(());
                 }
                 let _ = task.delete().await;
@@ -246,6 +247,7 @@ impl Daemon {
             }
         }
         c.persist()?;
+        self.container_event(c, "start", &[]);
         c.notify();
         tracing::info!(container = %c.id, pid, "started");
         Ok(())
