@@ -67,6 +67,8 @@ pub struct Daemon {
     host_root: PathBuf,
     runc: Option<(String, String)>,
     events: crate::events::Events,
+    /// Set when berthd stops: exits then restart nothing.
+    pub(crate) shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl Daemon {
@@ -99,6 +101,7 @@ impl Daemon {
             host_root,
             runc: runc_version(),
             events: Default::default(),
+            shutting_down: Default::default(),
         })
     }
 

@@ -323,7 +323,11 @@ fn status_text(r: &Record) -> String {
     match s.status {
         Status::Running => format!("Up {}", human_duration(since(&s.started_at))),
         Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
-        Status::Restarting => "Restarting".into(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            s.exit_code,
+            human_duration(since(&s.finished_at))
+        ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
         Status::Created => "Created".into(),

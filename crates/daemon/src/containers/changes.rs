@@ -124,6 +124,14 @@ impl Daemon {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
         let mut host = c.record().host_config;
+        if let Some(p) = &req.restart_policy {
+            if host.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+                return Err(DaemonError::InvalidParameter(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container".into(),
+                ));
+            }
+            super::restart::validate_policy(p, false)?;
+        }
         req.apply(&mut host);
         let task = {
             let inner = c.lock();

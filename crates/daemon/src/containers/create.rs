@@ -124,6 +124,7 @@ impl Daemon {
         if host.init == Some(true) && super::start::init_binary().is_none() {
             return Err(berth_oci::SpecError::NoInit.into());
         }
+        super::restart::validate_policy(&host.restart_policy, host.auto_remove)?;
         if host.restart_policy.name.is_empty() {
             host.restart_policy.name = "no".into();
         }
@@ -229,6 +230,7 @@ impl Daemon {
             state: State::new(),
             restart_count: 0,
             has_been_started: false,
+            has_been_manually_stopped: false,
             log_path: log_path.display().to_string(),
             hostname_path: hostname_path.display().to_string(),
             hosts_path: hosts_path.display().to_string(),

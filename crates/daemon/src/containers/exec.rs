@@ -111,6 +111,12 @@ impl Daemon {
                 c.id
             )));
         }
+        if c.state().restarting {
+            return Err(DaemonError::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            )));
+        }
         if c.state().paused {
             return Err(DaemonError::Conflict(format!(
                 "Container {} is paused, unpause the container before exec",

@@ -52,7 +52,7 @@ impl Daemon {
     /// The init process ended: delete the task (the shim goes), let the output drain, delete
     /// the containerd record, record the exit, and remove the container if it asked for it.
     pub(crate) async fn handle_init_exit(
-        &self,
+        self: &Arc<Self>,
         c: &Arc<Container>,
         exit_status: u32,
         exited_at: SystemTime,
@@ -92,12 +92,13 @@ impl Daemon {
             inner.record.state.set_exited(i64::from(code), finished);
             inner.record.host_config.auto_remove
         };
+        self.container_event(c, "die", &[("exitCode", code.to_string())]);
+        let restarting = !auto_remove && self.maybe_restart(c);
         if let Err(e) = c.persist() {
             tracing::error!(container = %c.id, error = %e, "cannot record the exit");
         }
-        self.container_event(c, "die", &[("exitCode", code.to_string())]);
         c.notify();
-        tracing::info!(container = %c.id, exit_code = code, "exited");
+        tracing::info!(container = %c.id, exit_code = code, restarting, "exited");
         if auto_remove {
             let _op = c.op.lock().await;
             if let Err(e) = self.remove_files(c) {

@@ -83,7 +83,8 @@ impl Daemon {
         let mut rx = c.subscribe();
         let wait = async {
             loop {
-                if !c.state().running {
+                let s = c.state();
+                if !s.running || s.restarting {
                     return;
                 }
                 if rx.changed().await.is_err() {
@@ -119,7 +120,10 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        self.stop_locked(&c, signal, timeout).await?;
+        c.lock().record.has_been_manually_stopped = true;
+        if !self.cancel_restart(&c) {
+            self.stop_locked(&c, signal, timeout).await?;
+        }
         self.container_event(&c, "stop", &[]);
         Ok(())
     }
@@ -173,6 +177,20 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        if self.cancel_restart(&c) {
+            return Ok(());
+        }
+        let stop_signal = c
+            .record()
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(|s| parse_signal(s).ok())
+            .unwrap_or(15);
+        if sig == 9 || sig == stop_signal {
+            // Ending it by hand: no restart policy brings it back.
+            c.lock().record.has_been_manually_stopped = true;
+        }
         let task = Self::running_task(&c)?;
         task.kill(sig, sig == 9).await?;
         self.container_event(&c, "kill", &[("signal", sig.to_string())]);
@@ -191,10 +209,14 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        match self.stop_locked(&c, signal, timeout).await {
-            Ok(()) | Err(DaemonError::NotModified) => {}
-            Err(e) => return Err(e),
+        c.lock().record.has_been_manually_stopped = true;
+        if !self.cancel_restart(&c) {
+            match self.stop_locked(&c, signal, timeout).await {
+                Ok(()) | Err(DaemonError::NotModified) => {}
+                Err(e) => return Err(e),
+            }
         }
+        c.reset_restarts();
         self.start_locked(&c).await?;
         self.container_event(&c, "restart", &[]);
         Ok(())
@@ -268,6 +290,7 @@ impl Daemon {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
         c.state().can_remove(&c.id, force).map_err(refusal)?;
+        self.cancel_restart(&c);
         if c.state().running {
             let task = Self::running_task(&c)?;
             if c.state().paused {
@@ -335,7 +358,10 @@ impl Daemon {
             let s = c.state();
             match condition {
                 WaitCondition::NotRunning if !s.running => return Ok(s.exit_code),
-                WaitCondition::NextExit if !s.running && s.finished_at != start_exits => {
+                // An exit is recorded (a restarting container has exited too).
+                WaitCondition::NotRunning | WaitCondition::NextExit
+                    if (!s.running || s.restarting) && s.finished_at != start_exits =>
+                {
                     return Ok(s.exit_code);
                 }
                 WaitCondition::Removed if c.is_removed() => return Ok(s.exit_code),
@@ -409,6 +435,14 @@ impl Daemon {
 }
 
 impl Container {
+    /// A start by a user: the policy's count and backoff begin again.
+    pub(crate) fn reset_restarts(&self) {
+        let mut inner = self.lock();
+        inner.record.has_been_manually_stopped = false;
+        inner.record.restart_count = 0;
+        inner.backoff = super::restart::Backoff::default();
+    }
+
     pub fn tty(&self) -> bool {
         self.io.tty
     }

@@ -11,6 +11,7 @@ mod io;
 pub(crate) mod lifecycle;
 mod list;
 mod logs;
+mod restart;
 mod restore;
 mod start;
 pub mod state;
@@ -56,6 +57,9 @@ pub struct Record {
     pub state: State,
     pub restart_count: u64,
     pub has_been_started: bool,
+    /// Stopped or killed by a user: restart policies leave it stopped.
+    #[serde(default)]
+    pub has_been_manually_stopped: bool,
     pub log_path: String,
     pub hostname_path: String,
     pub hosts_path: String,
@@ -88,6 +92,7 @@ struct Inner {
     copiers: Option<tokio::task::JoinHandle<()>>,
     execs: Vec<String>,
     removed: bool,
+    backoff: restart::Backoff,
 }
 
 impl Container {
@@ -103,6 +108,7 @@ impl Container {
                 copiers: None,
                 execs: Vec::new(),
                 removed: false,
+                backoff: restart::Backoff::default(),
             }),
             op: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,

@@ -64,7 +64,13 @@ impl Daemon {
                     tracing::info!(container = %c.id, pid = t.pid, "restored");
                 }
                 other => {
-                    let code = other.map(|t| t.exit_status).unwrap_or(255);
+                    let state = c.state();
+                    let code = match other {
+                        Some(t) => t.exit_status,
+                        // It had exited, waiting for a restart.
+                        None if state.restarting => state.exit_code as u32,
+                        None => 255,
+                    };
                     if other.is_some() {
                         let _ = ctr.task(0).delete().await;
                     }
@@ -89,6 +95,8 @@ impl Daemon {
     /// At shutdown without live-restore, stops every running container (in parallel, each
     /// with the shutdown timeout), as dockerd does.
     pub async fn shutdown_containers(self: &Arc<Self>) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let snapshot = self.config();
         if snapshot.config.live_restore {
             return;
@@ -104,6 +112,12 @@ impl Daemon {
             let d = self.clone();
             set.spawn(async move {
                 let _op = c.op.lock().await;
+                if d.cancel_restart(&c) {
+                    // Not a user's stop: the policy still applies at the next start.
+                    c.lock().record.has_been_manually_stopped = false;
+                    let _ = c.persist();
+                    return;
+                }
                 if let Err(e) = d
                     .stop_locked(&c, None, Some(timeout.min(i64::from(u32::MAX))))
                     .await

@@ -89,6 +89,7 @@ impl Daemon {
     pub async fn container_start(&self, name: &str) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
+        c.reset_restarts();
         let result = self.start_locked(&c).await;
         if let Err(e) = &result
             && !matches!(e, DaemonError::NotModified | DaemonError::Conflict(_))
@@ -239,6 +240,7 @@ impl Daemon {
         {
             let mut inner = c.lock();
             inner.record.has_been_started = true;
+            inner.backoff.started = Some(std::time::Instant::now());
             if inner.task.is_some() {
                 inner.record.state.set_running(pid, now_rfc3339());
             } else {

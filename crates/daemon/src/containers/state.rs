@@ -122,7 +122,13 @@ impl State {
             )));
         }
         if self.running && !force {
-            let what = if self.paused { "paused" } else { "running" };
+            let what = if self.restarting {
+                "restarting"
+            } else if self.paused {
+                "paused"
+            } else {
+                "running"
+            };
             return Err(Refusal::Conflict(format!(
                 "cannot remove container \"{id}\": container is {what}: stop the container before removing or force remove"
             )));
@@ -150,6 +156,16 @@ impl State {
         self.pid = 0;
         self.exit_code = code;
         self.finished_at = finished_at;
+    }
+
+    /// Exited, with a restart pending: counted as running (stop, kill and remove act on
+    /// it), as dockerd does.
+    pub fn set_restarting(&mut self) {
+        self.status = Status::Restarting;
+        self.running = true;
+        self.restarting = true;
+        self.paused = false;
+        self.pid = 0;
     }
 
     pub fn set_paused(&mut self, paused: bool) {

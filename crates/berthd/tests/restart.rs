@@ -1,0 +1,236 @@
+//! Tier 2: restart policies through a real berthd, containerd and runc: each policy, the
+//! backoff, manual stops, `docker update --restart`, and the daemon's own restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestDaemon, import_busybox, root_tier, wait_until};
+
+const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
+
+fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
+    d.docker(&["inspect", "-f", format, name]).1
+}
+
+fn run(d: &TestDaemon, args: &[&str]) {
+    let mut all = vec!["run", "-d", "--network", "none"];
+    all.extend_from_slice(args);
+    let (code, _, err) = d.docker(&all);
+    assert_eq!(code, 0, "{args:?}: {err}");
+}
+
+#[test]
+fn each_policy_restarts_as_dockerd_with_its_backoff() {
+    if !root_tier("restart_policies", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+
+    run(
+        &d,
+        &["--name", "no", "test/busybox:1", "sh", "-c", "exit 1"],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "fail2",
+            "--restart",
+            "on-failure:2",
+            "test/busybox:1",
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "ok",
+            "--restart",
+            "on-failure",
+            "test/busybox:1",
+            "true",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "always",
+            "--restart",
+            "always",
+            "test/busybox:1",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+
+    wait_until("on-failure:2 gives up", Duration::from_secs(20), || {
+        inspect(&d, "fail2", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    assert_eq!(inspect(&d, "fail2", "{{.State.ExitCode}}"), "1");
+    wait_until("always restarts", Duration::from_secs(20), || {
+        inspect(&d, "always", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 4
+    });
+    assert_eq!(
+        inspect(&d, "no", "{{.RestartCount}} {{.State.Status}}"),
+        "0 exited"
+    );
+    assert_eq!(
+        inspect(&d, "ok", "{{.RestartCount}} {{.State.Status}}"),
+        "0 exited"
+    );
+
+    // The backoff: 100 ms, then doubling, between an exit and the next start.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, out, err) = d.docker(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        "0s",
+        "--filter",
+        "container=always",
+        "--format",
+        "{{.Action}} {{.TimeNano}}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut gaps = Vec::new();
+    let mut died = None;
+    for line in out.lines() {
+        let (action, t) = line.split_once(' ').unwrap();
+        let t: i64 = t.parse().unwrap();
+        match (action, died) {
+            ("die", _) => died = Some(t),
+            ("start", Some(at)) => {
+                gaps.push(Duration::from_nanos((t - at) as u64));
+                died = None;
+            }
+            _ => {}
+        }
+    }
+    assert!(gaps.len() >= 3, "{out}");
+    for (gap, least) in gaps.iter().zip([100, 200, 400]) {
+        assert!(*gap >= Duration::from_millis(least), "gaps {gaps:?}");
+    }
+    assert!(gaps[2] > gaps[0], "the delay grows: {gaps:?}");
+
+    // A manual stop is final; the count holds.
+    assert_eq!(d.docker(&["stop", "-t", "1", "always"]).0, 0);
+    let count = inspect(&d, "always", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        inspect(&d, "always", "{{.RestartCount}} {{.State.Status}}"),
+        format!("{count} exited")
+    );
+}
+
+#[test]
+fn manual_kill_update_and_daemon_restart() {
+    if !root_tier("restart_daemon", TOOLS) {
+        return;
+    }
+    let mut d = TestDaemon::new().start(&["--shutdown-timeout", "1"]);
+    import_busybox(&d);
+    run(
+        &d,
+        &[
+            "--name",
+            "us",
+            "--restart",
+            "unless-stopped",
+            "test/busybox:1",
+            "sleep",
+            "600",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "us-killed",
+            "--restart",
+            "unless-stopped",
+            "test/busybox:1",
+            "sleep",
+            "600",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "al-stopped",
+            "--restart",
+            "always",
+            "test/busybox:1",
+            "sleep",
+            "600",
+        ],
+    );
+    run(
+        &d,
+        &[
+            "--name",
+            "upd",
+            "test/busybox:1",
+            "sh",
+            "-c",
+            "trap 'exit 5' USR1; while true; do sleep 0.2; done",
+        ],
+    );
+
+    assert_eq!(d.docker(&["kill", "us-killed"]).0, 0);
+    assert_eq!(d.docker(&["stop", "-t", "1", "al-stopped"]).0, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inspect(&d, "us-killed", "{{.State.Status}}"),
+        "exited",
+        "kill is manual"
+    );
+
+    // A policy set on a running container applies at its next exit; a signal that is not the
+    // stop signal is not a manual stop.
+    let (code, _, err) = d.docker(&["update", "--restart", "always", "upd"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        inspect(&d, "upd", "{{.HostConfig.RestartPolicy.Name}}"),
+        "always"
+    );
+    assert_eq!(d.docker(&["kill", "-s", "USR1", "upd"]).0, 0);
+    wait_until("updated policy restarts", Duration::from_secs(10), || {
+        inspect(&d, "upd", "{{.RestartCount}} {{.State.Status}}") == "1 running"
+    });
+
+    // Without live-restore the daemon stops them; at start it brings back `always` (even
+    // stopped by hand) and `unless-stopped` unless stopped by hand.
+    d.stop();
+    let d = d.start(&["--shutdown-timeout", "1"]);
+    wait_until(
+        "policies applied at daemon start",
+        Duration::from_secs(20),
+        || {
+            inspect(&d, "us", "{{.State.Status}}") == "running"
+                && inspect(&d, "al-stopped", "{{.State.Status}}") == "running"
+                && inspect(&d, "upd", "{{.State.Status}}") == "running"
+        },
+    );
+    assert_eq!(inspect(&d, "us-killed", "{{.State.Status}}"), "exited");
+    let (code, _, err) = d.docker(&["rm", "-f", "us", "al-stopped", "upd", "us-killed"]);
+    assert_eq!(code, 0, "{err}");
+}
