@@ -9,8 +9,8 @@ use containerd_client::services::v1::tasks_client::TasksClient;
 use containerd_client::services::v1::{
     CloseIoRequest, Container as ContainerRecord, CreateContainerRequest, CreateTaskRequest,
     DeleteContainerRequest, DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest,
-    KillRequest, ListPidsRequest, ListTasksRequest, PauseTaskRequest, ResizePtyRequest,
-    ResumeTaskRequest, StartRequest, UpdateTaskRequest,
+    GetContainerRequest, GetRequest, KillRequest, ListPidsRequest, ListTasksRequest,
+    PauseTaskRequest, ResizePtyRequest, ResumeTaskRequest, StartRequest, UpdateTaskRequest,
 };
 use containerd_client::tonic::{Code, Status};
 use containerd_client::types::Mount;
@@ -217,6 +217,23 @@ impl Container {
         }
     }
 
+    /// The OCI spec it was created with (JSON): `Containers.Get`.
+    pub async fn spec(&self) -> Result<Vec<u8>, ContainerdError> {
+        let r = self
+            .client
+            .containers()
+            .get(GetContainerRequest {
+                id: self.id.clone(),
+            })
+            .await
+            .map_err(|s| ContainerdError::rpc("Containers.Get", s))?
+            .into_inner();
+        Ok(r.container
+            .and_then(|c| c.spec)
+            .map(|s| s.value)
+            .unwrap_or_default())
+    }
+
     /// Deletes the record: `Containers.Delete`. Its task must be gone first.
     pub async fn delete(&self) -> Result<(), ContainerdError> {
         self.client
@@ -279,6 +296,22 @@ impl Target<'_> {
             .await
             .map_err(ok_or("Tasks.ResizePty"))?;
         Ok(())
+    }
+
+    /// `Tasks.Get`: the process's status and, once stopped, its exit status.
+    async fn state(&self) -> Result<(TaskStatus, u32), ContainerdError> {
+        let r = self
+            .client
+            .tasks()
+            .get(GetRequest {
+                container_id: self.container_id.to_string(),
+                exec_id: self.exec_id.to_string(),
+            })
+            .await
+            .map_err(ok_or("Tasks.Get"))?
+            .into_inner();
+        let p = r.process.unwrap_or_default();
+        Ok((TaskStatus::from_proto(p.status), p.exit_status))
     }
 
     async fn close_stdin(&self) -> Result<(), ContainerdError> {
@@ -482,6 +515,11 @@ impl Process {
 
     pub async fn close_stdin(&self) -> Result<(), ContainerdError> {
         self.target().close_stdin().await
+    }
+
+    /// The exec's status and exit status (one `Tasks.Get`), for reconciling missed exits.
+    pub async fn state(&self) -> Result<(TaskStatus, u32), ContainerdError> {
+        self.target().state().await
     }
 
     /// `Tasks.DeleteProcess`: the exec's resources go; returns how it ended.

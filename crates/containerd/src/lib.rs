@@ -15,6 +15,7 @@ mod events;
 mod handles;
 mod managed;
 mod options;
+mod shims;
 
 pub use client::{Client, ContainerdVersion, Service};
 pub use containerd_client::types::Mount;
@@ -24,3 +25,4 @@ pub use events::TaskEvent;
 pub use handles::{Container, ExitStatus, Process, Stdio, Task, TaskInfo, TaskStatus};
 pub use managed::{ManagedContainerd, ManagedOptions, render_config};
 pub use options::{GenericOptionsProto, RuncOptionsProto, RuntimeSpec};
+pub use shims::{UntrackedShim, untracked_shims};

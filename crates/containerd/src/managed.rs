@@ -116,27 +116,39 @@ impl ManagedContainerd {
                     source,
                 })?;
         }
-        stop_stale(paths).await?;
-        let config = paths.containerd_config();
-        fs::write(&config, render_config(paths, opts.debug)).map_err(|source| {
-            ContainerdError::Write {
-                path: config.clone(),
-                source,
+        let rendered = render_config(paths, opts.debug);
+        let proc = match adoptable(paths, &rendered, &counter).await {
+            Some(pid) => {
+                // Its shims and their tasks stay as they are: replacing it under load can
+                // lose tasks that were being created.
+                tracing::info!(
+                    pid,
+                    "adopting the containerd an earlier berthd left running"
+                );
+                Proc::Adopted(pid)
             }
-        })?;
-        let _ = fs::remove_file(paths.containerd_socket());
-
-        let mut child = spawn(&opts)?;
-        if let Err(e) = wait_ready(&mut child, &opts, &counter).await {
-            terminate(&mut child).await;
-            let _ = fs::remove_file(paths.containerd_pidfile());
-            return Err(e);
-        }
-        let pid = Arc::new(AtomicI32::new(child_pid(&child)));
+            None => {
+                stop_stale(paths).await?;
+                let config = paths.containerd_config();
+                fs::write(&config, &rendered).map_err(|source| ContainerdError::Write {
+                    path: config.clone(),
+                    source,
+                })?;
+                let _ = fs::remove_file(paths.containerd_socket());
+                let mut child = spawn(&opts)?;
+                if let Err(e) = wait_ready(&mut child, &opts, &counter).await {
+                    terminate(&mut child).await;
+                    let _ = fs::remove_file(paths.containerd_pidfile());
+                    return Err(e);
+                }
+                Proc::Child(child)
+            }
+        };
+        let pid = Arc::new(AtomicI32::new(proc.pid()));
         let restarts = Arc::new(AtomicU64::new(0));
         let (stop_tx, stop_rx) = watch::channel(false);
         let supervisor = tokio::spawn(supervise(
-            child,
+            proc,
             opts.clone(),
             counter,
             stop_rx,
@@ -173,6 +185,80 @@ impl ManagedContainerd {
         if let Err(e) = self.supervisor.await {
             tracing::error!(error = %e, "containerd supervisor failed");
         }
+    }
+}
+
+/// The containerd being supervised: our child, or one adopted from a berthd that crashed.
+#[derive(Debug)]
+enum Proc {
+    Child(Child),
+    Adopted(i32),
+}
+
+impl Proc {
+    fn pid(&self) -> i32 {
+        match self {
+            Proc::Child(c) => child_pid(c),
+            Proc::Adopted(p) => *p,
+        }
+    }
+
+    /// Until it exits; says how.
+    async fn wait(&mut self, config: &Path) -> String {
+        match self {
+            Proc::Child(c) => c
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            // Not our child: watch it.
+            Proc::Adopted(pid) => {
+                while is_our_containerd(*pid, config) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                "gone".to_string()
+            }
+        }
+    }
+
+    async fn terminate(&mut self, config: &Path) {
+        match self {
+            Proc::Child(c) => terminate(c).await,
+            Proc::Adopted(raw) => {
+                let pid = Pid::from_raw(*raw);
+                let _ = kill(pid, Signal::SIGTERM);
+                let deadline = Instant::now() + STOP_GRACE;
+                while Instant::now() < deadline && is_our_containerd(*raw, config) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                if is_our_containerd(*raw, config) {
+                    tracing::warn!(pid = *raw, "containerd ignored SIGTERM; killing it");
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+/// The containerd in our pid file, if it runs with exactly the configuration we would write
+/// and answers on our socket.
+async fn adoptable(paths: &Paths, rendered: &str, counter: &RpcCounter) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(paths.containerd_pidfile())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if pid <= 0
+        || !is_our_containerd(pid, &paths.containerd_config())
+        || fs::read_to_string(paths.containerd_config()).ok()? != rendered
+    {
+        return None;
+    }
+    let socket = paths.containerd_socket().display().to_string();
+    let client = Client::new(&socket, "berth", counter.clone()).ok()?;
+    match tokio::time::timeout(Duration::from_secs(2), client.version()).await {
+        Ok(Ok(_)) => Some(pid),
+        _ => None,
     }
 }
 
@@ -277,7 +363,7 @@ async fn wait_ready(
 }
 
 async fn supervise(
-    mut child: Child,
+    mut child: Proc,
     opts: ManagedOptions,
     counter: RpcCounter,
     mut stop_rx: watch::Receiver<bool>,
@@ -286,11 +372,11 @@ async fn supervise(
 ) {
     let mut backoff = FIRST_BACKOFF;
     let mut started = Instant::now();
+    let config = opts.paths.containerd_config();
     loop {
         tokio::select! {
-            status = child.wait() => {
+            status = child.wait(&config) => {
                 pid.store(0, Ordering::SeqCst);
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 if started.elapsed() > HEALTHY_RUN {
                     backoff = FIRST_BACKOFF;
                 }
@@ -312,7 +398,7 @@ async fn supervise(
                         pid.store(child_pid(&next), Ordering::SeqCst);
                         restarts.fetch_add(1, Ordering::SeqCst);
                         started = Instant::now();
-                        child = next;
+                        child = Proc::Child(next);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot restart containerd; trying again");
@@ -322,7 +408,7 @@ async fn supervise(
                 }
             }
             _ = stop_rx.changed() => {
-                terminate(&mut child).await;
+                child.terminate(&config).await;
                 pid.store(0, Ordering::SeqCst);
                 let _ = fs::remove_file(opts.paths.containerd_pidfile());
                 tracing::info!("stopped containerd");

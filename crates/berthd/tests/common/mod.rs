@@ -255,6 +255,25 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
+/// Pids whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<i32>().ok())
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// Unmounts (lazily, deepest first) every mount under the given roots.
 pub fn unmount_under(roots: &[&std::path::Path]) {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
@@ -297,6 +316,10 @@ impl Drop for TestDaemon {
         // Whatever this daemon started and left behind, by pid.
         let leftovers = self.own_processes();
         for pid in &leftovers {
+            // A shim's container first: it would outlive its shim.
+            for child in children_of(*pid) {
+                let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+            }
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
         if !leftovers.is_empty() {

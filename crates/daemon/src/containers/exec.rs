@@ -84,6 +84,12 @@ impl Exec {
         }
     }
 
+    /// The started process, while it runs.
+    pub(crate) fn running_process(&self) -> Option<berth_containerd::Process> {
+        let i = self.lock();
+        if i.running { i.process.clone() } else { None }
+    }
+
     fn finish(&self, code: i64) {
         {
             let mut i = self.lock();

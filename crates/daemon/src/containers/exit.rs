@@ -1,52 +1,132 @@
 //! What happens when a container's process ends: containerd's exit event is the only source
 //! of exit codes (no polling).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_containerd::TaskEvent;
+use tokio::sync::mpsc;
+
+use berth_containerd::{TaskEvent, TaskStatus};
 
 use super::Container;
 use crate::Daemon;
 
 impl Daemon {
-    /// Runs the daemon's one event subscription for its life.
+    /// Runs the daemon's one event subscription for its life. Events are queued per
+    /// container: one container's are handled strictly in order, different containers'
+    /// concurrently.
     pub fn spawn_event_loop(self: &Arc<Self>) {
         let mut rx = self.containerd().subscribe_task_events();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut queues: HashMap<String, mpsc::UnboundedSender<TaskEvent>> = HashMap::new();
             while let Some(ev) = rx.recv().await {
                 let Some(d) = weak.upgrade() else { return };
-                match ev {
-                    TaskEvent::Exit {
-                        container_id,
-                        exec_id,
-                        exit_status,
-                        exited_at,
-                        ..
-                    } => {
-                        tokio::spawn(async move {
-                            if exec_id == container_id || exec_id.is_empty() {
-                                if let Ok(c) = d.containers.get(&container_id) {
-                                    d.handle_init_exit(&c, exit_status, exited_at).await;
-                                }
-                            } else {
-                                d.handle_exec_exit(&exec_id, exit_status).await;
-                            }
-                        });
-                    }
-                    TaskEvent::Oom { container_id } => {
-                        if let Ok(c) = d.containers.get(&container_id) {
-                            c.lock().record.state.oom_killed = true;
-                            d.container_event(&c, "oom", &[]);
-                        }
+                let container_id = match &ev {
+                    TaskEvent::Exit { container_id, .. } | TaskEvent::Oom { container_id } => {
+                        container_id.clone()
                     }
                     TaskEvent::Resubscribed => {
-                        tracing::info!("containerd events resumed");
+                        tracing::info!("containerd events resumed; reconciling");
+                        tokio::spawn(async move { d.reconcile().await });
+                        continue;
                     }
+                };
+                // Queues of containers that are gone end (their workers drain and stop).
+                queues.retain(|id, _| d.containers.get(id).is_ok());
+                let queue = queues.entry(container_id).or_insert_with(|| {
+                    let (tx, mut rx) = mpsc::unbounded_channel::<TaskEvent>();
+                    let weak = Arc::downgrade(&d);
+                    tokio::spawn(async move {
+                        while let Some(ev) = rx.recv().await {
+                            let Some(d) = weak.upgrade() else { return };
+                            d.handle_task_event(ev).await;
+                        }
+                    });
+                    tx
+                });
+                if let Err(mpsc::error::SendError(ev)) = queue.send(ev) {
+                    // Its worker is gone: handle it here rather than lose it.
+                    d.handle_task_event(ev).await;
                 }
             }
         });
+    }
+
+    async fn handle_task_event(self: &Arc<Self>, ev: TaskEvent) {
+        match ev {
+            TaskEvent::Exit {
+                container_id,
+                exec_id,
+                exit_status,
+                exited_at,
+                ..
+            } => {
+                if exec_id == container_id || exec_id.is_empty() {
+                    if let Ok(c) = self.containers.get(&container_id) {
+                        self.handle_init_exit(&c, exit_status, exited_at).await;
+                    }
+                } else {
+                    self.handle_exec_exit(&exec_id, exit_status).await;
+                }
+            }
+            TaskEvent::Oom { container_id } => {
+                if let Ok(c) = self.containers.get(&container_id) {
+                    c.lock().record.state.oom_killed = true;
+                    self.container_event(&c, "oom", &[]);
+                }
+            }
+            TaskEvent::Resubscribed => {}
+        }
+    }
+
+    /// After containerd came back: exits it may not have told us about (the stream was
+    /// down) are found with one `Tasks.List` and handled as if their events had come; execs
+    /// still thought running are checked one `Tasks.Get` each.
+    pub(crate) async fn reconcile(self: &Arc<Self>) {
+        let tasks = match self.containerd().list_tasks().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list tasks to reconcile");
+                return;
+            }
+        };
+        let by_id: std::collections::HashMap<_, _> =
+            tasks.iter().map(|t| (t.container_id.as_str(), t)).collect();
+        for c in self.containers.all() {
+            if c.lock().task.is_none() {
+                continue;
+            }
+            let exit = match by_id.get(c.id.as_str()) {
+                Some(t) if t.status == TaskStatus::Stopped => Some(t.exit_status),
+                Some(_) => None,
+                None => Some(255),
+            };
+            if let Some(code) = exit {
+                tracing::info!(container = %c.id, exit_code = code, "exit missed while containerd was away");
+                self.handle_init_exit(&c, code, SystemTime::now()).await;
+            }
+        }
+        let execs: Vec<_> = self
+            .execs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for e in execs {
+            let Some(p) = e.running_process() else {
+                continue;
+            };
+            let code = match p.state().await {
+                Ok((TaskStatus::Stopped, code)) => code,
+                Ok(_) => continue,
+                Err(err) if err.is_not_found() => 255,
+                Err(_) => continue,
+            };
+            self.handle_exec_exit(&e.id, code).await;
+        }
     }
 
     /// The init process ended: delete the task (the shim goes), let the output drain, delete

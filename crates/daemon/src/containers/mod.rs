@@ -186,7 +186,9 @@ pub struct Containers {
 
 impl Containers {
     /// Loads every container record under `dir` (those that fail to load are logged and
-    /// skipped; a half-written record never replaced a whole one).
+    /// skipped; a half-written record never replaced a whole one). The record is a
+    /// container's commit point: a folder without one (a create cut short) and a removal cut
+    /// short (`.removing-<id>`) are deleted.
     pub(crate) fn load(dir: &Path) -> Containers {
         let store = Containers::default();
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -194,6 +196,14 @@ impl Containers {
         };
         for e in entries.flatten() {
             let path = e.path().join("config.v2.json");
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if hidden || !path.exists() {
+                tracing::info!(path = %e.path().display(), "removing an unfinished container folder");
+                if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove it");
+                }
+                continue;
+            }
             let record: Option<Record> = std::fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
@@ -307,4 +317,63 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> Record {
+        Record {
+            schema: RECORD_SCHEMA,
+            id: id.into(),
+            name: format!("n{id}"),
+            created: now_rfc3339(),
+            path: "true".into(),
+            args: vec![],
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            image: "sha256:x".into(),
+            state: State::new(),
+            restart_count: 0,
+            has_been_started: false,
+            has_been_manually_stopped: false,
+            log_path: String::new(),
+            hostname_path: String::new(),
+            hosts_path: String::new(),
+            resolv_conf_path: String::new(),
+            process: None,
+        }
+    }
+
+    #[test]
+    fn load_keeps_whole_containers_and_clears_unfinished_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let whole = d.path().join("a");
+        std::fs::create_dir(&whole).unwrap();
+        write_record(&whole, &record("a")).unwrap();
+        // A create cut short before its record, one cut short while writing it, a removal
+        // cut short, and a record from another schema (kept on disk, not loaded).
+        let no_record = d.path().join("b");
+        std::fs::create_dir(&no_record).unwrap();
+        std::fs::write(no_record.join("hostname"), "b").unwrap();
+        let tmp_only = d.path().join("c");
+        std::fs::create_dir(&tmp_only).unwrap();
+        std::fs::write(tmp_only.join(".config.v2.json.tmp"), "{\"Sche").unwrap();
+        let removing = d.path().join(".removing-e");
+        std::fs::create_dir(&removing).unwrap();
+        write_record(&removing, &record("e")).unwrap();
+        let other = d.path().join("f");
+        std::fs::create_dir(&other).unwrap();
+        let mut r = record("f");
+        r.schema = 99;
+        write_record(&other, &r).unwrap();
+
+        let store = Containers::load(d.path());
+        let ids: Vec<String> = store.all().iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, ["a"]);
+        assert!(store.get("na").is_ok(), "by name");
+        assert!(!no_record.exists() && !tmp_only.exists() && !removing.exists());
+        assert!(other.exists(), "an unknown schema is not destroyed");
+    }
 }

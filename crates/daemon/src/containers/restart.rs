@@ -37,8 +37,7 @@ pub(crate) fn validate_policy(p: &RestartPolicy, auto_remove: bool) -> Result<()
     }
     if p.maximum_retry_count > 0 && p.name != "on-failure" {
         return bad(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                .into(),
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
         );
     }
     Ok(())

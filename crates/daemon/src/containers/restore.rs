@@ -15,16 +15,11 @@ impl Daemon {
     /// Reconciles every container that was running with what containerd has: a live task is
     /// taken over (its handles kept, its output logged again); a task that ended while
     /// berthd was away is deleted and its exit recorded.
+    ///
+    /// A task whose container is recorded as not running (berthd died between starting it
+    /// and recording that) is taken over too; a task of a container berthd has no record of
+    /// is killed and deleted.
     pub async fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
-        let running: Vec<_> = self
-            .containers
-            .all()
-            .into_iter()
-            .filter(|c| c.state().running)
-            .collect();
-        if running.is_empty() {
-            return Ok(());
-        }
         let tasks: HashMap<String, berth_containerd::TaskInfo> = self
             .containerd()
             .list_tasks()
@@ -32,7 +27,28 @@ impl Daemon {
             .into_iter()
             .map(|t| (t.container_id.clone(), t))
             .collect();
-        for c in running {
+        let all = self.containers.all();
+        for (id, t) in &tasks {
+            if all.iter().any(|c| &c.id == id) {
+                continue;
+            }
+            tracing::warn!(container = %id, pid = t.pid, "removing a task berthd has no record of");
+            let ctr = self.containerd().container(id);
+            let task = ctr.task(t.pid);
+            let _ = task.kill(9, true).await;
+            for _ in 0..50 {
+                if task.delete().await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let _ = ctr.delete().await;
+        }
+        let candidates: Vec<_> = all
+            .into_iter()
+            .filter(|c| c.state().running || tasks.contains_key(&c.id))
+            .collect();
+        for c in candidates {
             let ctr = self.containerd().container(&c.id);
             match tasks.get(&c.id) {
                 Some(t)
@@ -42,6 +58,17 @@ impl Daemon {
                     ) =>
                 {
                     let task = ctr.task(t.pid);
+                    if c.record().process.is_none() {
+                        // berthd died between starting it and recording the start: the
+                        // process execs derive from is in containerd's copy of the spec.
+                        let process = ctr.spec().await.ok().and_then(|s| {
+                            serde_json::from_slice::<serde_json::Value>(&s)
+                                .ok()?
+                                .get("process")
+                                .cloned()
+                        });
+                        c.lock().record.process = process;
+                    }
                     let fifos = self.paths().fifo_dir(&c.id);
                     let record = c.record();
                     let copiers =
@@ -52,6 +79,10 @@ impl Daemon {
                         });
                     {
                         let mut inner = c.lock();
+                        if !inner.record.state.running {
+                            inner.record.has_been_started = true;
+                            inner.record.state.set_running(t.pid, now_rfc3339());
+                        }
                         inner.record.state.pid = t.pid;
                         inner
                             .record
@@ -89,7 +120,39 @@ impl Daemon {
             c.persist()?;
             c.notify();
         }
+        self.end_untracked_shims(&tasks);
         Ok(())
+    }
+
+    /// Ends shims in our namespace that containerd does not track (no task), with what they
+    /// run: left when a berthd died in the middle of creating or deleting a task (the record
+    /// may be gone too, for a `--rm` container). containerd cannot manage them, and one would
+    /// hold the shim socket a later start of the same container needs. Runs before the API
+    /// serves, so no start of ours is in flight.
+    fn end_untracked_shims(&self, tasks: &HashMap<String, berth_containerd::TaskInfo>) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let with_task: std::collections::HashSet<String> = tasks.keys().cloned().collect();
+        let client = self.containerd();
+        for shim in
+            berth_containerd::untracked_shims(client.socket(), client.namespace(), &with_task)
+        {
+            tracing::warn!(container = %shim.id, pid = shim.pid, children = ?shim.children,
+                "ending a shim containerd does not track");
+            for child in &shim.children {
+                let _ = kill(Pid::from_raw(*child), Signal::SIGKILL);
+            }
+            let _ = kill(Pid::from_raw(shim.pid), Signal::SIGKILL);
+            // runc's record of a container it was creating, so the ID can start again.
+            let runc_root = self.paths().runc_root().join(client.namespace());
+            if runc_root.join(&shim.id).exists() {
+                let _ = std::process::Command::new("runc")
+                    .arg("--root")
+                    .arg(&runc_root)
+                    .args(["delete", "--force", &shim.id])
+                    .output();
+            }
+        }
     }
 
     /// At shutdown without live-restore, stops every running container (in parallel, each

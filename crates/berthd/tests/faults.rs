@@ -1,0 +1,284 @@
+//! Tier 2: faults. containerd killed under running containers; berthd SIGKILLed while idle
+//! and in the middle of 100 concurrent `docker run`s, then started again: the store must hold
+//! only whole containers, and every running one must still be managed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{TestDaemon, alive, import_busybox, root_tier, wait_until};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
+
+fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
+    u64::from_le_bytes(b) % n
+}
+
+fn crash(d: &mut TestDaemon) {
+    kill(Pid::from_raw(d.pid()), Signal::SIGKILL).unwrap();
+    let _ = d.child.take().unwrap().wait();
+}
+
+#[test]
+fn containerd_killed_and_restarted_keeps_containers_managed() {
+    if !root_tier("containerd_crash", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    for name in ["stays", "dies"] {
+        let (code, _, err) = d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "test/busybox:1",
+            "sleep",
+            "600",
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let stays: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "stays"])
+        .1
+        .parse()
+        .unwrap();
+    let dies: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "dies"])
+        .1
+        .parse()
+        .unwrap();
+    let old = d.containerd_pid().unwrap();
+
+    // containerd goes; while it is away one container is killed from outside.
+    kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(dies), Signal::SIGKILL).unwrap();
+    wait_until("containerd is back", Duration::from_secs(30), || {
+        d.containerd_pid().is_some_and(|p| p != old && alive(p))
+    });
+    wait_until(
+        "the exit during the gap is recorded",
+        Duration::from_secs(30),
+        || {
+            d.docker(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                "dies",
+            ])
+            .1 == "exited 137"
+        },
+    );
+    assert!(alive(stays), "the shim kept it running");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", "stays"])
+            .1,
+        "true"
+    );
+    assert_eq!(d.docker(&["exec", "stays", "echo", "still"]).1, "still");
+    let (code, _, err) = d.docker(&["stop", "-t", "1", "stays"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!alive(stays));
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "stays"
+        ])
+        .1,
+        "exited 137"
+    );
+    assert_eq!(d.docker(&["rm", "stays", "dies"]).0, 0);
+}
+
+/// After a crash: every container folder holds a record, `docker ps -a` shows exactly those,
+/// every running one has a live process that exec reaches, and all can be removed.
+fn check_store(d: &TestDaemon) -> (usize, usize) {
+    let dir = d.data_root().join("containers");
+    let folders: Vec<_> = std::fs::read_dir(&dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    for f in &folders {
+        assert!(
+            f.join("config.v2.json").is_file(),
+            "half container: {}",
+            f.display()
+        );
+    }
+    let (code, out, err) = d.docker(&["ps", "-aq", "--no-trunc"]);
+    assert_eq!(code, 0, "{err}");
+    let ids: Vec<&str> = out.lines().collect();
+    assert_eq!(ids.len(), folders.len(), "the store and ps agree");
+    let mut running = 0;
+    for id in &ids {
+        let (code, state, err) =
+            d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", id]);
+        assert_eq!(code, 0, "{err}");
+        let (status, pid) = state.split_once(' ').unwrap();
+        if status == "running" {
+            running += 1;
+            let pid: i32 = pid.parse().unwrap();
+            assert!(alive(pid), "{id} is running with a live process");
+        }
+    }
+    // exec reaches a running one.
+    if let Some(id) = ids
+        .iter()
+        .find(|id| d.docker(&["inspect", "-f", "{{.State.Running}}", id]).1 == "true")
+    {
+        let (code, out, err) = d.docker(&["exec", id, "echo", "ok"]);
+        assert_eq!((code, out.as_str()), (0, "ok"), "exec in {id}: {err}");
+    }
+    (ids.len(), running)
+}
+
+fn remove_all(d: &TestDaemon) {
+    let ids = d.docker(&["ps", "-aq"]).1;
+    let ids: Vec<&str> = ids.lines().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        let (code, _, err) = d.docker(&args);
+        assert_eq!(code, 0, "{err}");
+    }
+    let shims_left = || -> Vec<String> {
+        d.own_processes()
+            .into_iter()
+            .filter_map(|p| {
+                let cmd = std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .unwrap_or_default()
+                    .replace('\0', " ");
+                cmd.contains("shim").then(|| format!("{p}: {cmd}"))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !shims_left().is_empty() {
+        if Instant::now() > deadline {
+            let shims = shims_left();
+            let log = d.log_text();
+            let about: Vec<&str> = log
+                .lines()
+                .filter(|l| {
+                    shims.iter().any(|s| {
+                        s.split(" -id ")
+                            .nth(1)
+                            .and_then(|r| r.split_whitespace().next())
+                            .is_some_and(|id| l.contains(id))
+                    })
+                })
+                .collect();
+            panic!("shims left: {shims:#?}\nberthd said:\n{}", about.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
+    if !root_tier("crash_during_load", TOOLS) {
+        return;
+    }
+    let rounds: usize = std::env::var("BERTH_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let d = TestDaemon::new();
+    d.write_config(r#"{"live-restore": true}"#);
+    let mut d = d.start(&[]);
+    import_busybox(&d);
+
+    // Idle: a running container and a stopped one.
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "test/busybox:1",
+            "sleep",
+            "600"
+        ])
+        .0,
+        0
+    );
+    assert_eq!(
+        d.docker(&["create", "--network", "none", "test/busybox:1", "true"])
+            .0,
+        0
+    );
+    let containerd = d.containerd_pid().unwrap();
+    crash(&mut d);
+    d = d.start(&[]);
+    assert_eq!(
+        d.containerd_pid(),
+        Some(containerd),
+        "the containerd left running is adopted"
+    );
+    assert_eq!(check_store(&d), (2, 1));
+    remove_all(&d);
+
+    for round in 0..rounds {
+        let started = Instant::now();
+        let kill_after = Duration::from_millis(300 + random_below(3000));
+        std::thread::scope(|s| {
+            for _ in 0..10 {
+                s.spawn(|| {
+                    for i in 0..10 {
+                        let args: &[&str] = if i % 2 == 0 {
+                            &[
+                                "run",
+                                "-d",
+                                "--network",
+                                "none",
+                                "test/busybox:1",
+                                "sleep",
+                                "600",
+                            ]
+                        } else {
+                            &["run", "--rm", "--network", "none", "test/busybox:1", "true"]
+                        };
+                        // Fails once berthd is gone; that is the point.
+                        let _ = d.docker(args);
+                    }
+                });
+            }
+            std::thread::sleep(kill_after);
+            kill(Pid::from_raw(d.pid()), Signal::SIGKILL).unwrap();
+        });
+        let _ = d.child.take().unwrap().wait();
+        eprintln!(
+            "round {round}: SIGKILL after {kill_after:?} ({:?} in all)",
+            started.elapsed()
+        );
+        d = d.start(&[]);
+        let (total, running) = check_store(&d);
+        eprintln!("round {round}: {total} containers after the crash, {running} running");
+        remove_all(&d);
+        let left = std::fs::read_dir(d.data_root().join("containers"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0, "every container removed");
+        assert!(
+            !std::fs::read_to_string("/proc/mounts")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains(&*d.data_root().to_string_lossy())
+                    && Path::new(l.split_whitespace().nth(1).unwrap_or(""))
+                        .starts_with(d.data_root())),
+            "no mount left under the data root"
+        );
+    }
+}

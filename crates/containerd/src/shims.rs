@@ -1,0 +1,104 @@
+//! Shim processes seen from /proc. A client that dies in the middle of `Tasks.Create` or
+//! `Tasks.Delete` can leave containerd 1.6 with a shim it no longer tracks: no task, perhaps
+//! a `runc init` waiting for ever, the shim alive for ever. These are found here so the
+//! daemon can end them.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// A shim containerd has no task for, and the processes it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrackedShim {
+    pub id: String,
+    pub pid: i32,
+    pub children: Vec<i32>,
+}
+
+/// Shims serving `namespace` for containerd at `socket` whose `-id` is not in `with_task`.
+pub fn untracked_shims(
+    socket: &Path,
+    namespace: &str,
+    with_task: &HashSet<String>,
+) -> Vec<UntrackedShim> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut shims: HashMap<i32, String> = HashMap::new();
+    let address = socket.display().to_string();
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some(ppid) = std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| parent_of(&s))
+        {
+            children.entry(ppid).or_default().push(pid);
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if let Some(id) = shim_id(&cmdline, namespace, &address)
+            && !with_task.contains(&id)
+        {
+            shims.insert(pid, id);
+        }
+    }
+    shims
+        .into_iter()
+        .map(|(pid, id)| UntrackedShim {
+            id,
+            pid,
+            children: children.remove(&pid).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The parent pid from a `/proc/<pid>/stat` line.
+fn parent_of(stat: &str) -> Option<i32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The container id of a `containerd-shim-*` command line for this namespace and address.
+fn shim_id(cmdline: &[u8], namespace: &str, address: &str) -> Option<String> {
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let binary = String::from_utf8_lossy(args.first()?);
+    if !binary.contains("containerd-shim") {
+        return None;
+    }
+    let flag = |name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name.as_bytes())
+            .map(|w| String::from_utf8_lossy(w[1]).into_owned())
+    };
+    (flag("-namespace")? == namespace && flag("-address")? == address).then_some(())?;
+    flag("-id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_shim_command_lines() {
+        let cmd = b"/usr/bin/containerd-shim-runc-v2\0-namespace\0berth\0-id\0abc\0-address\0/run/x/containerd.sock\0";
+        assert_eq!(
+            shim_id(cmd, "berth", "/run/x/containerd.sock"),
+            Some("abc".to_string())
+        );
+        assert_eq!(shim_id(cmd, "moby", "/run/x/containerd.sock"), None);
+        assert_eq!(
+            shim_id(cmd, "berth", "/run/containerd/containerd.sock"),
+            None
+        );
+        assert_eq!(shim_id(b"/bin/sleep\0-id\0abc\0", "berth", "x"), None);
+    }
+
+    #[test]
+    fn parent_from_stat() {
+        assert_eq!(parent_of("12 (a (b) c) S 7 12 12 0"), Some(7));
+        assert_eq!(parent_of("garbage"), None);
+    }
+}
