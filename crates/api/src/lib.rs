@@ -8,6 +8,8 @@
 //! configuration pointer twice in one request.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod hijack;
 mod metrics;
 mod middleware;

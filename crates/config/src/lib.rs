@@ -10,6 +10,8 @@ mod daemon_config;
 mod error;
 mod file;
 mod flags;
+#[cfg(test)]
+mod fuzz;
 mod host;
 mod paths;
 mod runtime;

@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 use berth_daemon::{
     Container, Daemon, ListOptions, LogLine, LogOptions, Record, Status, WaitCondition,
 };
-use berth_model::{ContainerConfig, HostConfig, MountPoint, NetworkingConfig};
+use berth_model::{ContainerConfig, HostConfig, MountPoint};
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::io::ReaderStream;
 
@@ -22,17 +21,36 @@ use crate::ApiError;
 use crate::hijack::{Session, frame_header, upgrade};
 use crate::query::Query;
 
-/// The body of `POST /containers/create`: Config fields at the top, plus HostConfig.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreateBody {
-    #[serde(flatten)]
-    config: ContainerConfig,
-    #[serde(default)]
-    host_config: Option<HostConfig>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    networking_config: Option<NetworkingConfig>,
+/// The body of `POST /containers/create`: Config fields at the top, plus `HostConfig` (and
+/// `NetworkingConfig`, which berth has no use for yet). Each part is read on its own so a
+/// wrong type is reported with its full path (`HostConfig.Memory`, `Image`).
+pub(crate) fn parse_create(body: &[u8]) -> Result<(ContainerConfig, HostConfig), ApiError> {
+    let v: Value = parse_body(body)?;
+    let Value::Object(mut top) = v else {
+        return Err(ApiError::bad_request(
+            "invalid JSON: the body must be a JSON object",
+        ));
+    };
+    let host = top.remove("HostConfig");
+    top.remove("NetworkingConfig");
+    let config: ContainerConfig = from_value_at(Value::Object(top), "")?;
+    let host: HostConfig = match host {
+        None | Some(Value::Null) => HostConfig::default(),
+        Some(h) => from_value_at(h, "HostConfig.")?,
+    };
+    Ok((config, host))
+}
+
+fn from_value_at<T: serde::de::DeserializeOwned>(v: Value, prefix: &str) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let at = match (prefix, path.as_str()) {
+            ("", ".") => String::new(),
+            (p, ".") => format!(" at {}", p.trim_end_matches('.')),
+            (p, path) => format!(" at {p}{path}"),
+        };
+        ApiError::bad_request(format!("invalid JSON{at}: {}", e.inner()))
+    })
 }
 
 /// Parses a JSON body; a malformed one is a 400 naming where it went wrong.
@@ -58,10 +76,8 @@ pub(crate) async fn create(
     q: Query,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let b: CreateBody = parse_body(&body)?;
-    let id = d
-        .container_create(q.get("name"), b.config, b.host_config.unwrap_or_default())
-        .await?;
+    let (config, host) = parse_create(&body)?;
+    let id = d.container_create(q.get("name"), config, host).await?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": []}))).into_response())
 }
 

@@ -1,6 +1,6 @@
 //! The route table: one module per resource.
 
-mod containers;
+pub(crate) mod containers;
 mod exec;
 mod images;
 mod system;

@@ -339,3 +339,60 @@ async fn image_errors_have_dockers_statuses() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn bad_requests_are_4xx_messages() {
+    let e = Engine::new();
+    let cases: [(&str, &str, Vec<u8>, StatusCode, &str); 6] = [
+        (
+            "POST",
+            "/containers/create",
+            b"{bad".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            br#"{"Image": "x", "HostConfig": {"PidsLimit": "many"}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "HostConfig.PidsLimit",
+        ),
+        (
+            "POST",
+            "/containers/create",
+            // Oversized: over the 2 MiB a JSON body may take.
+            format!(r#"{{"Image": "x", "Env": ["A={}"]}}"#, "x".repeat(3 << 20)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "length limit",
+        ),
+        (
+            "GET",
+            "/containers/nope/json",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "No such container",
+        ),
+        (
+            "POST",
+            "/exec/nope/start",
+            b"{}".to_vec(),
+            StatusCode::NOT_FOUND,
+            "No such exec",
+        ),
+        (
+            "GET",
+            "/events?since=yesterday",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "since",
+        ),
+    ];
+    for (method, uri, body, want, says) in cases {
+        let (status, _, body) = e.call(method, uri, body).await;
+        let v = json(&body);
+        let message = v["message"].as_str().unwrap_or_default();
+        assert_eq!(status, want, "{method} {uri}: {message}");
+        assert!(message.contains(says), "{method} {uri}: {message}");
+    }
+}
