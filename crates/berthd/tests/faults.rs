@@ -282,3 +282,79 @@ fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
         );
     }
 }
+
+/// What a container could leak: FIFOs, mounts, cgroups, shims, berthd's open files, folders.
+fn leftovers(d: &TestDaemon) -> [usize; 6] {
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
+    let fifo_dir = d.exec_root.join("fifo");
+    let fifos = std::fs::read_dir(&fifo_dir)
+        .map(|r| r.flatten().map(|e| count(&e.path())).sum())
+        .unwrap_or(0);
+    let mounts = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| {
+            Path::new(m).starts_with(&d.exec_root) || Path::new(m).starts_with(d.dir.path())
+        })
+        .count();
+    let cgroups = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|r| r.flatten().map(|e| count(&e.path().join("berth"))).sum())
+        .unwrap_or(0);
+    let shims = d
+        .own_processes()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .contains("shim")
+        })
+        .count();
+    let fds = count(Path::new(&format!("/proc/{}/fd", d.pid())));
+    let folders = count(&d.data_root().join("containers"));
+    [fifos, mounts, cgroups, shims, fds, folders]
+}
+
+#[test]
+fn run_rm_leaves_nothing_behind() {
+    if !root_tier("hygiene", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let run = || {
+        let (code, _, err) =
+            d.docker(&["run", "--rm", "--network", "none", "test/busybox:1", "true"]);
+        assert_eq!(code, 0, "{err}");
+    };
+    run();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = leftovers(&d);
+    for _ in 0..30 {
+        run();
+    }
+    // Cgroups of runc go a moment after the task.
+    let mut after = leftovers(&d);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while after[..4] != before[..4] && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        after = leftovers(&d);
+    }
+    let names = [
+        "FIFOs",
+        "mounts",
+        "cgroups",
+        "shims",
+        "berthd fds",
+        "container folders",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let slack = if *name == "berthd fds" { 2 } else { 0 };
+        assert!(
+            after[i] <= before[i] + slack,
+            "{name}: {} before, {} after 30 run --rm",
+            before[i],
+            after[i]
+        );
+    }
+}

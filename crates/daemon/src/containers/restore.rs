@@ -143,6 +143,28 @@ impl Daemon {
                 let _ = kill(Pid::from_raw(*child), Signal::SIGKILL);
             }
             let _ = kill(Pid::from_raw(shim.pid), Signal::SIGKILL);
+            // Its cgroups, once what ran in them is gone.
+            for _ in 0..20 {
+                if shim
+                    .children
+                    .iter()
+                    .all(|c| !std::path::Path::new(&format!("/proc/{c}")).exists())
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let mut cgroups = vec![std::path::PathBuf::from("/sys/fs/cgroup/berth").join(&shim.id)];
+            if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+                cgroups.extend(
+                    controllers
+                        .flatten()
+                        .map(|e| e.path().join("berth").join(&shim.id)),
+                );
+            }
+            for cg in cgroups {
+                let _ = std::fs::remove_dir(cg);
+            }
             // runc's record of a container it was creating, so the ID can start again.
             let runc_root = self.paths().runc_root().join(client.namespace());
             if runc_root.join(&shim.id).exists() {
