@@ -12,6 +12,8 @@ mod client;
 mod counter;
 mod error;
 mod events;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod handles;
 mod managed;
 mod options;
