@@ -5,7 +5,8 @@
 //! starts, supervises and stops when no `--containerd` address is given.
 //!
 //! It hands out Container / Task / Process handles that the daemon keeps for a container's
-//! life, each call one RPC, and one decoded task-event subscription. It must not depend on
+//! life, each call one RPC, and one decoded task-event subscription; it finds shims containerd
+//! lost track of, and (feature `fake`) serves a fake containerd for tests. It must not depend on
 //! berth-daemon, berth-api, berth-images or berth-oci: it speaks containerd, not Docker.
 
 mod client;

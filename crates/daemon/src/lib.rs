@@ -3,7 +3,9 @@
 //! pointer; each operation loads it once), the facts read from the host, the system
 //! operations (`version`, `info`, reload), images (through berth-images), and containers:
 //! their store and state machine, lifecycle over retained containerd handles, stdio and the
-//! json-file log, exec, and the one containerd event loop that records exits.
+//! json-file log, exec, cp in and out, restart policies, restore and reconciliation, and the
+//! one containerd event loop that records exits; the events ring behind `docker events`;
+//! disk usage.
 //!
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
