@@ -334,13 +334,7 @@ fn events_record_the_lifecycle_and_filter() {
     }
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let since = d.docker(&["version", "-f", "{{.Server.Version}}"]);
-    assert_eq!(since.0, 0);
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1;
+    let t0 = common::a_second_ago();
     let (code, _, err) = d.docker(&[
         "run",
         "-d",

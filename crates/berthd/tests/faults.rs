@@ -23,11 +23,6 @@ fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(b) % n
 }
 
-fn crash(d: &mut TestDaemon) {
-    kill(Pid::from_raw(d.pid()), Signal::SIGKILL).unwrap();
-    let _ = d.child.take().unwrap().wait();
-}
-
 #[test]
 fn containerd_killed_and_restarted_keeps_containers_managed() {
     if !root_tier("containerd_crash", TOOLS) {
@@ -36,29 +31,9 @@ fn containerd_killed_and_restarted_keeps_containers_managed() {
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     for name in ["stays", "dies"] {
-        let (code, _, err) = d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "test/busybox:1",
-            "sleep",
-            "600",
-        ]);
-        assert_eq!(code, 0, "{err}");
+        d.run_d(&["--name", name, "test/busybox:1", "sleep", "600"]);
     }
-    let stays: i32 = d
-        .docker(&["inspect", "-f", "{{.State.Pid}}", "stays"])
-        .1
-        .parse()
-        .unwrap();
-    let dies: i32 = d
-        .docker(&["inspect", "-f", "{{.State.Pid}}", "dies"])
-        .1
-        .parse()
-        .unwrap();
+    let (stays, dies) = (d.pid_of("stays"), d.pid_of("dies"));
     let old = d.containerd_pid().unwrap();
 
     // containerd goes; while it is away one container is killed from outside.
@@ -201,26 +176,14 @@ fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
     import_busybox(&d);
 
     // Idle: a running container and a stopped one.
-    assert_eq!(
-        d.docker(&[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "test/busybox:1",
-            "sleep",
-            "600"
-        ])
-        .0,
-        0
-    );
+    d.run_d(&["test/busybox:1", "sleep", "600"]);
     assert_eq!(
         d.docker(&["create", "--network", "none", "test/busybox:1", "true"])
             .0,
         0
     );
     let containerd = d.containerd_pid().unwrap();
-    crash(&mut d);
+    d.crash();
     d = d.start(&[]);
     assert_eq!(
         d.containerd_pid(),

@@ -7,20 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDaemon, import_busybox, root_tier, wait_until};
+use common::{TestDaemon, a_second_ago, import_busybox, root_tier, wait_until};
 
 const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
-
-fn inspect(d: &TestDaemon, name: &str, format: &str) -> String {
-    d.docker(&["inspect", "-f", format, name]).1
-}
-
-fn run(d: &TestDaemon, args: &[&str]) {
-    let mut all = vec!["run", "-d", "--network", "none"];
-    all.extend_from_slice(args);
-    let (code, _, err) = d.docker(&all);
-    assert_eq!(code, 0, "{args:?}: {err}");
-}
 
 #[test]
 fn each_policy_restarts_as_dockerd_with_its_backoff() {
@@ -29,70 +18,54 @@ fn each_policy_restarts_as_dockerd_with_its_backoff() {
     }
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 1;
+    let t0 = a_second_ago();
 
-    run(
-        &d,
-        &["--name", "no", "test/busybox:1", "sh", "-c", "exit 1"],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "fail2",
-            "--restart",
-            "on-failure:2",
-            "test/busybox:1",
-            "sh",
-            "-c",
-            "exit 1",
-        ],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "ok",
-            "--restart",
-            "on-failure",
-            "test/busybox:1",
-            "true",
-        ],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "always",
-            "--restart",
-            "always",
-            "test/busybox:1",
-            "sh",
-            "-c",
-            "exit 3",
-        ],
-    );
+    d.run_d(&["--name", "no", "test/busybox:1", "sh", "-c", "exit 1"]);
+    d.run_d(&[
+        "--name",
+        "fail2",
+        "--restart",
+        "on-failure:2",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    d.run_d(&[
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "test/busybox:1",
+        "true",
+    ]);
+    d.run_d(&[
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
 
     wait_until("on-failure:2 gives up", Duration::from_secs(20), || {
-        inspect(&d, "fail2", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+        d.inspect("fail2", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     });
-    assert_eq!(inspect(&d, "fail2", "{{.State.ExitCode}}"), "1");
+    assert_eq!(d.inspect("fail2", "{{.State.ExitCode}}"), "1");
     wait_until("always restarts", Duration::from_secs(20), || {
-        inspect(&d, "always", "{{.RestartCount}}")
+        d.inspect("always", "{{.RestartCount}}")
             .parse::<u32>()
             .unwrap_or(0)
             >= 4
     });
     assert_eq!(
-        inspect(&d, "no", "{{.RestartCount}} {{.State.Status}}"),
+        d.inspect("no", "{{.RestartCount}} {{.State.Status}}"),
         "0 exited"
     );
     assert_eq!(
-        inspect(&d, "ok", "{{.RestartCount}} {{.State.Status}}"),
+        d.inspect("ok", "{{.RestartCount}} {{.State.Status}}"),
         "0 exited"
     );
 
@@ -132,10 +105,10 @@ fn each_policy_restarts_as_dockerd_with_its_backoff() {
 
     // A manual stop is final; the count holds.
     assert_eq!(d.docker(&["stop", "-t", "1", "always"]).0, 0);
-    let count = inspect(&d, "always", "{{.RestartCount}}");
+    let count = d.inspect("always", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
-        inspect(&d, "always", "{{.RestartCount}} {{.State.Status}}"),
+        d.inspect("always", "{{.RestartCount}} {{.State.Status}}"),
         format!("{count} exited")
     );
 }
@@ -147,59 +120,47 @@ fn manual_kill_update_and_daemon_restart() {
     }
     let mut d = TestDaemon::new().start(&["--shutdown-timeout", "1"]);
     import_busybox(&d);
-    run(
-        &d,
-        &[
-            "--name",
-            "us",
-            "--restart",
-            "unless-stopped",
-            "test/busybox:1",
-            "sleep",
-            "600",
-        ],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "us-killed",
-            "--restart",
-            "unless-stopped",
-            "test/busybox:1",
-            "sleep",
-            "600",
-        ],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "al-stopped",
-            "--restart",
-            "always",
-            "test/busybox:1",
-            "sleep",
-            "600",
-        ],
-    );
-    run(
-        &d,
-        &[
-            "--name",
-            "upd",
-            "test/busybox:1",
-            "sh",
-            "-c",
-            "trap 'exit 5' USR1; while true; do sleep 0.2; done",
-        ],
-    );
+    d.run_d(&[
+        "--name",
+        "us",
+        "--restart",
+        "unless-stopped",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    d.run_d(&[
+        "--name",
+        "us-killed",
+        "--restart",
+        "unless-stopped",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    d.run_d(&[
+        "--name",
+        "al-stopped",
+        "--restart",
+        "always",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    d.run_d(&[
+        "--name",
+        "upd",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "trap 'exit 5' USR1; while true; do sleep 0.2; done",
+    ]);
 
     assert_eq!(d.docker(&["kill", "us-killed"]).0, 0);
     assert_eq!(d.docker(&["stop", "-t", "1", "al-stopped"]).0, 0);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
-        inspect(&d, "us-killed", "{{.State.Status}}"),
+        d.inspect("us-killed", "{{.State.Status}}"),
         "exited",
         "kill is manual"
     );
@@ -209,12 +170,12 @@ fn manual_kill_update_and_daemon_restart() {
     let (code, _, err) = d.docker(&["update", "--restart", "always", "upd"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
-        inspect(&d, "upd", "{{.HostConfig.RestartPolicy.Name}}"),
+        d.inspect("upd", "{{.HostConfig.RestartPolicy.Name}}"),
         "always"
     );
     assert_eq!(d.docker(&["kill", "-s", "USR1", "upd"]).0, 0);
     wait_until("updated policy restarts", Duration::from_secs(10), || {
-        inspect(&d, "upd", "{{.RestartCount}} {{.State.Status}}") == "1 running"
+        d.inspect("upd", "{{.RestartCount}} {{.State.Status}}") == "1 running"
     });
 
     // Without live-restore the daemon stops them; at start it brings back `always` (even
@@ -225,12 +186,12 @@ fn manual_kill_update_and_daemon_restart() {
         "policies applied at daemon start",
         Duration::from_secs(20),
         || {
-            inspect(&d, "us", "{{.State.Status}}") == "running"
-                && inspect(&d, "al-stopped", "{{.State.Status}}") == "running"
-                && inspect(&d, "upd", "{{.State.Status}}") == "running"
+            d.inspect("us", "{{.State.Status}}") == "running"
+                && d.inspect("al-stopped", "{{.State.Status}}") == "running"
+                && d.inspect("upd", "{{.State.Status}}") == "running"
         },
     );
-    assert_eq!(inspect(&d, "us-killed", "{{.State.Status}}"), "exited");
+    assert_eq!(d.inspect("us-killed", "{{.State.Status}}"), "exited");
     let (code, _, err) = d.docker(&["rm", "-f", "us", "al-stopped", "upd", "us-killed"]);
     assert_eq!(code, 0, "{err}");
 }

@@ -199,6 +199,32 @@ impl TestDaemon {
         )
     }
 
+    /// `docker run -d --network none ARGS...`; the run must succeed.
+    pub fn run_d(&self, args: &[&str]) {
+        let mut all = vec!["run", "-d", "--network", "none"];
+        all.extend_from_slice(args);
+        let (code, _, err) = self.docker(&all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+
+    /// `docker inspect -f FORMAT NAME`'s output.
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        self.docker(&["inspect", "-f", format, name]).1
+    }
+
+    /// A container's host pid.
+    pub fn pid_of(&self, name: &str) -> i32 {
+        self.inspect(name, "{{.State.Pid}}").parse().expect("a pid")
+    }
+
+    /// SIGKILL of berthd, reaped.
+    pub fn crash(&mut self) {
+        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
     pub fn containerd_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.exec_root.join("containerd/containerd.pid"))
             .ok()?
@@ -287,6 +313,14 @@ pub fn unmount_under(roots: &[&std::path::Path]) {
         eprintln!("cleanup: unmounting {m}");
         let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
     }
+}
+
+/// Seconds since the epoch, a second ago (for `docker events --since`).
+pub fn a_second_ago() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(1)
 }
 
 pub fn alive(pid: i32) -> bool {

@@ -37,15 +37,24 @@ fn go_mode(m: &std::fs::Metadata) -> u32 {
 impl Daemon {
     fn merged_view(&self, name: &str) -> Result<MergedView, DaemonError> {
         let c = self.containers.get(name)?;
-        let record = c.record();
-        let image = self.images.get(&record.image)?;
+        self.view_of(&c, false)
+    }
+
+    /// Mounts a view of a container's files under `<exec-root>/views/`.
+    pub(crate) fn view_of(
+        &self,
+        c: &super::Container,
+        writable: bool,
+    ) -> Result<MergedView, DaemonError> {
+        let image = self.images.get(&c.record().image)?;
         let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
         let at = self
             .paths()
             .exec_root
             .join("views")
             .join(super::random_hex(8));
-        MergedView::mount(&layout, at.clone())
+        let empty = self.paths().data_root.join("empty");
+        MergedView::mount(&layout, at.clone(), writable.then_some(empty.as_path()))
             .map_err(|source| DaemonError::Io { path: at, source })
     }
 

@@ -11,7 +11,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use berth_images::RootfsLayout;
 use tokio::io::AsyncRead;
 
 use crate::{Daemon, DaemonError};
@@ -106,34 +105,6 @@ fn unpack(tar: impl Read, dest: &Path, no_overwrite_dir_non_dir: bool) -> Result
     Ok(())
 }
 
-/// A writable overlay of a stopped container's file system, unmounted on drop.
-struct WritableView {
-    root: PathBuf,
-}
-
-impl WritableView {
-    fn mount(layout: &RootfsLayout, empty: &Path, at: PathBuf) -> std::io::Result<WritableView> {
-        std::fs::create_dir_all(&at)?;
-        let opts = berth_images::overlay_options(layout, empty).join(",");
-        nix::mount::mount(
-            Some("overlay"),
-            &at,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(std::io::Error::from)?;
-        Ok(WritableView { root: at })
-    }
-}
-
-impl Drop for WritableView {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.root, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir(&self.root);
-    }
-}
-
 impl Daemon {
     /// `PUT /containers/{id}/archive?path=`: unpacks `body` (a tar) into the folder `path`.
     pub async fn container_extract(
@@ -155,15 +126,7 @@ impl Daemon {
         let root = if record.state.running && record.state.pid > 0 {
             PathBuf::from(format!("/proc/{}/root", record.state.pid))
         } else {
-            let image = self.images.get(&record.image)?;
-            let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
-            let at = self
-                .paths()
-                .exec_root
-                .join("views")
-                .join(super::random_hex(8));
-            let v = WritableView::mount(&layout, &self.paths().data_root.join("empty"), at.clone())
-                .map_err(|source| DaemonError::Io { path: at, source })?;
+            let v = self.view_of(&c, true)?;
             let root = v.root.clone();
             view = Some(v);
             root

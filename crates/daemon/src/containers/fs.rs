@@ -35,24 +35,41 @@ pub(crate) fn inside(root: &Path, container_path: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-/// A read-only overlay of a container's upper folder over its image layers, mounted for the
-/// life of this value (unmounted on drop).
+/// A container's file system mounted at `root` for the life of this value (unmounted on
+/// drop): read-only (its upper folder as one more lower layer; safe while it runs) or
+/// writable (its upper and work folders; only while it does not run).
 #[derive(Debug)]
 pub(crate) struct MergedView {
     pub root: PathBuf,
 }
 
 impl MergedView {
-    pub fn mount(layout: &RootfsLayout, at: PathBuf) -> std::io::Result<MergedView> {
+    /// `empty_lower` stands in for the image layers when there are none (writable only).
+    pub fn mount(
+        layout: &RootfsLayout,
+        at: PathBuf,
+        writable: Option<&Path>,
+    ) -> std::io::Result<MergedView> {
         std::fs::create_dir_all(&at)?;
-        let mut lowers: Vec<String> = vec![layout.upper.display().to_string()];
-        lowers.extend(layout.lowers.iter().rev().map(|p| p.display().to_string()));
-        let opts = format!("lowerdir={}", lowers.join(":"));
+        let (opts, flags) = match writable {
+            Some(empty_lower) => (
+                berth_images::overlay_options(layout, empty_lower).join(","),
+                nix::mount::MsFlags::empty(),
+            ),
+            None => {
+                let mut lowers: Vec<String> = vec![layout.upper.display().to_string()];
+                lowers.extend(layout.lowers.iter().rev().map(|p| p.display().to_string()));
+                (
+                    format!("lowerdir={}", lowers.join(":")),
+                    nix::mount::MsFlags::MS_RDONLY,
+                )
+            }
+        };
         nix::mount::mount(
             Some("overlay"),
             &at,
             Some("overlay"),
-            nix::mount::MsFlags::MS_RDONLY,
+            flags,
             Some(opts.as_str()),
         )
         .map_err(std::io::Error::from)?;
