@@ -197,25 +197,25 @@ fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
         let started = Instant::now();
         let kill_after = Duration::from_millis(300 + random_below(3000));
         std::thread::scope(|s| {
-            for _ in 0..10 {
-                s.spawn(|| {
-                    for i in 0..10 {
-                        let args: &[&str] = if i % 2 == 0 {
-                            &[
-                                "run",
-                                "-d",
-                                "--network",
-                                "none",
-                                "test/busybox:1",
-                                "sleep",
-                                "600",
-                            ]
-                        } else {
-                            &["run", "--rm", "--network", "none", "test/busybox:1", "true"]
-                        };
-                        // Fails once berthd is gone; that is the point.
-                        let _ = d.docker(args);
-                    }
+            // 100 runs at once, half detached, half --rm.
+            for i in 0..100 {
+                let d = &d;
+                s.spawn(move || {
+                    let args: &[&str] = if i % 2 == 0 {
+                        &[
+                            "run",
+                            "-d",
+                            "--network",
+                            "none",
+                            "test/busybox:1",
+                            "sleep",
+                            "600",
+                        ]
+                    } else {
+                        &["run", "--rm", "--network", "none", "test/busybox:1", "true"]
+                    };
+                    // Fails once berthd is gone; that is the point.
+                    let _ = d.docker(args);
                 });
             }
             std::thread::sleep(kill_after);
