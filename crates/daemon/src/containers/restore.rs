@@ -120,7 +120,7 @@ impl Daemon {
             c.persist()?;
             c.notify();
         }
-        self.end_untracked_shims(&tasks);
+        self.end_untracked_shims(&tasks).await;
         Ok(())
     }
 
@@ -129,7 +129,7 @@ impl Daemon {
     /// may be gone too, for a `--rm` container). containerd cannot manage them, and one would
     /// hold the shim socket a later start of the same container needs. Runs before the API
     /// serves, so no start of ours is in flight.
-    fn end_untracked_shims(&self, tasks: &HashMap<String, berth_containerd::TaskInfo>) {
+    async fn end_untracked_shims(&self, tasks: &HashMap<String, berth_containerd::TaskInfo>) {
         use nix::sys::signal::{Signal, kill};
         use nix::unistd::Pid;
         let with_task: std::collections::HashSet<String> = tasks.keys().cloned().collect();
@@ -152,7 +152,7 @@ impl Daemon {
                 {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let mut cgroups = vec![std::path::PathBuf::from("/sys/fs/cgroup/berth").join(&shim.id)];
             if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
@@ -168,11 +168,12 @@ impl Daemon {
             // runc's record of a container it was creating, so the ID can start again.
             let runc_root = self.paths().runc_root().join(client.namespace());
             if runc_root.join(&shim.id).exists() {
-                let _ = std::process::Command::new("runc")
+                let _ = tokio::process::Command::new("runc")
                     .arg("--root")
                     .arg(&runc_root)
                     .args(["delete", "--force", &shim.id])
-                    .output();
+                    .output()
+                    .await;
             }
         }
     }
