@@ -353,6 +353,17 @@ fn events_record_the_lifecycle_and_filter() {
     assert_eq!(d.docker(&["kill", "ev"]).0, 0);
     assert_eq!(d.docker(&["rm", "ev"]).0, 0);
     assert_eq!(d.docker(&["tag", "test/busybox:1", "test/busybox:ev"]).0, 0);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "quick",
+        "--network",
+        "none",
+        "test/busybox:1",
+        "true",
+    ]);
+    assert_eq!(code, 0, "{err}");
     // The CLI sends `--until 0s` as whole seconds: let the last second pass.
     std::thread::sleep(Duration::from_millis(1100));
     let actions = |filters: &[&str]| -> Vec<String> {
@@ -384,10 +395,23 @@ fn events_record_the_lifecycle_and_filter() {
         "container die",
         "container destroy",
     ];
-    let mut at = all.iter();
-    for w in want {
-        assert!(at.any(|a| a == w), "{w} missing or out of order in {all:?}");
-    }
+    let in_order = |all: &[String], want: &[&str]| {
+        let mut at = all.iter();
+        for w in want {
+            assert!(at.any(|a| a == w), "{w} missing or out of order in {all:?}");
+        }
+    };
+    in_order(&all, &want);
+    // A process that ends at once still dies after it started.
+    in_order(
+        &actions(&["container=quick"]),
+        &[
+            "container create",
+            "container start",
+            "container die",
+            "container destroy",
+        ],
+    );
     assert_eq!(
         actions(&["event=die", "label=tier=front"]),
         ["container die"]
@@ -404,6 +428,8 @@ fn events_record_the_lifecycle_and_filter() {
         "0s",
         "--filter",
         "event=die",
+        "--filter",
+        "container=ev",
         "--format",
         "{{json .}}",
     ]);

@@ -193,16 +193,7 @@ impl Daemon {
             i.running = true;
         }
         match self.exec_start_inner(&exec, detach).await {
-            Ok(streams) => {
-                if let Ok(c) = self.containers.get(&exec.container_id) {
-                    self.container_event(
-                        &c,
-                        &format!("exec_start: {}", exec.config.cmd.join(" ")),
-                        &[("execID", exec.id.clone())],
-                    );
-                }
-                Ok(streams)
-            }
+            Ok(streams) => Ok(streams),
             Err(e) => {
                 exec.finish(126);
                 exec.io.close_outputs();
@@ -290,6 +281,12 @@ impl Daemon {
             i.process = Some(process.clone());
             i.output_done = Some(done_rx);
         }
+        // Before the process runs, as dockerd: its exec_die cannot come first.
+        self.container_event(
+            &c,
+            &format!("exec_start: {}", exec.config.cmd.join(" ")),
+            &[("execID", exec.id.clone())],
+        );
         // The shim opens an exec's FIFOs when it starts the process, so the copiers (which
         // read until EOF) begin after the start.
         let started = process.start().await;

@@ -137,6 +137,7 @@ impl Daemon {
         exit_status: u32,
         exited_at: SystemTime,
     ) {
+        c.wait_start_logged(Duration::from_secs(10)).await;
         let (task, ctr, copiers) = {
             let mut inner = c.lock();
             (inner.task.take(), inner.ctr.take(), inner.copiers.take())

@@ -93,6 +93,9 @@ struct Inner {
     execs: Vec<String>,
     removed: bool,
     backoff: restart::Backoff,
+    /// A start is between Tasks.Start and its `start` event: the exit waits for it, so
+    /// `die` never comes before `start`.
+    starting: bool,
 }
 
 impl Container {
@@ -109,6 +112,7 @@ impl Container {
                 execs: Vec::new(),
                 removed: false,
                 backoff: restart::Backoff::default(),
+                starting: false,
             }),
             op: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
@@ -147,6 +151,19 @@ impl Container {
 
     fn notify(&self) {
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Until no start is between Tasks.Start and its `start` event (at most `limit`).
+    async fn wait_start_logged(&self, limit: std::time::Duration) {
+        let mut rx = self.subscribe();
+        let _ = tokio::time::timeout(limit, async {
+            while self.lock().starting {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     /// Writes the record atomically (temporary name, fsync, rename).

@@ -207,6 +207,16 @@ impl Daemon {
             inner.copiers = Some(copiers);
             inner.record.process = process_json;
         }
+        /// Clears `starting` and wakes the exit handler however the start ends.
+        struct Starting<'a>(&'a Container);
+        impl Drop for Starting<'_> {
+            fn drop(&mut self) {
+                self.0.lock().starting = false;
+                self.0.notify();
+            }
+        }
+        c.lock().starting = true;
+        let _starting = Starting(c);
         let pid = match task.start().await {
             Ok(pid) => pid,
             Err(e) => {
