@@ -30,15 +30,35 @@ use tokio::sync::broadcast;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send>>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct FakeTask {
     pid: u32,
     status: ProcStatus,
     exit_status: u32,
+    /// The write ends of its stdio FIFOs, held as a shim holds them until the task goes.
+    _stdio: Vec<std::fs::File>,
+}
+
+/// Opens the write ends of stdio FIFOs, as the shim does (the reader is already there).
+fn open_writers(paths: &[&str]) -> Vec<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    paths
+        .iter()
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(p)
+                .ok()
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]
 struct State {
+    /// An exec's stdout and stderr FIFOs, opened (and closed) when it starts.
+    exec_stdio: HashMap<String, [String; 2]>,
     calls: Vec<String>,
     containers: HashMap<String, ContainerRecord>,
     tasks: HashMap<String, FakeTask>,
@@ -219,6 +239,7 @@ impl FakeContainerd {
                             pid,
                             status: ProcStatus::Created,
                             exit_status: 0,
+                            _stdio: open_writers(&[&r.stdout, &r.stderr]),
                         },
                     );
                     Ok(CreateTaskResponse {
@@ -238,17 +259,22 @@ impl FakeContainerd {
                 }
                 s.next_pid += 1;
                 let pid = s.next_pid;
+                let stdio = s.exec_stdio.remove(&r.exec_id).unwrap_or_default();
                 drop(s);
+                // It runs and ends at once: its output opens and closes.
+                drop(open_writers(&[&stdio[0], &stdio[1]]));
                 f.publish_exit(&r.container_id, &r.exec_id, pid, 0);
                 Ok(StartResponse { pid })
             }),
             "Tasks.Exec" => unary!(
                 ExecProcessRequest,
                 |f: &FakeContainerd, r: ExecProcessRequest| {
-                    match f.lock().tasks.get(&r.container_id) {
-                        Some(_) => Ok(()),
-                        None => Err(Status::not_found("no running task found")),
+                    let mut s = f.lock();
+                    if !s.tasks.contains_key(&r.container_id) {
+                        return Err(Status::not_found("no running task found"));
                     }
+                    s.exec_stdio.insert(r.exec_id, [r.stdout, r.stderr]);
+                    Ok(())
                 }
             ),
             "Tasks.Kill" => unary!(KillRequest, |f: &FakeContainerd, r: KillRequest| {

@@ -288,9 +288,10 @@ impl Daemon {
             &[("execID", exec.id.clone())],
         );
         // The shim opens an exec's FIFOs when it starts the process, so the copiers (which
-        // read until EOF) begin after the start.
+        // read until the shim closes them) begin after a start that worked; after one that
+        // failed the shim may never have opened them.
         let started = process.start().await;
-        match readers {
+        match readers.filter(|_| started.is_ok()) {
             Some(readers) => {
                 let closer = process.clone();
                 let copiers = spawn_copiers(exec.io.clone(), readers, None, move || {

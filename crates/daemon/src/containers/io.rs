@@ -257,38 +257,139 @@ pub(crate) fn spawn_copiers(
             let _ = on_stdin_eof().await;
         });
     }
-    // Each output stream is read on its own blocking thread: a chunk is logged the moment
-    // the kernel hands it over, which keeps stdout and stderr lines in the order they were
-    // written as closely as two pipes allow.
-    let out = spawn_copy(io.clone(), readers.stdout, StreamKind::Stdout, log.clone());
-    let err = readers
-        .stderr
-        .map(|r| spawn_copy(io, r, StreamKind::Stderr, log));
-    tokio::spawn(async move {
-        let _ = out.await;
-        if let Some(e) = err {
-            let _ = e.await;
-        }
-    })
-}
-
-fn spawn_copy(
-    io: Arc<Io>,
-    r: pipe::Receiver,
-    kind: StreamKind,
-    log: Option<Arc<JsonLog>>,
-) -> tokio::task::JoinHandle<()> {
-    // The shim holds the write end now (the task exists), so blocking reads see data as it
-    // comes and EOF only when the process and the shim are done.
-    let file = r.into_blocking_fd().map(std::fs::File::from);
-    tokio::task::spawn_blocking(move || match file {
-        Ok(f) => copy(&io, f, kind, log.as_deref()),
+    // One blocking thread reads both streams through one epoll set, edge-triggered: the
+    // kernel queues each FIFO as the shim writes to it, so chunks are logged in the order they
+    // arrived. (Two threads would add their own wake-up race on top of the shim's.)
+    let files: std::io::Result<Vec<(std::fs::File, StreamKind)>> =
+        std::iter::once((readers.stdout, StreamKind::Stdout))
+            .chain(readers.stderr.map(|r| (r, StreamKind::Stderr)))
+            .map(|(r, kind)| {
+                r.into_blocking_fd()
+                    .map(|fd| (std::fs::File::from(fd), kind))
+            })
+            .collect();
+    tokio::task::spawn_blocking(move || match files {
+        Ok(files) => copy_all(&io, files, log.as_deref()),
         Err(e) => tracing::warn!(error = %e, "cannot read a process's output"),
     })
 }
 
+/// Copies every stream until each has ended, in arrival order.
+fn copy_all(io: &Io, files: Vec<(std::fs::File, StreamKind)>, log: Option<&JsonLog>) {
+    use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+    let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "no epoll; reading the streams one after the other");
+            for (f, kind) in files {
+                copy(io, f, kind, log);
+            }
+            return;
+        }
+    };
+    let mut streams: Vec<Option<Stream>> = Vec::new();
+    for (i, (f, kind)) in files.into_iter().enumerate() {
+        // Non-blocking: an edge-triggered reader drains each FIFO until EAGAIN.
+        let _ = nix::fcntl::fcntl(
+            &f,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        if epoll.add(&f, EpollEvent::new(flags, i as u64)).is_err() {
+            copy(io, f, kind, log);
+            streams.push(None);
+            continue;
+        }
+        streams.push(Some(Stream {
+            file: f,
+            kind,
+            partial: Vec::new(),
+        }));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut events = [EpollEvent::empty(); 4];
+    while streams.iter().any(Option::is_some) {
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        };
+        for ev in &events[..n] {
+            let i = ev.data() as usize;
+            let Some(Some(stream)) = streams.get_mut(i) else {
+                continue;
+            };
+            if !stream.drain(io, &mut buf, log) {
+                let _ = epoll.delete(&stream.file);
+                stream.flush(log);
+                streams[i] = None;
+            }
+        }
+    }
+}
+
+/// One output stream being copied, with its unfinished last line.
+struct Stream {
+    file: std::fs::File,
+    kind: StreamKind,
+    partial: Vec<u8>,
+}
+
+impl Stream {
+    /// Reads until the FIFO is empty; false once it has ended.
+    fn drain(&mut self, io: &Io, buf: &mut [u8], log: Option<&JsonLog>) -> bool {
+        use std::io::Read;
+        loop {
+            match self.file.read(buf) {
+                Ok(0) => return false,
+                Ok(n) => self.chunk(io, &buf[..n], log),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn chunk(&mut self, io: &Io, chunk: &[u8], log: Option<&JsonLog>) {
+        if let Some(log) = log {
+            log_chunk(log, self.kind, &mut self.partial, chunk);
+        }
+        io.broadcast_blocking(self.kind, Bytes::copy_from_slice(chunk));
+    }
+
+    fn flush(&mut self, log: Option<&JsonLog>) {
+        if let Some(log) = log
+            && !self.partial.is_empty()
+        {
+            log.write_lines(self.kind, &[&self.partial]);
+            self.partial.clear();
+        }
+    }
+}
+
+/// Adds `chunk` to the stream's unfinished line and logs every line it completes (or the
+/// unfinished line itself once it is 16 KiB long).
+fn log_chunk(log: &JsonLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8]) {
+    partial.extend_from_slice(chunk);
+    if let Some(last_nl) = partial.iter().rposition(|b| *b == b'\n') {
+        let complete: Vec<&[u8]> = partial[..=last_nl]
+            .split_inclusive(|b| *b == b'\n')
+            .collect();
+        log.write_lines(kind, &complete);
+        partial.drain(..=last_nl);
+    } else if partial.len() >= 16 * 1024 {
+        log.write_lines(kind, &[&partial[..]]);
+        partial.clear();
+    }
+}
+
+/// Copies one stream on this thread until it ends (when epoll is not available).
 fn copy(io: &Io, mut r: std::fs::File, kind: StreamKind, log: Option<&JsonLog>) {
     use std::io::Read;
+    let _ = nix::fcntl::fcntl(
+        &r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    );
     let mut buf = vec![0u8; 32 * 1024];
     let mut partial: Vec<u8> = Vec::new();
     loop {
@@ -300,17 +401,7 @@ fn copy(io: &Io, mut r: std::fs::File, kind: StreamKind, log: Option<&JsonLog>) 
         };
         let chunk = &buf[..n];
         if let Some(log) = log {
-            partial.extend_from_slice(chunk);
-            if let Some(last_nl) = partial.iter().rposition(|b| *b == b'\n') {
-                let complete: Vec<&[u8]> = partial[..=last_nl]
-                    .split_inclusive(|b| *b == b'\n')
-                    .collect();
-                log.write_lines(kind, &complete);
-                partial.drain(..=last_nl);
-            } else if partial.len() >= 16 * 1024 {
-                log.write_lines(kind, &[&partial]);
-                partial.clear();
-            }
+            log_chunk(log, kind, &mut partial, chunk);
         }
         io.broadcast_blocking(kind, Bytes::copy_from_slice(chunk));
     }
