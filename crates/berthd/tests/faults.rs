@@ -246,8 +246,9 @@ fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
     }
 }
 
-/// What a container could leak: FIFOs, mounts, cgroups, shims, berthd's open files, folders.
-fn leftovers(d: &TestDaemon) -> [usize; 6] {
+/// What a container could leak: FIFOs, mounts, cgroups (of the containers `ids`: the
+/// `/berth` parent is shared with other tests' daemons), shims, berthd's open files, folders.
+fn leftovers(d: &TestDaemon, ids: &[String]) -> [usize; 6] {
     let count = |dir: &Path| std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
     let fifo_dir = d.exec_root.join("fifo");
     let fifos = std::fs::read_dir(&fifo_dir)
@@ -262,7 +263,15 @@ fn leftovers(d: &TestDaemon) -> [usize; 6] {
         })
         .count();
     let cgroups = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|r| r.flatten().map(|e| count(&e.path().join("berth"))).sum())
+        .map(|r| {
+            r.flatten()
+                .map(|e| {
+                    ids.iter()
+                        .filter(|id| e.path().join("berth").join(id).exists())
+                        .count()
+                })
+                .sum()
+        })
         .unwrap_or(0);
     let shims = d
         .own_processes()
@@ -285,23 +294,35 @@ fn run_rm_leaves_nothing_behind() {
     }
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let run = || {
-        let (code, _, err) =
-            d.docker(&["run", "--rm", "--network", "none", "test/busybox:1", "true"]);
+    let run = |ids: &mut Vec<String>| {
+        let cidfile = d.dir.path().join(format!("cid-{}", ids.len()));
+        let cid = cidfile.to_str().unwrap();
+        let (code, _, err) = d.docker(&[
+            "run",
+            "--rm",
+            "--cidfile",
+            cid,
+            "--network",
+            "none",
+            "test/busybox:1",
+            "true",
+        ]);
         assert_eq!(code, 0, "{err}");
+        ids.push(std::fs::read_to_string(&cidfile).unwrap());
     };
-    run();
+    let mut ids = Vec::new();
+    run(&mut ids);
     std::thread::sleep(Duration::from_millis(500));
-    let before = leftovers(&d);
+    let before = leftovers(&d, &ids);
     for _ in 0..30 {
-        run();
+        run(&mut ids);
     }
     // Cgroups of runc go a moment after the task.
-    let mut after = leftovers(&d);
+    let mut after = leftovers(&d, &ids);
     let deadline = Instant::now() + Duration::from_secs(10);
     while after[..4] != before[..4] && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        after = leftovers(&d);
+        after = leftovers(&d, &ids);
     }
     let names = [
         "FIFOs",
