@@ -164,10 +164,7 @@ impl Daemon {
         action: &str,
         extra: &[(&str, String)],
     ) {
-        let record = c.record();
-        let mut attrs = record.config.labels.clone();
-        attrs.insert("image".into(), record.config.image.clone());
-        attrs.insert("name".into(), record.name.clone());
+        let mut attrs = c.event_attributes();
         attrs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.events
             .log(crate::events::Event::new("container", action, &c.id, attrs));

@@ -58,6 +58,11 @@ fn event_json(e: &berth_daemon::events::Event) -> serde_json::Value {
     v
 }
 
+/// One event on the stream: its JSON and a newline.
+fn event_line(e: &berth_daemon::events::Event) -> Bytes {
+    Bytes::from(format!("{}\n", event_json(e)))
+}
+
 fn time_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
     match q.get(key).filter(|s| !s.is_empty()) {
         None => Ok(None),
@@ -104,8 +109,7 @@ pub(crate) async fn events(State(d): State<Arc<Daemon>>, q: Query) -> Result<Res
     let stream = futures_util::stream::unfold(st, |mut st| async move {
         for e in st.past.by_ref() {
             if st.filter.matches(&e) {
-                let line = format!("{}\n", event_json(&e));
-                return Some((Ok::<_, Infallible>(Bytes::from(line)), st));
+                return Some((Ok::<_, Infallible>(event_line(&e)), st));
             }
         }
         loop {
@@ -128,8 +132,7 @@ pub(crate) async fn events(State(d): State<Arc<Daemon>>, q: Query) -> Result<Res
                 return None;
             }
             if st.filter.matches(&e) {
-                let line = format!("{}\n", event_json(&e));
-                return Some((Ok(Bytes::from(line)), st));
+                return Some((Ok(event_line(&e)), st));
             }
         }
     });

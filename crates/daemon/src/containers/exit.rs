@@ -33,8 +33,11 @@ impl Daemon {
                         continue;
                     }
                 };
-                // Queues of containers that are gone end (their workers drain and stop).
-                queues.retain(|id, _| d.containers.get(id).is_ok());
+                if !queues.contains_key(&container_id) {
+                    // Queues of containers that are gone end (their workers drain and stop);
+                    // checked when a queue is made, not at every event.
+                    queues.retain(|id, _| d.containers.get(id).is_ok());
+                }
                 let queue = queues.entry(container_id).or_insert_with(|| {
                     let (tx, mut rx) = mpsc::unbounded_channel::<TaskEvent>();
                     let weak = Arc::downgrade(&d);

@@ -277,36 +277,45 @@ pub(crate) fn spawn_copiers(
 /// Copies every stream until each has ended, in arrival order.
 fn copy_all(io: &Io, files: Vec<(std::fs::File, StreamKind)>, log: Option<&JsonLog>) {
     use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+    let mut buf = vec![0u8; 64 * 1024];
+    // Without epoll (it cannot fail short of running out of files), each stream is read to
+    // its end in turn, with blocking reads.
+    let mut blocking = |mut stream: Stream| {
+        stream.drain(io, &mut buf, log);
+        stream.flush(log);
+    };
+    let streams = files.into_iter().map(|(file, kind)| Stream {
+        file,
+        kind,
+        partial: Vec::new(),
+    });
     let epoll = match Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC) {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(error = %e, "no epoll; reading the streams one after the other");
-            for (f, kind) in files {
-                copy(io, f, kind, log);
-            }
+            streams.for_each(blocking);
             return;
         }
     };
-    let mut streams: Vec<Option<Stream>> = Vec::new();
-    for (i, (f, kind)) in files.into_iter().enumerate() {
-        // Non-blocking: an edge-triggered reader drains each FIFO until EAGAIN.
-        let _ = nix::fcntl::fcntl(
-            &f,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        );
+    let mut watched: Vec<Option<Stream>> = Vec::new();
+    for (i, stream) in streams.enumerate() {
         let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
-        if epoll.add(&f, EpollEvent::new(flags, i as u64)).is_err() {
-            copy(io, f, kind, log);
-            streams.push(None);
+        if epoll
+            .add(&stream.file, EpollEvent::new(flags, i as u64))
+            .is_err()
+        {
+            blocking(stream);
+            watched.push(None);
             continue;
         }
-        streams.push(Some(Stream {
-            file: f,
-            kind,
-            partial: Vec::new(),
-        }));
+        // Non-blocking: an edge-triggered reader drains each FIFO until EAGAIN.
+        let _ = nix::fcntl::fcntl(
+            &stream.file,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        watched.push(Some(stream));
     }
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut streams = watched;
     let mut events = [EpollEvent::empty(); 4];
     while streams.iter().any(Option::is_some) {
         let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
@@ -380,34 +389,5 @@ fn log_chunk(log: &JsonLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8
     } else if partial.len() >= 16 * 1024 {
         log.write_lines(kind, &[&partial[..]]);
         partial.clear();
-    }
-}
-
-/// Copies one stream on this thread until it ends (when epoll is not available).
-fn copy(io: &Io, mut r: std::fs::File, kind: StreamKind, log: Option<&JsonLog>) {
-    use std::io::Read;
-    let _ = nix::fcntl::fcntl(
-        &r,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-    );
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut partial: Vec<u8> = Vec::new();
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let chunk = &buf[..n];
-        if let Some(log) = log {
-            log_chunk(log, kind, &mut partial, chunk);
-        }
-        io.broadcast_blocking(kind, Bytes::copy_from_slice(chunk));
-    }
-    if let Some(log) = log
-        && !partial.is_empty()
-    {
-        log.write_lines(kind, &[&partial]);
     }
 }

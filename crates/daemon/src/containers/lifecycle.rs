@@ -120,12 +120,24 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        c.lock().record.has_been_manually_stopped = true;
-        if !self.cancel_restart(&c) {
-            self.stop_locked(&c, signal, timeout).await?;
-        }
+        self.stop_by_hand(&c, signal, timeout).await?;
         self.container_event(&c, "stop", &[]);
         Ok(())
+    }
+
+    /// A user's stop (stop, restart): no restart policy brings it back, and a pending
+    /// restart is called off instead of stopping anything.
+    async fn stop_by_hand(
+        &self,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), DaemonError> {
+        c.lock().record.has_been_manually_stopped = true;
+        if self.cancel_restart(c, true) {
+            return Ok(());
+        }
+        self.stop_locked(c, signal, timeout).await
     }
 
     pub(crate) async fn stop_locked(
@@ -177,7 +189,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
-        if self.cancel_restart(&c) {
+        if self.cancel_restart(&c, true) {
             return Ok(());
         }
         let stop_signal = c
@@ -209,12 +221,9 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        c.lock().record.has_been_manually_stopped = true;
-        if !self.cancel_restart(&c) {
-            match self.stop_locked(&c, signal, timeout).await {
-                Ok(()) | Err(DaemonError::NotModified) => {}
-                Err(e) => return Err(e),
-            }
+        match self.stop_by_hand(&c, signal, timeout).await {
+            Ok(()) | Err(DaemonError::NotModified) => {}
+            Err(e) => return Err(e),
         }
         c.reset_restarts();
         self.start_locked(&c).await?;
@@ -290,7 +299,7 @@ impl Daemon {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
         c.state().can_remove(&c.id, force).map_err(refusal)?;
-        self.cancel_restart(&c);
+        self.cancel_restart(&c, true);
         if c.state().running {
             let task = Self::running_task(&c)?;
             if c.state().paused {

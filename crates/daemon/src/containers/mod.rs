@@ -136,6 +136,16 @@ impl Container {
         self.lock().record.state.clone()
     }
 
+    /// What every event of this container carries: its labels, image and name.
+    pub(crate) fn event_attributes(&self) -> BTreeMap<String, String> {
+        let inner = self.lock();
+        let r = &inner.record;
+        let mut attrs = r.config.labels.clone();
+        attrs.insert("image".into(), r.config.image.clone());
+        attrs.insert("name".into(), r.name.clone());
+        attrs
+    }
+
     pub fn exec_ids(&self) -> Vec<String> {
         self.lock().execs.clone()
     }

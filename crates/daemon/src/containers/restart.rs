@@ -157,8 +157,9 @@ impl Daemon {
         true
     }
 
-    /// A pending restart is called off (stop, kill or remove of a restarting container).
-    pub(crate) fn cancel_restart(&self, c: &Container) -> bool {
+    /// A pending restart is called off: by a user's stop, kill or remove (`by_hand`, so the
+    /// policy leaves it stopped), or by the daemon's shutdown. True if one was pending.
+    pub(crate) fn cancel_restart(&self, c: &Container, by_hand: bool) -> bool {
         let mut inner = c.lock();
         if inner.record.state.status != Status::Restarting {
             return false;
@@ -166,7 +167,7 @@ impl Daemon {
         let code = inner.record.state.exit_code;
         let finished = inner.record.state.finished_at.clone();
         inner.record.state.set_exited(code, finished);
-        inner.record.has_been_manually_stopped = true;
+        inner.record.has_been_manually_stopped |= by_hand;
         drop(inner);
         let _ = c.persist();
         c.notify();

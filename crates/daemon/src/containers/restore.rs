@@ -198,10 +198,8 @@ impl Daemon {
             let d = self.clone();
             set.spawn(async move {
                 let _op = c.op.lock().await;
-                if d.cancel_restart(&c) {
-                    // Not a user's stop: the policy still applies at the next start.
-                    c.lock().record.has_been_manually_stopped = false;
-                    let _ = c.persist();
+                // Not a user's stop: the policy still applies at the next start.
+                if d.cancel_restart(&c, false) {
                     return;
                 }
                 if let Err(e) = d
