@@ -65,6 +65,9 @@ pub struct Exec {
     io: Arc<Io>,
     inner: Mutex<ExecInner>,
     done: watch::Sender<bool>,
+    /// True once Tasks.Start of the process has answered (or will never be asked): its exit
+    /// is handled only then, as a container's, so the delete never races the start.
+    start_answered: watch::Sender<bool>,
 }
 
 impl Exec {
@@ -147,6 +150,7 @@ impl Daemon {
             config,
             inner: Mutex::new(ExecInner::default()),
             done: watch::channel(false).0,
+            start_answered: watch::channel(false).0,
         });
         self.execs
             .write()
@@ -195,6 +199,7 @@ impl Daemon {
         match self.exec_start_inner(&exec, detach).await {
             Ok(streams) => Ok(streams),
             Err(e) => {
+                exec.start_answered.send_replace(true);
                 exec.finish(126);
                 exec.io.close_outputs();
                 Err(e)
@@ -291,6 +296,7 @@ impl Daemon {
         // read until the shim closes them) begin after a start that worked; after one that
         // failed the shim may never have opened them.
         let started = process.start().await;
+        exec.start_answered.send_replace(true);
         match readers.filter(|_| started.is_ok()) {
             Some(readers) => {
                 let closer = process.clone();
@@ -331,6 +337,8 @@ impl Daemon {
         let Ok(exec) = self.exec_get(exec_id) else {
             return;
         };
+        let mut answered = exec.start_answered.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(10), answered.wait_for(|a| *a)).await;
         let (process, output_done) = {
             let mut i = exec.lock();
             (i.process.take(), i.output_done.take())
