@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use crate::error::io;
@@ -25,57 +24,36 @@ pub struct CommitOptions {
 }
 
 /// Writes the overlay upper folder `upper` as a layer tar: overlay whiteouts (0/0 character
-/// devices) become `.wh.NAME` files and opaque folders get `.wh..wh..opq`.
+/// devices) become `.wh.NAME` files and opaque folders get `.wh..wh..opq`. The folder is
+/// walked by descriptor, so a running container changing it cannot lead the walk out.
 pub(crate) fn upper_to_tar(upper: &Path, out: impl Write) -> Result<(), ImageError> {
     let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    walk(&mut b, upper, Path::new(""))?;
+    let root = berth_inroot::Root::open(upper).map_err(|e| root_err(upper, e))?;
+    let dir = root
+        .fd()
+        .try_clone_to_owned()
+        .map_err(|source| ImageError::Io {
+            path: upper.into(),
+            source,
+        })?;
+    berth_inroot::tar_out::TarWriter::new(
+        &mut b,
+        berth_inroot::tar_out::TarOptions {
+            overlay_whiteouts: true,
+        },
+    )
+    .append_contents(&dir, Path::new(""))
+    .map_err(|e| root_err(upper, e))?;
     b.into_inner()
         .and_then(|mut w| w.flush())
         .map_err(ImageError::Stream)
 }
 
-fn empty_file<W: Write>(b: &mut tar::Builder<W>, name: &Path) -> Result<(), ImageError> {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(0);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, name, std::io::empty())
-        .map_err(ImageError::Stream)
-}
-
-fn walk<W: Write>(b: &mut tar::Builder<W>, dir: &Path, rel: &Path) -> Result<(), ImageError> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(Result::ok)
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let path = e.path();
-        let name = rel.join(e.file_name());
-        let m = fs::symlink_metadata(&path).map_err(io(&path))?;
-        if m.file_type().is_char_device() && m.rdev() == 0 {
-            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
-            empty_file(b, &wh)?;
-            continue;
-        }
-        b.append_path_with_name(&path, &name)
-            .map_err(ImageError::Stream)?;
-        if m.is_dir() {
-            if xattr::get(&path, "trusted.overlay.opaque")
-                .ok()
-                .flatten()
-                .is_some_and(|v| v == b"y")
-            {
-                empty_file(b, &name.join(".wh..wh..opq"))?;
-            }
-            walk(b, &path, &name)?;
-        }
+fn root_err(upper: &Path, e: berth_inroot::RootError) -> ImageError {
+    ImageError::Io {
+        path: upper.into(),
+        source: std::io::Error::other(e),
     }
-    Ok(())
 }
 
 impl ImageStore {
