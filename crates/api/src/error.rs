@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_daemon::DaemonError;
+use berth_daemon::{DaemonError, RootError};
 use berth_images::ImageError;
 use http::StatusCode;
 
@@ -97,6 +97,15 @@ impl From<DaemonError> for ApiError {
             DaemonError::StartFailed(m) if user_error(m) => StatusCode::BAD_REQUEST,
             DaemonError::StartFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            DaemonError::InRoot(r) => match r {
+                RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    StatusCode::NOT_FOUND
+                }
+                RootError::NotRegular { .. }
+                | RootError::TooLarge { .. }
+                | RootError::BadEntry { .. } => StatusCode::BAD_REQUEST,
+                RootError::Io { .. } | RootError::Stream(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         };
         // The inner error says what the user needs; the outer variant only names the layer.
         let message = match &e {
@@ -113,7 +122,10 @@ impl From<DaemonError> for ApiError {
             | DaemonError::NotModified
             | DaemonError::StartFailed(_)
             | DaemonError::AppArmor(_) => e.to_string(),
-            DaemonError::Containerd(_) | DaemonError::Io { .. } | DaemonError::Task(_) => chain(&e),
+            DaemonError::Containerd(_)
+            | DaemonError::Io { .. }
+            | DaemonError::Task(_)
+            | DaemonError::InRoot(_) => chain(&e),
         };
         ApiError::new(status, message)
     }

@@ -34,6 +34,10 @@ pub enum DaemonError {
     AppArmor(String),
     #[error("a background task failed: {0}")]
     Task(String),
+    /// A path inside a container or an image (not found, not a regular file, too large, a
+    /// bad layer entry, or the host failing).
+    #[error(transparent)]
+    InRoot(#[from] berth_inroot::RootError),
     #[error("cannot access {path}")]
     Io {
         path: PathBuf,

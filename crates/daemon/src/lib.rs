@@ -23,6 +23,7 @@ mod snapshot;
 mod system;
 
 pub use berth_containerd::RpcCounter;
+pub use berth_inroot::RootError;
 pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
     CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine,

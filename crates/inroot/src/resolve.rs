@@ -91,6 +91,26 @@ pub enum Found {
     Entry { fd: OwnedFd, meta: Meta },
 }
 
+impl Found {
+    /// What it is (for a folder, its top layer).
+    pub fn meta(&self) -> nix::Result<Meta> {
+        match self {
+            Found::Dir(d) => d.first().map_or(Err(Errno::EBADF), Meta::of),
+            Found::Entry { meta, .. } => Ok(*meta),
+        }
+    }
+
+    /// Where a symbolic link points (as written in it); `None` for anything else.
+    pub fn link_target(&self) -> Option<PathBuf> {
+        match self {
+            Found::Entry { fd, meta } if meta.is_symlink() => {
+                readlinkat(fd, "").ok().map(PathBuf::from)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A tree whose paths resolve inside it.
 pub trait Tree {
     /// Resolves `path` (absolute or not, as the container names it) inside the tree. The last
@@ -189,6 +209,41 @@ impl Root {
                 Err(Errno::EAGAIN) if tries < 16 => tries += 1,
                 r => return r,
             }
+        }
+    }
+
+    /// Whether `path` names something in this folder with no link on the way (a link as the
+    /// last component counts): overlay's view of "this layer has that path".
+    pub fn has_plain(&self, path: &Path) -> bool {
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        let rel = relative(path);
+        if rel.as_os_str().is_empty() {
+            return true;
+        }
+        match openat2(&self.fd, &rel, how) {
+            Ok(_) => true,
+            Err(Errno::ENOSYS) => {
+                // Without openat2: one component at a time, none of them followed.
+                let mut at = match self.fd.try_clone() {
+                    Ok(fd) => fd,
+                    Err(_) => return false,
+                };
+                for name in names(&rel) {
+                    match openat(
+                        &at,
+                        name.as_os_str(),
+                        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    ) {
+                        Ok(fd) => at = fd,
+                        Err(_) => return false,
+                    }
+                }
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -504,8 +559,7 @@ mod tests {
         let root = d.join("root");
         let fallback = Layers {
             dirs: vec![
-                nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
-                    .unwrap(),
+                nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap(),
             ],
         };
         vec![Box::new(Root::open(&root).unwrap()), Box::new(fallback)]
@@ -519,7 +573,10 @@ mod tests {
             assert_eq!(read(&*t, "/escape/etc/passwd").as_deref(), Some("inside"));
             assert_eq!(read(&*t, "/etclink/passwd").as_deref(), Some("inside"));
             assert_eq!(read(&*t, "etc/up/etc/passwd").as_deref(), Some("inside"));
-            assert_eq!(read(&*t, "../../../../etc/passwd").as_deref(), Some("inside"));
+            assert_eq!(
+                read(&*t, "../../../../etc/passwd").as_deref(),
+                Some("inside")
+            );
             assert_eq!(read(&*t, "/escape/secret"), None);
             assert_eq!(read(&*t, "/escape/../secret"), None);
             assert!(t.read_capped(Path::new("/loop1"), 10).is_err());
@@ -532,7 +589,11 @@ mod tests {
                 t.lookup(Path::new("/etclink/"), false).unwrap(),
                 Some(Found::Dir(_))
             ));
-            assert!(t.lookup(Path::new("/etc/passwd/x"), false).unwrap().is_none());
+            assert!(
+                t.lookup(Path::new("/etc/passwd/x"), false)
+                    .unwrap()
+                    .is_none()
+            );
         }
     }
 
@@ -552,14 +613,24 @@ mod tests {
             assert_eq!(read(&*t, "/etc/shadow").as_deref(), Some("inside"));
             let e = t.read_capped(Path::new("/big"), 99).unwrap_err();
             assert!(matches!(e, RootError::TooLarge { .. }), "{e}");
-            assert_eq!(t.read_capped(Path::new("/big"), 100).unwrap().unwrap().len(), 100);
+            assert_eq!(
+                t.read_capped(Path::new("/big"), 100)
+                    .unwrap()
+                    .unwrap()
+                    .len(),
+                100
+            );
         }
     }
 
     #[test]
     fn layers_show_the_top_file_and_follow_links_across_layers() {
         let d = tempfile::tempdir().unwrap();
-        let (up, mid, low) = (d.path().join("up"), d.path().join("mid"), d.path().join("low"));
+        let (up, mid, low) = (
+            d.path().join("up"),
+            d.path().join("mid"),
+            d.path().join("low"),
+        );
         for l in [&up, &mid, &low] {
             std::fs::create_dir_all(l.join("etc")).unwrap();
         }
@@ -581,7 +652,11 @@ mod tests {
     #[ignore = "needs root: mknod of a whiteout, trusted.* xattrs"]
     fn layers_honour_whiteouts_and_opaque_folders() {
         let d = tempfile::tempdir().unwrap();
-        let (up, mid, low) = (d.path().join("up"), d.path().join("mid"), d.path().join("low"));
+        let (up, mid, low) = (
+            d.path().join("up"),
+            d.path().join("mid"),
+            d.path().join("low"),
+        );
         for l in [&up, &mid, &low] {
             std::fs::create_dir_all(l.join("etc")).unwrap();
         }

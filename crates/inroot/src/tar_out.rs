@@ -244,7 +244,10 @@ mod tests {
             .unwrap();
         let entries = list(&b.into_inner().unwrap());
         let names: Vec<_> = entries.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["data", "data/escape", "data/g", "data/sub", "data/sub/f"]);
+        assert_eq!(
+            names,
+            ["data", "data/escape", "data/g", "data/sub", "data/sub/f"]
+        );
         assert_eq!(entries[1].1, tar::EntryType::Symlink);
         assert_eq!(entries[1].2, "/");
         assert_eq!(entries[2].2, "hello");

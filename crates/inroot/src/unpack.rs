@@ -55,8 +55,8 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
         let pfd = root.mkdir_all(&parent)?;
         let name_bytes = name.as_encoded_bytes();
         if name_bytes == b".wh..wh..opq" {
-            let dir = reopen(&pfd, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                .map_err(RootError::io(&path))?;
+            let dir =
+                reopen(&pfd, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(RootError::io(&path))?;
             xattr::FileExt::set_xattr(&std::fs::File::from(dir), "trusted.overlay.opaque", b"y")
                 .map_err(RootError::std_io(&path))?;
             continue;
@@ -194,8 +194,13 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
                     )
                     .map_err(RootError::io(&path))?;
                 }
-                fchmodat(&pfd, name, mode, nix::sys::stat::FchmodatFlags::FollowSymlink)
-                    .map_err(RootError::io(&path))?;
+                fchmodat(
+                    &pfd,
+                    name,
+                    mode,
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(RootError::io(&path))?;
             }
             other => {
                 return Err(bad(&format!("unsupported entry type {other:?}")));
@@ -286,7 +291,6 @@ fn remove_at(dir: &OwnedFd, name: &OsStr) -> nix::Result<()> {
         Err(e) => Err(e),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -456,8 +460,14 @@ mod tests {
         ]);
         unpack(&tar[..], &s.dest).unwrap();
         assert_eq!(snapshot(&s.top, &s.dest), before);
-        assert_eq!(std::fs::read(s.dest.join("outside/secret")).unwrap(), b"mine");
-        assert_eq!(std::fs::read(s.dest.join("outside/other")).unwrap(), b"also mine");
+        assert_eq!(
+            std::fs::read(s.dest.join("outside/secret")).unwrap(),
+            b"mine"
+        );
+        assert_eq!(
+            std::fs::read(s.dest.join("outside/other")).unwrap(),
+            b"also mine"
+        );
         let h = std::fs::symlink_metadata(s.dest.join("h")).unwrap();
         assert!(h.file_type().is_symlink());
         for bad in [
@@ -502,7 +512,12 @@ mod tests {
         assert_eq!(null.mode() & 0o777, 0o666);
         let lp = std::fs::symlink_metadata(s.dest.join("dev/loop9")).unwrap();
         assert!(lp.file_type().is_block_device());
-        assert!(std::fs::symlink_metadata(s.dest.join("run/fifo")).unwrap().file_type().is_fifo());
+        assert!(
+            std::fs::symlink_metadata(s.dest.join("run/fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
     }
 
     mod fuzz {
@@ -510,7 +525,8 @@ mod tests {
         use proptest::prelude::*;
 
         fn name() -> impl Strategy<Value = String> {
-            let part = prop::sample::select(vec!["a", "b", "c", ".wh.a", ".wh..wh..opq", "..", "."]);
+            let part =
+                prop::sample::select(vec!["a", "b", "c", ".wh.a", ".wh..wh..opq", "..", "."]);
             prop::collection::vec(part, 1..4).prop_map(|v| v.join("/"))
         }
 

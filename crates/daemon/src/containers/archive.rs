@@ -1,14 +1,16 @@
 //! `docker cp` out of a container and `docker export`: tar streams of its files as its
 //! processes see them (upper folder over the image's layers, mounted read-only).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use berth_images::RootfsLayout;
 use tokio::io::DuplexStream;
 use tokio_util::io::SyncIoBridge;
 
-use super::fs::{MergedView, inside};
+use berth_inroot::tar_out::{TarOptions, TarWriter};
+use berth_inroot::{Meta, Root, Tree};
+
+use super::fs::MergedView;
 use crate::{Daemon, DaemonError};
 
 /// What `X-Docker-Container-Path-Stat` says of a path.
@@ -23,12 +25,12 @@ pub struct PathStat {
     pub link_target: String,
 }
 
-fn go_mode(m: &std::fs::Metadata) -> u32 {
-    let mut mode = m.mode() & 0o777;
+fn go_mode(m: &Meta) -> u32 {
+    let mut mode = m.permissions() & 0o777;
     if m.is_dir() {
         mode |= 1 << 31;
     }
-    if m.file_type().is_symlink() {
+    if m.is_symlink() {
         mode |= 1 << 27;
     }
     mode
@@ -58,7 +60,10 @@ impl Daemon {
             .map_err(|source| DaemonError::Io { path: at, source })
     }
 
-    /// Stat of `path` in the container, and (unless `stat_only`) a tar stream of it.
+    /// Stat of `path` in the container, and (unless `stat_only`) a tar stream of it. The
+    /// path resolves inside the container's root as its processes would resolve it, the
+    /// last component not followed (unless it ends in `/`), as dockerd's; the tree is walked
+    /// by descriptor, so no link in it, nor one made while it is read, reaches the host.
     pub fn container_archive(
         &self,
         name: &str,
@@ -66,12 +71,16 @@ impl Daemon {
         stat_only: bool,
     ) -> Result<(PathStat, Option<DuplexStream>), DaemonError> {
         let view = self.merged_view(name)?;
-        let target = inside(&view.root, path)
-            .ok_or_else(|| DaemonError::InvalidParameter(format!("invalid path {path}")))?;
-        let m = std::fs::symlink_metadata(&target).map_err(|_| {
+        let root = Root::open(&view.root)?;
+        let not_found = || {
             DaemonError::NotFoundPath(format!(
                 "Could not find the file {path} in container {name}"
             ))
+        };
+        let found = root.lookup(Path::new(path), false)?.ok_or_else(not_found)?;
+        let m = found.meta().map_err(|e| DaemonError::Io {
+            path: path.into(),
+            source: e.into(),
         })?;
         let base = Path::new(path)
             .file_name()
@@ -79,30 +88,28 @@ impl Daemon {
             .unwrap_or_else(|| "/".to_string());
         let stat = PathStat {
             name: base.clone(),
-            size: m.len() as i64,
+            size: m.size as i64,
             mode: go_mode(&m),
             mtime: humantime::format_rfc3339(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64),
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime.max(0) as u64),
             )
             .to_string(),
-            link_target: std::fs::read_link(&target)
+            link_target: found
+                .link_target()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         };
         if stat_only {
             return Ok((stat, None));
         }
-        let (reader, writer) = tokio::io::duplex(1 << 20);
+        let (reader, writer) = tokio::io::duplex(1 << 16);
         let writer = SyncIoBridge::new(writer);
         tokio::task::spawn_blocking(move || {
             let mut b = tar::Builder::new(writer);
-            b.follow_symlinks(false);
-            let r = if m.is_dir() {
-                b.append_dir_all(&base, &target)
-            } else {
-                b.append_path_with_name(&target, &base)
-            };
-            if let Err(e) = r.and_then(|()| b.finish()) {
+            let r = TarWriter::new(&mut b, TarOptions::default())
+                .append(found, Path::new(&base))
+                .and_then(|()| b.finish().map_err(berth_inroot::RootError::Stream));
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "archive stopped");
             }
             drop(view);
@@ -110,15 +117,25 @@ impl Daemon {
         Ok((stat, Some(reader)))
     }
 
-    /// `docker export`: the whole file system as a tar stream.
+    /// `docker export`: the whole file system as a tar stream, walked by descriptor.
     pub fn container_export(&self, name: &str) -> Result<DuplexStream, DaemonError> {
         let view = self.merged_view(name)?;
-        let (reader, writer) = tokio::io::duplex(1 << 20);
+        let root = Root::open(&view.root)?;
+        let dir = root
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|source| DaemonError::Io {
+                path: view.root.clone(),
+                source,
+            })?;
+        let (reader, writer) = tokio::io::duplex(1 << 16);
         let writer = SyncIoBridge::new(writer);
         tokio::task::spawn_blocking(move || {
             let mut b = tar::Builder::new(writer);
-            b.follow_symlinks(false);
-            if let Err(e) = b.append_dir_all(".", &view.root).and_then(|()| b.finish()) {
+            let r = TarWriter::new(&mut b, TarOptions::default())
+                .append_contents(&dir, Path::new(""))
+                .and_then(|()| b.finish().map_err(berth_inroot::RootError::Stream));
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "export stopped");
             }
             drop(view);

@@ -1,7 +1,11 @@
 //! `docker diff` and `docker update`.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use berth_inroot::{Meta, Root};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use berth_model::HostConfig;
 use serde::Deserialize;
@@ -16,34 +20,46 @@ pub struct Change {
 }
 
 /// The container's changes, read from its overlay upper folder against the image's layers.
+/// The upper folder is walked by descriptor and the layers are asked without following any
+/// link, so a running container cannot point the walk at the host.
 pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
     let mut out = Vec::new();
-    walk(upper, Path::new("/"), lowers, &mut out);
+    let lowers: Vec<Root> = lowers.iter().filter_map(|l| Root::open(l).ok()).collect();
+    if let Ok(root) = Root::open(upper)
+        && let Ok(fd) = root.fd().try_clone_to_owned()
+    {
+        walk(&fd, Path::new("/"), &lowers, &mut out);
+    }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out
 }
 
 const MOUNT_TARGETS: &[&str] = &["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
 
-fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+fn walk(dir: &OwnedFd, rel: &Path, lowers: &[Root], out: &mut Vec<Change>) {
+    let Ok(names) = berth_inroot::tar_out::children(dir) else {
         return;
     };
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = rel.join(e.file_name());
-        let Ok(m) = std::fs::symlink_metadata(&path) else {
+    for n in names {
+        let name = rel.join(&n);
+        let Ok(fd) = nix::fcntl::openat(
+            dir,
+            n.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let Ok(m) = Meta::of(&fd) else {
             continue;
         };
         // The empty files runc makes to mount the generated /etc files on are not changes.
         let name_str = name.display().to_string();
-        if MOUNT_TARGETS.contains(&name_str.as_str()) && m.is_file() && m.len() == 0 {
+        if MOUNT_TARGETS.contains(&name_str.as_str()) && m.is_file() && m.size == 0 {
             continue;
         }
-        let in_image = lowers.iter().any(|l| {
-            std::fs::symlink_metadata(l.join(name.strip_prefix("/").unwrap_or(&name))).is_ok()
-        });
-        let kind = if m.file_type().is_char_device() && m.rdev() == 0 {
+        let in_image = lowers.iter().any(|l| l.has_plain(&name));
+        let kind = if m.is_whiteout() {
             2
         } else if in_image {
             0
@@ -51,11 +67,11 @@ fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) {
             1
         };
         out.push(Change {
-            path: name.display().to_string(),
+            path: name_str,
             kind,
         });
         if m.is_dir() {
-            walk(&path, &name, lowers, out);
+            walk(&fd, &name, lowers, out);
         }
     }
 }

@@ -236,9 +236,8 @@ impl Daemon {
         let user = if cfg.user.is_empty() {
             None
         } else {
-            let root = format!("/proc/{}/root", record.state.pid);
-            let passwd = std::fs::read_to_string(format!("{root}/etc/passwd")).unwrap_or_default();
-            let group = std::fs::read_to_string(format!("{root}/etc/group")).unwrap_or_default();
+            let root = berth_inroot::Root::open(format!("/proc/{}/root", record.state.pid))?;
+            let (passwd, group) = super::fs::user_files(root).await?;
             Some(berth_oci::resolve_user(
                 &cfg.user,
                 &passwd,

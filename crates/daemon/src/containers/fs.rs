@@ -1,38 +1,40 @@
 //! A container's files: reading from its layers, the read-only merged view (for cp and
 //! export of any container), processes from /proc, and cgroup statistics.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use berth_images::RootfsLayout;
+use berth_inroot::{Layers, Tree};
 
-/// Reads `rel` (e.g. `etc/passwd`) as the container sees it: the upper folder first, then
-/// the image's layers from the top. A whiteout hides the file.
-pub(crate) fn read_layered(layout: &RootfsLayout, rel: &str) -> Option<String> {
-    use std::os::unix::fs::FileTypeExt;
-    let rel = rel.trim_start_matches('/');
-    let dirs = std::iter::once(&layout.upper).chain(layout.lowers.iter().rev());
-    for d in dirs {
-        let p = d.join(rel);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_char_device() => return None,
-            Ok(_) => return std::fs::read_to_string(&p).ok(),
-            Err(_) => continue,
-        }
-    }
-    None
+use crate::DaemonError;
+
+/// The most of `/etc/passwd` or `/etc/group` berthd reads from an image or a container.
+const USER_FILE_LIMIT: u64 = 4 << 20;
+
+/// The container's `/etc/passwd` and `/etc/group` as it sees them, resolved inside its root
+/// (`tree`: its layers before it runs, `/proc/<pid>/root` while it runs), read on a
+/// blocking thread: regular files only, at most 4 MiB each. A missing file reads as empty.
+pub(crate) async fn user_files<T: Tree + Send + 'static>(
+    tree: T,
+) -> Result<(String, String), DaemonError> {
+    tokio::task::spawn_blocking(move || {
+        let read = |p: &str| -> Result<String, DaemonError> {
+            Ok(tree
+                .read_capped(Path::new(p), USER_FILE_LIMIT)?
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default())
+        };
+        Ok((read("/etc/passwd")?, read("/etc/group")?))
+    })
+    .await
+    .map_err(|e| DaemonError::Task(e.to_string()))?
 }
 
-/// A path inside a container, made safe to join under a root.
-pub(crate) fn inside(root: &Path, container_path: &str) -> Option<PathBuf> {
-    let mut out = root.to_path_buf();
-    for c in Path::new(container_path).components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::RootDir | Component::CurDir => {}
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(out)
+/// A container's layers, top first, as one tree: what it will see once started.
+pub(crate) fn layers_of(layout: &RootfsLayout) -> Result<Layers, DaemonError> {
+    let mut top_first = vec![layout.upper.clone()];
+    top_first.extend(layout.lowers.iter().rev().cloned());
+    Ok(Layers::open(&top_first)?)
 }
 
 /// A container's file system mounted at `root` for the life of this value (unmounted on
@@ -200,38 +202,40 @@ fn parse_kv(text: &str) -> std::collections::BTreeMap<String, u64> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn layered_reads_prefer_the_upper_folder() {
+    #[tokio::test]
+    async fn user_files_are_read_from_the_top_layer_inside_the_root() {
         let d = tempfile::tempdir().unwrap();
         let (l1, up) = (d.path().join("l1"), d.path().join("up"));
         std::fs::create_dir_all(l1.join("etc")).unwrap();
-        std::fs::create_dir_all(up.join("etc")).unwrap();
+        std::fs::create_dir_all(&up).unwrap();
         std::fs::write(l1.join("etc/passwd"), "image").unwrap();
         std::fs::write(l1.join("etc/group"), "g").unwrap();
         let layout = RootfsLayout {
-            lowers: vec![l1],
+            lowers: vec![l1.clone()],
             upper: up.clone(),
             work: d.path().join("w"),
         };
-        assert_eq!(
-            read_layered(&layout, "/etc/passwd").as_deref(),
-            Some("image")
-        );
+        let files = user_files(layers_of(&layout).unwrap()).await.unwrap();
+        assert_eq!(files, ("image".to_string(), "g".to_string()));
+        std::fs::create_dir_all(up.join("etc")).unwrap();
         std::fs::write(up.join("etc/passwd"), "changed").unwrap();
-        assert_eq!(
-            read_layered(&layout, "etc/passwd").as_deref(),
-            Some("changed")
-        );
-        assert_eq!(read_layered(&layout, "/etc/missing"), None);
-    }
-
-    #[test]
-    fn paths_stay_inside() {
-        assert_eq!(
-            inside(Path::new("/r"), "/etc/passwd"),
-            Some(PathBuf::from("/r/etc/passwd"))
-        );
-        assert_eq!(inside(Path::new("/r"), "../../etc"), None);
+        let files = user_files(layers_of(&layout).unwrap()).await.unwrap();
+        assert_eq!(files.0, "changed");
+        // An image whose passwd is a FIFO or a link to a host file cannot block or fool us.
+        std::fs::remove_file(up.join("etc/passwd")).unwrap();
+        nix::unistd::mkfifo(
+            &up.join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        let err = user_files(layers_of(&layout).unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        std::fs::remove_file(up.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", up.join("etc/passwd")).unwrap();
+        std::fs::remove_file(l1.join("etc/group")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../etc/hostname", l1.join("etc/group")).unwrap();
+        let files = user_files(layers_of(&layout).unwrap()).await.unwrap();
+        assert_eq!(files, (String::new(), String::new()));
     }
 
     #[test]

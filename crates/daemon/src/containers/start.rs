@@ -114,8 +114,7 @@ impl Daemon {
         let runtime = snapshot.runtimes.get(&record.host_config.runtime)?;
         let image = self.images.get(&record.image)?;
         let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
-        let passwd = super::fs::read_layered(&layout, "etc/passwd").unwrap_or_default();
-        let group = super::fs::read_layered(&layout, "etc/group").unwrap_or_default();
+        let (passwd, group) = super::fs::user_files(super::fs::layers_of(&layout)?).await?;
         let user = berth_oci::resolve_user(
             &record.config.user,
             &passwd,
