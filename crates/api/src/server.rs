@@ -87,20 +87,129 @@ pub fn bind_unix(path: &Path, group: &str) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
+/// How long a client may take to send a request's headers, and how long an idle kept-alive
+/// connection is kept: a client that opens connections and sends nothing, or a header a
+/// byte at a time, cannot hold the daemon's connections for ever.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting and lets
 /// requests in flight finish.
 pub async fn serve<F>(listener: UnixListener, router: Router, shutdown: F) -> std::io::Result<()>
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, shutdown, HEADER_TIMEOUT).await
+}
+
+/// [`serve`] with a given header timeout. Each connection is HTTP/1 with upgrades (attach and
+/// exec hijack it).
+pub async fn serve_with<F>(
+    listener: UnixListener,
+    router: Router,
+    shutdown: F,
+    header_timeout: std::time::Duration,
+) -> std::io::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept: go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        conns.spawn(async move {
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    // Finish the request in flight, take no other.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads until the server closes the connection; what it sent.
+    async fn read_to_close(s: &mut tokio::net::UnixStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let r =
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+        assert!(r.is_ok(), "the connection was not closed");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn half_sent_and_idle_requests_are_closed_after_the_header_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sock");
+        let listener = bind_unix(&path, "no-such-group-berth").unwrap();
+        let router = Router::new().route("/_ping", axum::routing::get(|| async { "OK" }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with(
+            listener,
+            router,
+            async {
+                let _ = rx.await;
+            },
+            std::time::Duration::from_millis(300),
+        ));
+        // Half a header, then nothing.
+        let mut slow = tokio::net::UnixStream::connect(&path).await.unwrap();
+        slow.write_all(b"GET /_ping HTTP/1.1\r\nHo").await.unwrap();
+        let started = std::time::Instant::now();
+        let got = read_to_close(&mut slow).await;
+        assert!(!got.contains("200 OK"), "{got}");
+        // Kept alive after an answer, then idle.
+        let mut idle = tokio::net::UnixStream::connect(&path).await.unwrap();
+        idle.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let got = read_to_close(&mut idle).await;
+        assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // A whole request is answered as usual.
+        let mut ok = tokio::net::UnixStream::connect(&path).await.unwrap();
+        ok.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").await.unwrap();
+        assert!(read_to_close(&mut ok).await.ends_with("OK"));
+        let _ = tx.send(());
+        server.await.unwrap().unwrap();
+    }
 
     #[tokio::test]
     async fn socket_is_0660_and_replaces_a_stale_file() {
