@@ -115,6 +115,27 @@ impl Filters {
     pub fn values(&self, key: &str) -> &[String] {
         self.0.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
+    /// A boolean filter (`dangling=true`): `true`/`1` or `false`/`0`; anything else, or both,
+    /// is dockerd's `invalid filter 'dangling=[maybe]'`.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        let values = self.values(key);
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let yes = values.iter().any(|v| v == "true" || v == "1");
+        let no = values.iter().any(|v| v == "false" || v == "0");
+        if yes == no {
+            // dockerd prints its (unordered) set; sorted here, so the text is stable.
+            let mut shown = values.to_vec();
+            shown.sort();
+            return Err(ApiError::bad_request(format!(
+                "invalid filter '{key}=[{}]'",
+                shown.join(" ")
+            )));
+        }
+        Ok(Some(yes))
+    }
+
     /// Refuses keys the endpoint does not know, as dockerd does.
     pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {
@@ -199,6 +220,32 @@ mod tests {
                 "{q}"
             );
         }
+    }
+
+    #[test]
+    fn boolean_filters() {
+        let f = |v: &[&str]| {
+            Filters(
+                [(
+                    "dangling".to_string(),
+                    v.iter().map(|s| s.to_string()).collect(),
+                )]
+                .into(),
+            )
+            .bool("dangling")
+        };
+        assert_eq!(f(&[]).unwrap(), None);
+        assert_eq!(f(&["true"]).unwrap(), Some(true));
+        assert_eq!(f(&["1", "true"]).unwrap(), Some(true));
+        assert_eq!(f(&["0"]).unwrap(), Some(false));
+        assert_eq!(
+            f(&["maybe"]).unwrap_err().message,
+            "invalid filter 'dangling=[maybe]'"
+        );
+        assert_eq!(
+            f(&["true", "false"]).unwrap_err().message,
+            "invalid filter 'dangling=[false true]'"
+        );
     }
 
     #[test]
