@@ -113,9 +113,7 @@ impl UpdateRequest {
             h.restart_policy = r.clone();
         }
     }
-}
 
-impl UpdateRequest {
     /// What dockerd refuses to change given what is already set (its
     /// `conflictingUpdateOptions`, a 409).
     fn conflict(&self, h: &HostConfig) -> Option<&'static str> {
