@@ -92,7 +92,9 @@ impl From<DaemonError> for ApiError {
             | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
             DaemonError::Conflict(_) => StatusCode::CONFLICT,
             DaemonError::Forbidden(_) => StatusCode::FORBIDDEN,
-            DaemonError::InvalidParameter(_) | DaemonError::Spec(_) => StatusCode::BAD_REQUEST,
+            DaemonError::InvalidParameter(_) | DaemonError::Spec(_) | DaemonError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
             DaemonError::NotModified => StatusCode::NOT_MODIFIED,
             DaemonError::StartFailed(m) if user_error(m) => StatusCode::BAD_REQUEST,
             DaemonError::StartFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,6 +115,7 @@ impl From<DaemonError> for ApiError {
             DaemonError::Runtime(inner) => chain(inner),
             DaemonError::Image(inner) => chain(inner),
             DaemonError::Spec(inner) => chain(inner),
+            DaemonError::Invalid(inner) => chain(inner),
             DaemonError::NoSuchContainer(_)
             | DaemonError::NoSuchExec(_)
             | DaemonError::NotFoundPath(_)

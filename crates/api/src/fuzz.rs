@@ -190,7 +190,7 @@ proptest! {
     fn queries_and_filters_never_panic(q in "\\PC{0,64}", f in json()) {
         if let Ok(parsed) = Query::parse(&q) {
             let _ = parsed.filters();
-            let _ = parsed.dims();
+            let _ = parsed.resize_dims();
             let _ = parsed.bool("all");
         }
         let encoded = serde_urlencoded::to_string([("filters", f.to_string())]).unwrap_or_default();

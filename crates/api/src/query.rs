@@ -45,10 +45,30 @@ impl Query {
         }
     }
 
-    /// A terminal size from `h` and `w` (0 when absent or malformed, which runc ignores).
-    pub fn dims(&self) -> (u32, u32) {
-        let n = |k: &str| self.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        (n("h"), n("w"))
+    /// A terminal size from `h` and `w`, both required, as dockerd reads them: an unsigned
+    /// 32-bit number, or a 400 saying why not (`invalid resize height "abc": invalid
+    /// syntax`, `... "-1": value out of range`).
+    pub fn resize_dims(&self) -> Result<(u32, u32), ApiError> {
+        let dim = |key: &str, what: &str| {
+            let raw = self.get(key).unwrap_or("");
+            let (digits, negative) = match raw.strip_prefix('-') {
+                Some(d) => (d, true),
+                None => (raw, false),
+            };
+            let reason = if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                "invalid syntax"
+            } else {
+                match digits.parse::<u32>() {
+                    Ok(n) if !negative => return Ok(n),
+                    // `-0` is out of range too: dockerd refuses any minus sign on a number.
+                    _ => "value out of range",
+                }
+            };
+            Err(ApiError::bad_request(format!(
+                "invalid resize {what} {raw:?}: {reason}"
+            )))
+        };
+        Ok((dim("h", "height")?, dim("w", "width")?))
     }
 
     /// `filters={"name":{"x":true}}` or the older `{"name":["x"]}`.
@@ -95,6 +115,27 @@ impl Filters {
     pub fn values(&self, key: &str) -> &[String] {
         self.0.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
+    /// A boolean filter (`dangling=true`): `true`/`1` or `false`/`0`; anything else, or both,
+    /// is dockerd's `invalid filter 'dangling=[maybe]'`.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        let values = self.values(key);
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let yes = values.iter().any(|v| v == "true" || v == "1");
+        let no = values.iter().any(|v| v == "false" || v == "0");
+        if yes == no {
+            // dockerd prints its (unordered) set; sorted here, so the text is stable.
+            let mut shown = values.to_vec();
+            shown.sort();
+            return Err(ApiError::bad_request(format!(
+                "invalid filter '{key}=[{}]'",
+                shown.join(" ")
+            )));
+        }
+        Ok(Some(yes))
+    }
+
     /// Refuses keys the endpoint does not know, as dockerd does.
     pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {
@@ -141,6 +182,70 @@ mod tests {
         let q = Query::parse("filters=%7B%22status%22%3A%5B%22exited%22%5D%7D").unwrap();
         assert_eq!(q.filters().unwrap().values("status"), ["exited"]);
         assert!(Query::parse("filters=nope").unwrap().filters().is_err());
+    }
+
+    #[test]
+    fn resize_dims_as_dockerd_reads_them() {
+        let dims = |q: &str| Query::parse(q).unwrap().resize_dims();
+        assert_eq!(dims("h=40&w=120").unwrap(), (40, 120));
+        assert_eq!(dims("h=0&w=4294967295").unwrap(), (0, u32::MAX));
+        for (q, msg) in [
+            (
+                "h=abc&w=1",
+                r#"invalid resize height "abc": invalid syntax"#,
+            ),
+            ("w=1", r#"invalid resize height "": invalid syntax"#),
+            (
+                "h=1&w=-1",
+                r#"invalid resize width "-1": value out of range"#,
+            ),
+            (
+                "h=1&w=4294967296",
+                r#"invalid resize width "4294967296": value out of range"#,
+            ),
+            (
+                "h=%2B1&w=1",
+                r#"invalid resize height "+1": invalid syntax"#,
+            ),
+            (
+                "h=1.5&w=1",
+                r#"invalid resize height "1.5": invalid syntax"#,
+            ),
+            ("h=-x&w=1", r#"invalid resize height "-x": invalid syntax"#),
+        ] {
+            let e = dims(q).unwrap_err();
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (http::StatusCode::BAD_REQUEST, msg),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn boolean_filters() {
+        let f = |v: &[&str]| {
+            Filters(
+                [(
+                    "dangling".to_string(),
+                    v.iter().map(|s| s.to_string()).collect(),
+                )]
+                .into(),
+            )
+            .bool("dangling")
+        };
+        assert_eq!(f(&[]).unwrap(), None);
+        assert_eq!(f(&["true"]).unwrap(), Some(true));
+        assert_eq!(f(&["1", "true"]).unwrap(), Some(true));
+        assert_eq!(f(&["0"]).unwrap(), Some(false));
+        assert_eq!(
+            f(&["maybe"]).unwrap_err().message,
+            "invalid filter 'dangling=[maybe]'"
+        );
+        assert_eq!(
+            f(&["true", "false"]).unwrap_err().message,
+            "invalid filter 'dangling=[false true]'"
+        );
     }
 
     #[test]

@@ -503,3 +503,80 @@ fn cp_into_running_and_stopped_containers_and_df() {
     assert!(size.parse::<u64>().unwrap() >= 6, "{size}");
     assert_eq!(d.docker(&["rm", "-f", "cpr", "cps"]).0, 0);
 }
+
+#[test]
+fn client_mistakes_are_refused_at_create_with_dockerds_messages() {
+    if !root_tier("create_refusals", TOOLS) {
+        return;
+    }
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    for (flags, says) in [
+        (
+            &["--memory", "4m"][..],
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            &["--memory", "64m", "--memory-swap", "32m"][..],
+            "Minimum memoryswap limit should be larger than memory limit",
+        ),
+        (
+            &["--oom-score-adj", "1001"][..],
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            &["--workdir", "rel"][..],
+            "the working directory 'rel' is invalid, it needs to be an absolute path",
+        ),
+        (
+            &["--cpuset-cpus", "abc"][..],
+            "Invalid value abc for cpuset cpus: invalid format: abc",
+        ),
+        (&["--cpuset-cpus", "0-100000"][..], "cpuset cpus"),
+        (
+            &["--ipc", "container:nosuch"][..],
+            "No such container: nosuch",
+        ),
+        (
+            &["--device", "/dev/berth-nonexistent"][..],
+            "error gathering device information while adding custom device \"/dev/berth-nonexistent\": no such file or directory",
+        ),
+        (
+            &["--log-driver", "nosuch"][..],
+            "logger: no log driver named 'nosuch' is registered",
+        ),
+    ] {
+        let mut args = vec!["create", "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["test/busybox:1", "true"]);
+        let (code, _, err) = d.docker(&args);
+        assert_ne!(code, 0, "{flags:?} was accepted");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    assert_eq!(d.docker(&["ps", "-aq"]).1, "", "no container was left");
+    let (code, _, err) = d.docker(&["ps", "--filter", "status=bogus"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid filter 'status=bogus'"), "{err}");
+
+    // Valid values still run (a raised OOM score: lowering it needs CAP_SYS_RESOURCE, which
+    // a test machine that is itself a container may lack).
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cpuset-cpus",
+        "0",
+        "--memory",
+        "64m",
+        "--oom-score-adj",
+        "500",
+        "--workdir",
+        "/tmp",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "echo $(pwd) $(cat /proc/self/oom_score_adj)",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "/tmp 500"), "{err}");
+}

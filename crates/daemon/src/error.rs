@@ -30,6 +30,8 @@ pub enum DaemonError {
     StartFailed(String),
     #[error("invalid container configuration")]
     Spec(#[from] berth_oci::SpecError),
+    #[error("invalid container configuration")]
+    Invalid(#[from] crate::containers::InvalidConfig),
     #[error("{0}")]
     AppArmor(String),
     #[error("a background task failed: {0}")]

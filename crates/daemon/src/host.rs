@@ -13,6 +13,19 @@ pub struct CgroupFacts {
     pub cpuset: bool,
     pub pids_limit: bool,
     pub oom_kill_disable: bool,
+    /// The CPUs and memory nodes containers may be given (`0-3`), empty when unknown.
+    pub cpus: String,
+    pub mems: String,
+}
+
+/// What a container's CPU settings are checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuFacts {
+    /// CPUs this process may run on (Go's `runtime.NumCPU`), 0 when unknown.
+    pub ncpu: usize,
+    /// The cpuset lists of the cgroup root (`0-3`), empty when unknown.
+    pub cpus: String,
+    pub mems: String,
 }
 
 /// Facts about the machine, read from files under a root (`/` in production, a prepared
@@ -24,6 +37,8 @@ pub struct HostFacts {
     pub os_version: String,
     pub hostname: String,
     pub mem_total: u64,
+    /// CPUs this process may run on (`Cpus_allowed_list` of `/proc/self/status`).
+    pub ncpu: usize,
     pub cgroup: CgroupFacts,
     pub ipv4_forwarding: bool,
     pub seccomp: bool,
@@ -56,7 +71,13 @@ impl HostFacts {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
             .unwrap_or(0);
+        let ncpu = text("/proc/self/status")
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| cpu_list_len(v.trim()))
+            .unwrap_or(0);
         HostFacts {
+            ncpu,
             kernel_version: text("/proc/sys/kernel/osrelease").trim().to_string(),
             operating_system: {
                 let pretty = os_field("PRETTY_NAME");
@@ -84,7 +105,14 @@ fn cgroup_facts(cg: &Path) -> CgroupFacts {
     if has("cgroup.controllers") {
         let controllers = fs::read_to_string(cg.join("cgroup.controllers")).unwrap_or_default();
         let c = |name: &str| controllers.split_whitespace().any(|w| w == name);
+        let read = |f: &str| {
+            fs::read_to_string(cg.join(f))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         return CgroupFacts {
+            cpus: read("cpuset.cpus.effective"),
+            mems: read("cpuset.mems.effective"),
             version: "2",
             memory_limit: c("memory"),
             swap_limit: c("memory"),
@@ -104,7 +132,18 @@ fn cgroup_facts(cg: &Path) -> CgroupFacts {
         cpuset: has("cpuset/cpuset.cpus"),
         pids_limit: has("pids/pids.max") || has("pids"),
         oom_kill_disable: has("memory/memory.oom_control"),
+        cpus: fs::read_to_string(cg.join("cpuset/cpuset.cpus"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        mems: fs::read_to_string(cg.join("cpuset/cpuset.mems"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     }
+}
+
+/// How many CPUs a list such as `0-3,8` names (0 for a malformed list).
+fn cpu_list_len(list: &str) -> usize {
+    crate::containers::parse_uint_list(list, 0).map_or(0, |s| s.len())
 }
 
 /// containerd's four checks, in its order: the securityfs folder, no `container` variable
@@ -125,6 +164,7 @@ pub struct MachineHost {
     pub apparmor: bool,
     pub cgroup_v2: bool,
     pub bounding: std::collections::BTreeSet<String>,
+    pub cpu: CpuFacts,
     root: PathBuf,
 }
 
@@ -143,6 +183,11 @@ impl MachineHost {
             apparmor: facts.apparmor,
             cgroup_v2: facts.cgroup.version == "2",
             bounding: berth_oci::caps_from_mask(cap_bnd),
+            cpu: CpuFacts {
+                ncpu: facts.ncpu,
+                cpus: facts.cgroup.cpus,
+                mems: facts.cgroup.mems,
+            },
             root: root.to_path_buf(),
         }
     }
@@ -221,6 +266,12 @@ mod tests {
             "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
         );
         write(r, "proc/sys/net/ipv4/ip_forward", "0\n");
+        write(
+            r,
+            "proc/self/status",
+            "Name:\tberthd\nCpus_allowed_list:\t0-2,5\n",
+        );
+        write(r, "sys/fs/cgroup/cpuset/cpuset.cpus", "0-5\n");
         write(r, "sys/fs/cgroup/memory/memory.limit_in_bytes", "");
         write(r, "sys/fs/cgroup/pids/pids.max", "");
         write(r, "sys/fs/cgroup/unified/cgroup.controllers", "");
@@ -231,6 +282,7 @@ mod tests {
         assert_eq!(f.operating_system, "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(f.os_version, "12");
         assert_eq!(f.cgroup.version, "1", "hybrid counts as v1");
+        assert_eq!((f.ncpu, f.cgroup.cpus.as_str()), (4, "0-5"));
         assert!(f.cgroup.memory_limit && f.cgroup.pids_limit && !f.cgroup.swap_limit);
         assert!(!f.ipv4_forwarding && !f.apparmor);
     }
@@ -243,9 +295,16 @@ mod tests {
             "sys/fs/cgroup/cgroup.controllers",
             "cpuset cpu io memory pids\n",
         );
+        write(dir.path(), "sys/fs/cgroup/cpuset.cpus.effective", "0-1\n");
+        write(dir.path(), "sys/fs/cgroup/cpuset.mems.effective", "0\n");
         let f = HostFacts::read(dir.path());
         assert_eq!(f.cgroup.version, "2");
         assert!(f.cgroup.memory_limit && f.cgroup.cpuset && f.cgroup.pids_limit);
+        assert_eq!(
+            (f.cgroup.cpus.as_str(), f.cgroup.mems.as_str()),
+            ("0-1", "0")
+        );
+        assert_eq!(f.ncpu, 0, "no /proc/self/status: unknown");
     }
 
     #[test]

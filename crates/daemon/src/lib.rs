@@ -26,13 +26,13 @@ pub use berth_containerd::RpcCounter;
 pub use berth_inroot::RootError;
 pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
-    CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, ListOptions, LogLine,
-    LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg, StreamKind, Summary,
-    UNTAR_HELPER, UpdateRequest, untar_helper_main,
+    CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, InvalidConfig, ListError,
+    ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg,
+    StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
 pub use error::DaemonError;
-pub use host::{CgroupFacts, HostFacts, MachineHost, backing_filesystem};
+pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::CommitRequest;
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, Daemon, SystemInfo, SystemVersion};

@@ -52,6 +52,28 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
+/// One entry of `HostConfig.Devices` (`--device /dev/fuse:/dev/fuse:rwm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    #[serde(deserialize_with = "nullable")]
+    pub path_on_host: String,
+    #[serde(deserialize_with = "nullable")]
+    pub path_in_container: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_permissions: String,
+}
+
+/// `HostConfig.LogConfig` (`--log-driver`, `--log-opt`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type", deserialize_with = "nullable")]
+    pub typ: String,
+    #[serde(deserialize_with = "nullable")]
+    pub config: BTreeMap<String, String>,
+}
+
 /// A container's `HostConfig` (what it may use).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -93,6 +115,8 @@ pub struct HostConfig {
     pub shm_size: i64,
     pub oom_score_adj: i64,
     pub init: Option<bool>,
+    #[serde(deserialize_with = "nullable")]
+    pub log_config: LogConfig,
     // Resources.
     pub cpu_shares: i64,
     pub memory: i64,
@@ -111,6 +135,8 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "nullable")]
     pub ulimits: Vec<Ulimit>,
+    #[serde(deserialize_with = "nullable")]
+    pub devices: Vec<DeviceMapping>,
 }
 
 /// `NetworkingConfig` of a create request (accepted, not interpreted yet).
@@ -153,6 +179,12 @@ mod tests {
         assert_eq!(h.ulimits[0].hard, 2);
         assert_eq!(h.pids_limit, None);
         assert_eq!(h.memory, 64 << 20);
+        let h: HostConfig = serde_json::from_str(
+            r#"{"Devices": [{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}], "LogConfig": {"Type": "json-file", "Config": null}}"#,
+        )
+        .unwrap();
+        assert_eq!(h.devices[0].path_on_host, "/dev/fuse");
+        assert_eq!(h.log_config.typ, "json-file");
     }
 
     #[test]

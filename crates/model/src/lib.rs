@@ -8,5 +8,8 @@
 mod config;
 mod nullable;
 
-pub use config::{ContainerConfig, HostConfig, MountPoint, NetworkingConfig, RestartPolicy};
+pub use config::{
+    ContainerConfig, DeviceMapping, HostConfig, LogConfig, MountPoint, NetworkingConfig,
+    RestartPolicy,
+};
 pub use nullable::nullable;

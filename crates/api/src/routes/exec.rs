@@ -110,7 +110,7 @@ pub(crate) async fn resize(
     Path(id): Path<String>,
     q: Query,
 ) -> Result<Response, ApiError> {
-    let (h, w) = q.dims();
+    let (h, w) = q.resize_dims()?;
     d.exec_resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
 }

@@ -145,6 +145,17 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let filters = q.filters()?;
     filters.only(&["reference", "dangling", "label", "before", "since"])?;
+    let dangling = filters.bool("dangling")?;
+    // Several `before`s (`since`s) hold together: the oldest (newest) one decides.
+    let created = |key: &str| {
+        filters
+            .values(key)
+            .iter()
+            .map(|name| d.image_get(name).map(|i| i.created))
+            .collect::<Result<Vec<i64>, _>>()
+    };
+    let before = created("before")?.into_iter().min();
+    let since = created("since")?.into_iter().max();
     let mut images = d.image_list();
     images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
     let out = images
@@ -153,14 +164,9 @@ pub(crate) async fn list(
             let refs = filters.values("reference");
             refs.is_empty() || refs.iter().any(|p| matches_reference(r, p))
         })
-        .filter(
-            |r| match filters.values("dangling").first().map(String::as_str) {
-                Some("true" | "1") => r.repo_tags.is_empty(),
-                Some("false" | "0") => !r.repo_tags.is_empty(),
-                // Without parent chains every image is top-level, so `all` changes nothing.
-                _ => true,
-            },
-        )
+        // Without parent chains every image is top-level, so `all` changes nothing.
+        .filter(|r| dangling.is_none_or(|d| d == r.repo_tags.is_empty()))
+        .filter(|r| before.is_none_or(|t| r.created < t) && since.is_none_or(|t| r.created > t))
         .filter(|r| {
             filters.values("label").iter().all(|l| {
                 let labels = r.config.config.labels.clone().unwrap_or_default();
@@ -388,7 +394,9 @@ pub(crate) async fn commit(
 
 /// `POST /images/prune`.
 pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Value>, ApiError> {
-    q.filters()?.only(&["dangling", "until", "label"])?;
+    let filters = q.filters()?;
+    filters.only(&["dangling", "until", "label"])?;
+    filters.bool("dangling")?;
     let (deleted, reclaimed) = d.image_prune()?;
     Ok(Json(json!({
         "ImagesDeleted": delete_results(deleted),

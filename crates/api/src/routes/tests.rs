@@ -56,6 +56,13 @@ impl Engine {
             ("proc/sys/kernel/osrelease", "6.1.0-test\n"),
             ("proc/sys/kernel/hostname", "box\n"),
             ("proc/meminfo", "MemTotal: 1048576 kB\n"),
+            ("proc/self/status", "Cpus_allowed_list:\t0-1\n"),
+            (
+                "sys/fs/cgroup/cgroup.controllers",
+                "cpuset cpu memory pids\n",
+            ),
+            ("sys/fs/cgroup/cpuset.cpus.effective", "0-1\n"),
+            ("sys/fs/cgroup/cpuset.mems.effective", "0\n"),
         ] {
             let p = host.join(p);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -395,4 +402,405 @@ async fn bad_requests_are_4xx_messages() {
         assert_eq!(status, want, "{method} {uri}: {message}");
         assert!(message.contains(says), "{method} {uri}: {message}");
     }
+}
+
+/// A `filters=` query for `GET .../json`.
+fn filters(f: serde_json::Value) -> String {
+    serde_urlencoded::to_string([("filters", f.to_string())]).unwrap()
+}
+
+/// An engine with one image, `acc/x:1`, whose command is `sh`.
+async fn engine_with_image() -> Engine {
+    let e = Engine::new();
+    let (status, _, _) = e
+        .call(
+            "POST",
+            "/images/create?fromSrc=-&repo=acc%2Fx%3A1&changes=CMD%20%5B%22sh%22%5D",
+            layer_tar(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    e
+}
+
+impl Engine {
+    /// `POST /containers/create` of `acc/x:1` with `extra` merged into the body.
+    async fn create(&self, name: &str, extra: serde_json::Value) -> (StatusCode, String) {
+        let mut body = serde_json::json!({"Image": "acc/x:1"});
+        if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(x.clone());
+        }
+        let (status, _, out) = self
+            .call(
+                "POST",
+                &format!("/containers/create?name={name}"),
+                body.to_string().into_bytes(),
+            )
+            .await;
+        let v = json(&out);
+        let text = v["message"]
+            .as_str()
+            .or(v["Id"].as_str())
+            .unwrap_or_default();
+        (status, text.to_string())
+    }
+
+    /// The names `GET /containers/json?all=1&<query>` lists, or the error.
+    async fn ps(&self, query: &str) -> Result<Vec<String>, (StatusCode, String)> {
+        let (status, _, body) = self
+            .call("GET", &format!("/containers/json?all=1&{query}"), vec![])
+            .await;
+        let v = json(&body);
+        if status != StatusCode::OK {
+            return Err((status, v["message"].as_str().unwrap_or_default().into()));
+        }
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c["Names"][0]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('/')
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+#[tokio::test]
+async fn create_refuses_what_dockerd_refuses_with_its_messages() {
+    use serde_json::json as j;
+    let e = engine_with_image().await;
+    let bad = StatusCode::BAD_REQUEST;
+    let cases = [
+        (
+            j!({"HostConfig": {"Memory": 1}}),
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            j!({"HostConfig": {"Memory": -1}}),
+            "Minimum memory limit allowed is 6MB",
+        ),
+        (
+            j!({"HostConfig": {"Memory": 67108864, "MemorySwap": 33554432}}),
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (
+            j!({"HostConfig": {"OomScoreAdj": 1001}}),
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+        ),
+        (
+            j!({"WorkingDir": "rel/dir"}),
+            "the working directory 'rel/dir' is invalid, it needs to be an absolute path",
+        ),
+        (
+            j!({"Env": ["A=1", "=foo"]}),
+            "invalid environment variable: =foo",
+        ),
+        (
+            j!({"HostConfig": {"CpusetCpus": "abc"}}),
+            "Invalid value abc for cpuset cpus: invalid format: abc",
+        ),
+        (
+            j!({"HostConfig": {"CpusetCpus": "0-7"}}),
+            "Requested CPUs are not available - requested 0-7, available: 0-1",
+        ),
+        (
+            j!({"HostConfig": {"NanoCpus": 3_000_000_000u64}}),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
+        ),
+        (
+            j!({"HostConfig": {"NanoCpus": -1}}),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available",
+        ),
+        (
+            j!({"HostConfig": {"CpuShares": -2}}),
+            "shares: invalid argument",
+        ),
+        (
+            j!({"HostConfig": {"IpcMode": "container:nosuch"}}),
+            "No such container: nosuch",
+        ),
+        (
+            j!({"HostConfig": {"PidMode": "container:nosuch"}}),
+            "No such container: nosuch",
+        ),
+        (
+            j!({"HostConfig": {"IpcMode": "bogus"}}),
+            "invalid IPC mode: bogus",
+        ),
+        (
+            j!({"HostConfig": {"PidMode": "bogus"}}),
+            "invalid PID mode: bogus",
+        ),
+        (
+            j!({"HostConfig": {"Devices": [{"PathOnHost": "/dev/berth-nonexistent", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]}}),
+            "error gathering device information while adding custom device \"/dev/berth-nonexistent\": no such file or directory",
+        ),
+        (
+            j!({"HostConfig": {"LogConfig": {"Type": "nosuch", "Config": {}}}}),
+            "logger: no log driver named 'nosuch' is registered",
+        ),
+        (j!({"StopSignal": "SIGBOGUS"}), "Invalid signal: SIGBOGUS"),
+        (
+            // The request is checked before the image is looked for, as in dockerd.
+            j!({"Image": "nosuch:1", "HostConfig": {"Memory": 1}}),
+            "Minimum memory limit allowed is 6MB",
+        ),
+    ];
+    for (extra, want) in cases {
+        let (status, message) = e.create("refused", extra.clone()).await;
+        assert_eq!((status, message.as_str()), (bad, want), "{extra}");
+    }
+    assert_eq!(
+        e.ps("").await.unwrap(),
+        Vec::<String>::new(),
+        "nothing was left"
+    );
+
+    // What dockerd accepts goes through; a namespace donor is then named by its ID.
+    let (status, donor) = e.create("donor", j!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{donor}");
+    let (status, id) = e
+        .create(
+            "sharer",
+            j!({"WorkingDir": "/srv", "Env": ["A", "B="], "HostConfig": {
+                "IpcMode": "container:donor", "PidMode": "container:donor",
+                "Memory": 6291456, "MemorySwap": -1, "CpusetCpus": "0,1", "NanoCpus": 1_500_000_000,
+                "OomScoreAdj": -1000, "LogConfig": {"Type": "json-file"},
+                "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n", "CgroupPermissions": "rwm"}]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{id}");
+    let (_, _, body) = e.call("GET", "/containers/sharer/json", vec![]).await;
+    let hc = &json(&body)["HostConfig"];
+    assert_eq!(hc["IpcMode"], format!("container:{donor}"));
+    assert_eq!(hc["PidMode"], format!("container:{donor}"));
+}
+
+#[tokio::test]
+async fn update_refuses_bad_limits_and_conflicts() {
+    use serde_json::json as j;
+    let e = engine_with_image().await;
+    let (status, id) = e
+        .create("u1", j!({"HostConfig": {"NanoCpus": 1_000_000_000}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{id}");
+    let cases = [
+        (
+            j!({"Memory": 1}),
+            StatusCode::BAD_REQUEST,
+            "Minimum memory limit allowed is 6MB".to_string(),
+        ),
+        (
+            j!({"CpusetCpus": "9"}),
+            StatusCode::BAD_REQUEST,
+            "Requested CPUs are not available - requested 9, available: 0-1".to_string(),
+        ),
+        (
+            j!({"CpuPeriod": 100000}),
+            StatusCode::CONFLICT,
+            format!(
+                "Cannot update container {id}: Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set"
+            ),
+        ),
+    ];
+    for (body, want_status, want) in cases {
+        let (status, _, out) = e
+            .call(
+                "POST",
+                "/containers/u1/update",
+                body.to_string().into_bytes(),
+            )
+            .await;
+        assert_eq!(
+            (status, json(&out)["message"].as_str().unwrap_or_default()),
+            (want_status, want.as_str()),
+            "{body}"
+        );
+    }
+    // The docker CLI sends every field, zero when not asked for: zeros change nothing.
+    let (status, _, out) = e
+        .call(
+            "POST",
+            "/containers/u1/update",
+            j!({"Memory": 67108864, "NanoCpus": 0, "CpuShares": 0, "CpusetCpus": "", "RestartPolicy": {"Name": ""}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&out));
+    let (_, _, body) = e.call("GET", "/containers/u1/json", vec![]).await;
+    let hc = &json(&body)["HostConfig"];
+    assert_eq!(
+        (hc["Memory"].as_i64(), hc["NanoCpus"].as_i64()),
+        (Some(64 << 20), Some(1_000_000_000))
+    );
+    assert_eq!(hc["RestartPolicy"]["Name"], "no");
+}
+
+#[tokio::test]
+async fn list_filters_or_their_values_and_refuse_bad_ones() {
+    use serde_json::json as j;
+    let e = engine_with_image().await;
+    for (name, labels) in [
+        ("c1", j!({"a": "1", "b": "2"})),
+        ("c2", j!({"a": "1"})),
+        ("c3", j!({})),
+    ] {
+        let (status, text) = e.create(name, j!({"Labels": labels})).await;
+        assert_eq!(status, StatusCode::CREATED, "{text}");
+    }
+    let ps = |f: serde_json::Value| {
+        let e = &e;
+        async move { e.ps(&filters(f)).await }
+    };
+    let names = |v: &[&str]| Ok(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        ps(j!({"status": ["created", "running"]})).await,
+        names(&["c1", "c2", "c3"])
+    );
+    assert_eq!(ps(j!({"status": ["running"]})).await, names(&[]));
+    assert_eq!(
+        ps(j!({"name": ["c1", "c2"]})).await,
+        names(&["c1", "c2"]),
+        "names are ORed"
+    );
+    assert_eq!(
+        ps(j!({"label": ["a=1", "b=2"]})).await,
+        names(&["c1"]),
+        "labels are ANDed"
+    );
+    assert_eq!(ps(j!({"label": ["a"]})).await, names(&["c1", "c2"]));
+    assert_eq!(ps(j!({"before": ["c3"]})).await, names(&["c1", "c2"]));
+    assert_eq!(ps(j!({"since": ["c1"]})).await, names(&["c2", "c3"]));
+    assert_eq!(
+        ps(j!({"since": ["c1"], "before": ["c3"]})).await,
+        names(&["c2"])
+    );
+    assert_eq!(
+        ps(j!({"exited": ["0", "1"]})).await,
+        names(&[]),
+        "never started"
+    );
+    let bad = StatusCode::BAD_REQUEST;
+    assert_eq!(
+        ps(j!({"status": ["running", "bogus"]})).await,
+        Err((bad, "invalid filter 'status=bogus'".into()))
+    );
+    assert_eq!(
+        ps(j!({"exited": ["abc"]})).await,
+        Err((
+            bad,
+            r#"invalid filter 'exited=abc': strconv.Atoi: parsing "abc": invalid syntax"#.into()
+        ))
+    );
+    assert_eq!(
+        ps(j!({"before": ["nosuch"]})).await,
+        Err((StatusCode::NOT_FOUND, "No such container: nosuch".into()))
+    );
+    assert_eq!(
+        ps(j!({"since": ["nosuch"]})).await,
+        Err((StatusCode::NOT_FOUND, "No such container: nosuch".into()))
+    );
+    assert_eq!(
+        ps(j!({"bogus": ["x"]})).await,
+        Err((bad, "invalid filter 'bogus'".into()))
+    );
+
+    // Images: dangling takes a boolean; before/since name an image.
+    for (f, want_status, want) in [
+        (
+            j!({"dangling": ["maybe"]}),
+            bad,
+            "invalid filter 'dangling=[maybe]'",
+        ),
+        (
+            j!({"dangling": ["true", "false"]}),
+            bad,
+            "invalid filter 'dangling=[false true]'",
+        ),
+        (
+            j!({"before": ["nosuch:1"]}),
+            StatusCode::NOT_FOUND,
+            "No such image: nosuch:1",
+        ),
+    ] {
+        let (status, _, body) = e
+            .call(
+                "GET",
+                &format!("/images/json?{}", filters(f.clone())),
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            (status, json(&body)["message"].as_str().unwrap_or_default()),
+            (want_status, want),
+            "{f}"
+        );
+    }
+    let (status, _, body) = e
+        .call(
+            "GET",
+            &format!("/images/json?{}", filters(j!({"dangling": ["false"]}))),
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body).as_array().unwrap().len(), 1);
+    let (status, _, body) = e
+        .call(
+            "GET",
+            &format!("/images/json?{}", filters(j!({"before": ["acc/x:1"]}))),
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json(&body).as_array().unwrap().len(),
+        0,
+        "nothing is older than the only image"
+    );
+    let (status, _, _) = e
+        .call(
+            "POST",
+            &format!("/images/prune?{}", filters(j!({"dangling": ["maybe"]}))),
+            vec![],
+        )
+        .await;
+    assert_eq!(status, bad);
+}
+
+#[tokio::test]
+async fn resize_refuses_bad_sizes_before_looking_up_the_target() {
+    let e = Engine::new();
+    for (uri, want) in [
+        (
+            "/containers/nope/resize?h=abc&w=80",
+            r#"invalid resize height "abc": invalid syntax"#,
+        ),
+        (
+            "/containers/nope/resize?h=24",
+            r#"invalid resize width "": invalid syntax"#,
+        ),
+        (
+            "/exec/nope/resize?h=24&w=-1",
+            r#"invalid resize width "-1": value out of range"#,
+        ),
+    ] {
+        let (status, _, body) = e.call("POST", uri, vec![]).await;
+        assert_eq!(
+            (status, json(&body)["message"].as_str().unwrap_or_default()),
+            (StatusCode::BAD_REQUEST, want),
+            "{uri}"
+        );
+    }
+    let (status, _, _) = e
+        .call("POST", "/containers/nope/resize?h=24&w=80", vec![])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "good sizes reach the lookup");
 }

@@ -94,10 +94,21 @@ pub struct UpdateRequest {
     pub restart_policy: Option<berth_model::RestartPolicy>,
 }
 
+/// A value the request sets: not zero, not empty.
+fn given<T: Default + PartialEq>(v: &T) -> bool {
+    *v != T::default()
+}
+
 impl UpdateRequest {
+    /// Zero and empty values leave a setting as it is, as in dockerd (the docker CLI sends
+    /// every field, zero when not asked for).
     fn apply(&self, h: &mut HostConfig) {
         macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { h.$f = v; } )* };
+            ($($f:ident),*) => { $(
+                if let Some(v) = self.$f.clone().filter(given) {
+                    h.$f = v;
+                }
+            )* };
         }
         set!(
             memory,
@@ -114,9 +125,47 @@ impl UpdateRequest {
         if let Some(p) = self.pids_limit {
             h.pids_limit = Some(p);
         }
-        if let Some(r) = &self.restart_policy {
+        if let Some(r) = self.restart_policy.as_ref().filter(|r| !r.name.is_empty()) {
             h.restart_policy = r.clone();
         }
+    }
+
+    /// What dockerd refuses to change given what is already set (its
+    /// `conflictingUpdateOptions`, a 409).
+    fn conflict(&self, h: &HostConfig) -> Option<&'static str> {
+        let set = |v: Option<i64>| v.is_some_and(|v| v > 0);
+        if set(self.nano_cpus) && h.cpu_period > 0 {
+            return Some(
+                "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set",
+            );
+        }
+        if set(self.nano_cpus) && h.cpu_quota > 0 {
+            return Some(
+                "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set",
+            );
+        }
+        if set(self.cpu_period) && h.nano_cpus > 0 {
+            return Some(
+                "Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set",
+            );
+        }
+        if set(self.cpu_quota) && h.nano_cpus > 0 {
+            return Some(
+                "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set",
+            );
+        }
+        // berth stores no swap as 0 (twice the memory), so only a swap that was set can be
+        // passed by a new memory limit.
+        if let Some(m) = self.memory.filter(|m| *m != 0)
+            && self.memory_swap.unwrap_or(0) == 0
+            && h.memory_swap > 0
+            && m > h.memory_swap
+        {
+            return Some(
+                "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+            );
+        }
+        None
     }
 }
 
@@ -137,9 +186,19 @@ impl Daemon {
         name: &str,
         req: UpdateRequest,
     ) -> Result<(), DaemonError> {
+        // The request alone first, as dockerd checks it; then against what is set.
+        let mut asked = HostConfig::default();
+        req.apply(&mut asked);
+        super::validate::resources(&asked, &self.host_facts().cpu, true)?;
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
         let mut host = c.record().host_config;
+        if let Some(why) = req.conflict(&host) {
+            return Err(DaemonError::Conflict(format!(
+                "Cannot update container {}: {why}",
+                c.id
+            )));
+        }
         if let Some(p) = &req.restart_policy {
             if host.auto_remove && !matches!(p.name.as_str(), "" | "no") {
                 return Err(DaemonError::InvalidParameter(

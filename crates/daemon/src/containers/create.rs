@@ -8,6 +8,7 @@ use berth_model::{ContainerConfig, HostConfig};
 
 use berth_oci::HostFacts;
 
+use super::validate::{self, InvalidConfig};
 use super::{Container, RECORD_SCHEMA, Record, State, now_rfc3339, random_hex, write_record};
 use crate::{Daemon, DaemonError};
 
@@ -97,6 +98,8 @@ impl Daemon {
         if config.image.is_empty() {
             return Err(DaemonError::InvalidParameter("no image specified".into()));
         }
+        // dockerd's order: the request's own settings, then the image.
+        self.validate_create(&config, &mut host)?;
         let image = self.image_get(&config.image)?;
 
         // Validate everything the start will need, so a bad request fails here with 400.
@@ -177,6 +180,37 @@ impl Daemon {
                 Err(e)
             }
         }
+    }
+
+    /// The checks dockerd makes before it looks at the image: the container's settings and
+    /// limits, the containers it shares namespaces with (named by ID from here on), devices
+    /// and the log driver.
+    fn validate_create(
+        &self,
+        config: &ContainerConfig,
+        host: &mut HostConfig,
+    ) -> Result<(), DaemonError> {
+        validate::container_config(config)?;
+        if let Some(s) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            super::lifecycle::parse_signal(s)?;
+        }
+        validate::host_config(host, &self.host_facts().cpu)?;
+        for mode in [&mut host.ipc_mode, &mut host.pid_mode] {
+            if let Some(name) = validate::mode_container(mode).filter(|n| !n.is_empty()) {
+                let target = self.containers.get(name).map_err(|e| match e {
+                    DaemonError::NoSuchContainer(n) => InvalidConfig::NoSuchContainer(n).into(),
+                    other => other,
+                })?;
+                *mode = format!("container:{}", target.id);
+            }
+        }
+        for d in &host.devices {
+            validate::device(&d.path_on_host)?;
+        }
+        if host.log_config.typ.is_empty() {
+            host.log_config.typ = "json-file".into();
+        }
+        Ok(())
     }
 
     fn create_files(

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Container, Record};
+use super::{Container, Record, Status};
 use crate::{Daemon, DaemonError};
 
 /// What `docker ps` asks for.
@@ -24,6 +24,17 @@ pub struct Summary {
 
 const FILTERS: &[&str] = &[
     "id", "name", "status", "label", "ancestor", "exited", "before", "since",
+];
+
+/// The values a `status` filter may take.
+const STATUSES: &[Status] = &[
+    Status::Created,
+    Status::Running,
+    Status::Paused,
+    Status::Restarting,
+    Status::Removing,
+    Status::Exited,
+    Status::Dead,
 ];
 
 /// `^`/`$` anchored or plain substring matching, which is what name filters use in practice.
@@ -54,14 +65,44 @@ impl Daemon {
         self.containers.all().iter().any(|c| c.record().image == id)
     }
 
-    /// `docker ps`.
+    /// `docker ps`. Several values of one filter are alternatives (any may match), except
+    /// `label`, `before` and `since`, which must all hold; a bad value is a 400 and a
+    /// `before`/`since` naming no container a 404, as in dockerd.
     pub fn container_list(&self, o: &ListOptions) -> Result<Vec<Summary>, DaemonError> {
         if let Some(k) = o.filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
             return Err(DaemonError::InvalidParameter(format!(
                 "invalid filter '{k}'"
             )));
         }
-        let values = |k: &str| o.filters.get(k).cloned().unwrap_or_default();
+        let values = |k: &str| o.filters.get(k).map(Vec::as_slice).unwrap_or(&[]);
+        let exited = values("exited")
+            .iter()
+            .map(|v| {
+                go_atoi(v).map_err(|why| {
+                    DaemonError::InvalidParameter(format!(
+                        "invalid filter 'exited={v}': strconv.Atoi: parsing {v:?}: {why}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        let statuses = values("status");
+        if let Some(bad) = statuses
+            .iter()
+            .find(|s| !STATUSES.iter().any(|x| x.as_str() == *s))
+        {
+            return Err(DaemonError::InvalidParameter(format!(
+                "invalid filter 'status={bad}'"
+            )));
+        }
+        let created = |name: &str| self.containers.get(name).map(|c| c.record().created);
+        let before = values("before")
+            .iter()
+            .map(|n| created(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let since = values("since")
+            .iter()
+            .map(|n| created(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let ancestors: Vec<String> = values("ancestor")
             .iter()
             .filter_map(|a| self.image_resolve(a).ok())
@@ -69,6 +110,11 @@ impl Daemon {
         if !values("ancestor").is_empty() && ancestors.is_empty() {
             return Ok(Vec::new());
         }
+        // Any value may match; no values, no filter.
+        let any = |key: &str, matches: &dyn Fn(&str) -> bool| {
+            let v = values(key);
+            v.is_empty() || v.iter().any(|p| matches(p))
+        };
         let mut out: Vec<Summary> = self
             .containers
             .all()
@@ -76,12 +122,10 @@ impl Daemon {
             .map(|c| c.record())
             .filter(|r| {
                 let s = &r.state;
-                let status_filter = values("status");
-                (o.all || s.running || !status_filter.is_empty())
-                    && (status_filter.is_empty()
-                        || status_filter.iter().any(|f| f == s.status.as_str()))
-                    && values("id").iter().all(|p| r.id.starts_with(p.as_str()))
-                    && values("name").iter().all(|p| {
+                (o.all || s.running || !statuses.is_empty() || o.limit.is_some_and(|n| n > 0))
+                    && any("status", &|f| f == s.status.as_str())
+                    && any("id", &|p| r.id.starts_with(p))
+                    && any("name", &|p| {
                         matches_pattern(p, &format!("/{}", r.name)) || matches_pattern(p, &r.name)
                     })
                     && values("label").iter().all(|l| match l.split_once('=') {
@@ -89,11 +133,10 @@ impl Daemon {
                         None => r.config.labels.contains_key(l),
                     })
                     && (ancestors.is_empty() || ancestors.contains(&r.image))
-                    && values("exited").iter().all(|e| {
-                        !s.running
-                            && r.has_been_started
-                            && e.parse::<i64>().is_ok_and(|n| n == s.exit_code)
-                    })
+                    && (exited.is_empty()
+                        || (!s.running && r.has_been_started && exited.contains(&s.exit_code)))
+                    && before.iter().all(|t| r.created < *t)
+                    && since.iter().all(|t| r.created > *t)
             })
             .map(|record| Summary {
                 image_name: record.config.image.clone(),
@@ -108,9 +151,29 @@ impl Daemon {
     }
 }
 
+/// Go's `strconv.Atoi` on a 64-bit machine, with its reason when it refuses.
+fn go_atoi(v: &str) -> Result<i64, &'static str> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("invalid syntax");
+    }
+    v.parse().map_err(|_| "value out of range")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_parse_as_go_does() {
+        assert_eq!(go_atoi("0"), Ok(0));
+        assert_eq!(go_atoi("-1"), Ok(-1));
+        assert_eq!(go_atoi("+3"), Ok(3));
+        assert_eq!(go_atoi("abc"), Err("invalid syntax"));
+        assert_eq!(go_atoi(""), Err("invalid syntax"));
+        assert_eq!(go_atoi("1 "), Err("invalid syntax"));
+        assert_eq!(go_atoi("99999999999999999999"), Err("value out of range"));
+    }
 
     #[test]
     fn name_patterns() {

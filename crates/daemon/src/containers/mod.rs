@@ -15,6 +15,7 @@ mod restart;
 mod restore;
 mod start;
 pub mod state;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ pub use io::{OutputChunk, StdinMsg, StreamKind};
 pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogOptions};
 pub use state::{State, Status};
+pub(crate) use validate::parse_uint_list;
+pub use validate::{InvalidConfig, ListError};
 
 use crate::DaemonError;
 
