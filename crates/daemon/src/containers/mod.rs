@@ -100,6 +100,9 @@ struct Inner {
     /// A start is between Tasks.Start and its `start` event: the exit waits for it, so
     /// `die` never comes before `start`.
     starting: bool,
+    /// Its exit restarts nothing (a stop by restore without live-restore; the policy is
+    /// applied at the daemon's start instead).
+    restart_held: bool,
 }
 
 impl Container {
@@ -117,6 +120,7 @@ impl Container {
                 removed: false,
                 backoff: restart::Backoff::default(),
                 starting: false,
+                restart_held: false,
             }),
             op: tokio::sync::Mutex::new(()),
             disk: Mutex::new(()),
@@ -401,11 +405,7 @@ impl Containers {
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
-        self.read()
-            .by_id
-            .values()
-            .cloned()
-            .collect()
+        self.read().by_id.values().cloned().collect()
     }
 }
 
