@@ -456,6 +456,7 @@ mod tests {
         let whole = d.path().join("a");
         std::fs::create_dir(&whole).unwrap();
         write_record(&whole, &record("a")).unwrap();
+        std::fs::write(whole.join(".config.v2.json.tmp-1-0"), "{\"Sche").unwrap();
         // A create cut short before its record, one cut short while writing it, a removal
         // cut short, and a record from another schema (kept on disk, not loaded).
         let no_record = d.path().join("b");
@@ -476,8 +477,94 @@ mod tests {
         let store = Containers::load(d.path());
         let ids: Vec<String> = store.all().iter().map(|c| c.id.clone()).collect();
         assert_eq!(ids, ["a"]);
+        assert!(
+            !whole.join(".config.v2.json.tmp-1-0").exists(),
+            "a temporary record a crash left is cleared"
+        );
         assert!(store.get("na").is_ok(), "by name");
         assert!(!no_record.exists() && !tmp_only.exists() && !removing.exists());
         assert!(other.exists(), "an unknown schema is not destroyed");
+    }
+
+    #[test]
+    fn concurrent_renames_and_a_removal_leave_names_consistent() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Containers::default());
+        let mut cs = Vec::new();
+        for id in ["a", "b", "c"] {
+            let dir = d.path().join(id);
+            std::fs::create_dir(&dir).unwrap();
+            let r = record(id);
+            write_record(&dir, &r).unwrap();
+            let c = Arc::new(Container::new(r, dir));
+            store.insert(c.clone());
+            cs.push(c);
+        }
+        let (a, b, c) = (cs[0].clone(), cs[1].clone(), cs[2].clone());
+        let results = std::thread::scope(|s| {
+            let mut renames_of_a = Vec::new();
+            for i in 0..20 {
+                let (store, a) = (store.clone(), a.clone());
+                renames_of_a.push(s.spawn(move || store.rename(&a, &format!("a{i}"))));
+            }
+            let contested: Vec<_> = [b.clone(), c.clone()]
+                .into_iter()
+                .map(|x| {
+                    let store = store.clone();
+                    s.spawn(move || store.rename(&x, "shared").is_ok())
+                })
+                .collect();
+            let a_ok = renames_of_a.into_iter().all(|h| h.join().unwrap().is_ok());
+            let winners = contested
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|won| *won)
+                .count();
+            (a_ok, winners)
+        });
+        assert_eq!(
+            results,
+            (true, 1),
+            "every rename of a; one winner of the shared name"
+        );
+        let final_a = a.name();
+        let on_disk: Record =
+            serde_json::from_slice(&std::fs::read(a.dir().join("config.v2.json")).unwrap())
+                .unwrap();
+        assert_eq!(on_disk.name, final_a);
+        let held: Vec<String> = store
+            .read()
+            .names
+            .iter()
+            .filter(|(_, id)| *id == "a")
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert_eq!(held, [final_a], "a holds its final name only");
+
+        // A removal racing renames: no name of the removed container stays held.
+        let renames = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..10)
+                .map(|i| {
+                    let (store, a) = (store.clone(), a.clone());
+                    s.spawn(move || store.rename(&a, &format!("late{i}")))
+                })
+                .collect();
+            store.remove("a");
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            renames
+                .iter()
+                .all(|r| matches!(r, Ok(_) | Err(DaemonError::NoSuchContainer(_))))
+        );
+        assert!(
+            !store.read().names.values().any(|id| id == "a"),
+            "{:?}",
+            store.read().names
+        );
+        assert!(store.get("a").is_err());
     }
 }
