@@ -354,10 +354,24 @@ fn without_live_restore_a_crashed_berthd_stops_what_ran_and_policies_bring_their
         "sleep",
         "600",
     ]);
+    for policy in ["unless-stopped", "on-failure"] {
+        d.run_d(&[
+            "--name",
+            policy,
+            "--restart",
+            policy,
+            "--stop-timeout",
+            "1",
+            "test/busybox:1",
+            "sleep",
+            "600",
+        ]);
+    }
     let (plain, always) = (d.pid_of("plain"), d.pid_of("always"));
+    let others = [d.pid_of("unless-stopped"), d.pid_of("on-failure")];
     d.crash();
     assert!(
-        alive(plain) && alive(always),
+        alive(plain) && alive(always) && others.iter().all(|p| alive(*p)),
         "the containers outlive berthd"
     );
 
@@ -384,11 +398,30 @@ fn without_live_restore_a_crashed_berthd_stops_what_ran_and_policies_bring_their
     assert_ne!(again, always, "a new process");
     assert!(!alive(always), "the old one was stopped");
     assert!(alive(again));
+    // unless-stopped (not stopped by hand) and on-failure (137 is a failure) come back too.
+    for (name, old) in ["unless-stopped", "on-failure"].into_iter().zip(others) {
+        wait_until(
+            &format!("{name} running again"),
+            Duration::from_secs(20),
+            || d.inspect(name, "{{.State.Status}}") == "running",
+        );
+        assert!(
+            !alive(old) && d.pid_of(name) != old,
+            "{name}: a new process"
+        );
+    }
 
     // The record on disk says so too, and the stopped one starts again.
     let (code, _, err) = d.docker(&["start", "plain"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(d.inspect("plain", "{{.State.Status}}"), "running");
-    let (code, _, err) = d.docker(&["rm", "-f", "plain", "always"]);
+    let (code, _, err) = d.docker(&[
+        "rm",
+        "-f",
+        "plain",
+        "always",
+        "unless-stopped",
+        "on-failure",
+    ]);
     assert_eq!(code, 0, "{err}");
 }
