@@ -25,7 +25,10 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     let paths = config.paths();
     let sockets = unix_sockets(&config)?;
 
-    for (dir, mode) in [(&paths.data_root, 0o711), (&paths.exec_root, 0o700)] {
+    // dockerd's data-root ends 0710 without user-namespace remapping: `setupDaemonRoot`
+    // makes it 0711, then `MkdirAllAndChown(root, 0o710)` sets 0710 on it (0711 is left only
+    // on the parent of a remapped root).
+    for (dir, mode) in [(&paths.data_root, 0o710), (&paths.exec_root, 0o700)] {
         fs::create_dir_all(dir)
             .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(mode)))
             .with_context(|| format!("cannot create {}", dir.display()))?;

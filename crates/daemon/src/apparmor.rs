@@ -120,14 +120,31 @@ impl AppArmor {
             &self.daemon_profile(),
             &self.at("/etc/apparmor.d"),
         );
-        let file = std::env::temp_dir().join(format!("berth-apparmor-{}", std::process::id()));
-        std::fs::write(&file, text).map_err(|e| fail(e.to_string()))?;
-        // -K: do not write the cache (the file system may be read-only); -r: replace.
-        let out = std::process::Command::new(&self.parser)
-            .arg("-Kr")
-            .arg(&file)
-            .output();
-        let _ = std::fs::remove_file(&file);
+        // In a folder of our own (mkdir with a random name, 0700): a name in the shared temp
+        // folder could be a link planted by a local user, which root would write through.
+        let dir = std::env::temp_dir().join(format!(
+            "berth-apparmor-{}",
+            crate::containers::random_hex(16)
+        ));
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let file = dir.join(DEFAULT_PROFILE);
+        let out = berth_images::files::create_with_mode(&file, text.as_bytes(), 0o600)
+            .map_err(|e| fail(e.to_string()))
+            .map(|()| {
+                // -K: do not write the cache (the file system may be read-only); -r: replace.
+                std::process::Command::new(&self.parser)
+                    .arg("-Kr")
+                    .arg(&file)
+                    .output()
+            });
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = out?;
         match out {
             Ok(o) if o.status.success() => Ok(()),
             Ok(o) => Err(fail(format!(

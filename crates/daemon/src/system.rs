@@ -336,10 +336,8 @@ fn engine_id(path: &Path) -> Result<String, DaemonError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &id)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(io)?;
+    // 0600 and whole, as dockerd's `engine-id`.
+    berth_images::files::write_atomic(path, id.as_bytes(), 0o600).map_err(io)?;
     Ok(id)
 }
 

@@ -12,6 +12,7 @@ mod changes;
 mod commit;
 mod config;
 mod error;
+pub mod files;
 mod layer;
 mod reference;
 mod rootfs;

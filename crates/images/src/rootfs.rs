@@ -14,15 +14,23 @@ pub struct RootfsLayout {
 }
 
 impl RootfsLayout {
-    /// Creates (if missing) the upper and work folders under `container_dir`.
+    /// Creates (if missing) the upper and work folders under `container_dir`, with
+    /// overlay2's modes: `fs` 0710, `upper` 0755 (it is the root of the container's file
+    /// system, which users inside must traverse), `work` 0700. Existing folders keep theirs:
+    /// a `chmod /` inside the container is the upper folder's mode.
     pub fn prepare(
         layer_dirs: &[PathBuf],
         container_dir: &Path,
     ) -> Result<RootfsLayout, ImageError> {
-        let upper = container_dir.join("fs").join("upper");
-        let work = container_dir.join("fs").join("work");
-        for d in [&upper, &work] {
-            fs::create_dir_all(d).map_err(io(d))?;
+        let fs_dir = container_dir.join("fs");
+        let upper = fs_dir.join("upper");
+        let work = fs_dir.join("work");
+        for (d, mode) in [(&fs_dir, 0o710), (&upper, 0o755), (&work, 0o700)] {
+            match fs::create_dir(d) {
+                Ok(()) => crate::files::dir_with_mode(d, mode).map_err(io(d))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(d)(e)),
+            }
         }
         Ok(RootfsLayout {
             lowers: layer_dirs.to_vec(),

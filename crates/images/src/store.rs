@@ -1,6 +1,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -91,25 +92,34 @@ fn parse_created(s: Option<&str>) -> i64 {
     .unwrap_or(0)
 }
 
-/// Writes `bytes` to `path` through a temporary name, synced, then renamed.
+/// The store's folders are the daemon's alone, as dockerd's `image/` (0700); a layer's
+/// folder is 0710 as overlay2's, and its `diff` keeps the mode its tar gives the root.
+pub(crate) const DIR_MODE: u32 = 0o700;
+const LAYER_DIR_MODE: u32 = 0o710;
+/// Metadata files (configs, tags, sizes): 0600, as dockerd's image store writes them.
+const FILE_MODE: u32 = 0o600;
+
+/// Writes `bytes` to `path` whole (a unique temporary name, synced, then renamed), 0600.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    crate::files::write_atomic(path, bytes, FILE_MODE).map_err(io(path))
 }
 
 impl ImageStore {
     /// Opens (or creates) the store and loads its index.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
         let root = root.into();
-        for d in ["imagedb", "layers"] {
-            fs::create_dir_all(root.join(d)).map_err(io(root.join(d)))?;
+        for d in [&root, &root.join("imagedb"), &root.join("layers")] {
+            crate::files::dir_with_mode(d, DIR_MODE).map_err(io(d))?;
         }
         let tmp = root.join("tmp");
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        crate::files::dir_with_mode(&tmp, DIR_MODE).map_err(io(&tmp))?;
+        // Temporary files a crash left beside `repositories.json`.
+        for e in fs::read_dir(&root).map_err(io(&root))?.flatten() {
+            if crate::files::is_temporary(&e.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
 
         let mut index = Index::default();
         let layers_dir = root.join("layers");
@@ -189,7 +199,7 @@ impl ImageStore {
             .and_then(|mut f| f.read_exact(&mut bytes))
             .map_err(io("/dev/urandom"))?;
         let d = self.root.join("tmp").join(hex::encode(bytes));
-        fs::create_dir_all(&d).map_err(io(&d))?;
+        crate::files::dir_with_mode(&d, DIR_MODE).map_err(io(&d))?;
         Ok(d)
     }
 
@@ -213,6 +223,8 @@ impl ImageStore {
         }
         let _ = fs::remove_dir_all(&target);
         write_atomic(&work.join("size"), ingested.size.to_string().as_bytes())?;
+        fs::set_permissions(&work, fs::Permissions::from_mode(LAYER_DIR_MODE))
+            .map_err(io(&work))?;
         fs::rename(&work, &target).map_err(io(&target))?;
         self.write()
             .layer_sizes

@@ -47,11 +47,14 @@ pub fn write_wrapper_script(
         path: target.clone(),
         source,
     };
-    let tmp = dir.join(format!(".tmp-{name}-{digest}-{}", std::process::id()));
+    // A temporary name of this write's own: two writers of one script (runs racing a
+    // reload) never write into the same file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{name}-{digest}-{}-{n}", std::process::id()));
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o755)
         .open(&tmp)
         .map_err(err)?;

@@ -8,8 +8,13 @@ use berth_model::{ContainerConfig, HostConfig};
 
 use berth_oci::HostFacts;
 
+use berth_images::files::{create_with_mode, dir_with_mode};
+
 use super::validate::{self, InvalidConfig};
-use super::{Container, RECORD_SCHEMA, Record, State, now_rfc3339, random_hex, write_record};
+use super::{
+    Container, DIR_MODE, LOG_MODE, MOUNTED_FILE_MODE, RECORD_SCHEMA, Record, State, name_in_use,
+    now_rfc3339, random_hex, write_record,
+};
 use crate::{Daemon, DaemonError};
 
 const ADJECTIVES: &[&str] = &[
@@ -33,7 +38,7 @@ fn generated_name(seed: &str) -> String {
 }
 
 /// Docker's container-name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() >= 2
         && b[0].is_ascii_alphanumeric()
@@ -149,11 +154,9 @@ impl Daemon {
                 )));
             }
             Some(n) => {
-                self.containers.reserve_name(n, &id).map_err(|holder| {
-                    DaemonError::Conflict(format!(
-                        "Conflict. The container name \"/{n}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-                    ))
-                })?;
+                self.containers
+                    .reserve_name(n, &id)
+                    .map_err(|holder| DaemonError::Conflict(name_in_use(n, &holder)))?;
                 n.to_string()
             }
             None => {
@@ -175,7 +178,7 @@ impl Daemon {
                 Ok(id)
             }
             Err(e) => {
-                self.containers.release_name(&name);
+                self.containers.release_name(&name, &id);
                 let _ = std::fs::remove_dir_all(self.paths().container_dir(&id));
                 Err(e)
             }
@@ -234,22 +237,24 @@ impl Daemon {
             let p = p.to_path_buf();
             move |source| DaemonError::Io { path: p, source }
         };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        dir_with_mode(&dir, DIR_MODE).map_err(io(&dir))?;
         let hostname_path = dir.join("hostname");
         let hosts_path = dir.join("hosts");
         let resolv_path = dir.join("resolv.conf");
-        std::fs::write(&hostname_path, format!("{}\n", config.hostname))
-            .map_err(io(&hostname_path))?;
+        let mounted = |path: &std::path::Path, text: &str| {
+            create_with_mode(path, text.as_bytes(), MOUNTED_FILE_MODE).map_err(io(path))
+        };
+        mounted(&hostname_path, &format!("{}\n", config.hostname))?;
         let hosts = if host.network_mode == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file(&config.hostname))
         } else {
             hosts_file(&config.hostname)
         };
-        std::fs::write(&hosts_path, hosts).map_err(io(&hosts_path))?;
+        mounted(&hosts_path, &hosts)?;
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        std::fs::write(&resolv_path, resolv).map_err(io(&resolv_path))?;
+        mounted(&resolv_path, &resolv)?;
         let log_path = dir.join(format!("{id}-json.log"));
-        std::fs::write(&log_path, b"").map_err(io(&log_path))?;
+        create_with_mode(&log_path, b"", LOG_MODE).map_err(io(&log_path))?;
 
         let record = Record {
             schema: RECORD_SCHEMA,

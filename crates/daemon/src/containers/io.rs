@@ -180,9 +180,11 @@ pub(crate) struct JsonLog {
 
 impl JsonLog {
     pub fn open(path: &Path) -> std::io::Result<JsonLog> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(super::LOG_MODE)
             .open(path)?;
         Ok(JsonLog {
             file: Mutex::new(std::io::BufWriter::new(f)),

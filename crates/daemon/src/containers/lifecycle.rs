@@ -263,33 +263,24 @@ impl Daemon {
         Ok(())
     }
 
-    /// `docker rename`.
+    /// `docker rename`, with dockerd's checks and words. The store reserves the new name and
+    /// releases the old one under the container's record lock, so concurrent renames of one
+    /// container, or of two to one name, leave exactly one winner and no name held in vain.
     pub fn container_rename(&self, name: &str, new_name: &str) -> Result<(), DaemonError> {
-        let c = self.containers.get(name)?;
-        let new_name = new_name.trim_start_matches('/');
-        if new_name.is_empty() {
+        let (name, new_name) = (name.trim(), new_name.trim());
+        if name.trim_start_matches('/').is_empty() || new_name.trim_start_matches('/').is_empty() {
             return Err(DaemonError::InvalidParameter(
                 "Neither old nor new names may be empty".into(),
             ));
         }
-        let old = c.name();
-        if old == new_name {
-            return Err(DaemonError::InvalidParameter(
-                "Renaming a container with the same name as its current name".into(),
-            ));
+        let c = self.containers.get(name)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !super::create::valid_name(new_name) {
+            return Err(DaemonError::InvalidParameter(format!(
+                "Error when allocating new name: Invalid container name (/{new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
         }
-        self.containers.reserve_name(new_name, &c.id).map_err(|holder| {
-            DaemonError::Conflict(format!(
-                "Conflict. The container name \"/{new_name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-            ))
-        })?;
-        c.lock().record.name = new_name.to_string();
-        if let Err(e) = c.persist() {
-            c.lock().record.name = old;
-            self.containers.release_name(new_name);
-            return Err(e);
-        }
-        self.containers.release_name(&old);
+        let old = self.containers.rename(&c, new_name)?;
         self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
@@ -320,28 +311,32 @@ impl Daemon {
         self.remove_files(&c)
     }
 
-    /// Forgets a stopped container: its files, its name, its execs.
+    /// Forgets a stopped container: its files, its names, its execs. Under the record lock,
+    /// so no record write lands after it and no rename reserves a name for it meanwhile.
     pub(crate) fn remove_files(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
-        if c.is_removed() {
-            return Ok(());
-        }
-        c.lock().record.state.status = Status::Removing;
-        let dir = c.dir().to_path_buf();
         let graveyard = self
             .paths()
             .containers_dir()
             .join(format!(".removing-{}", c.id));
-        std::fs::rename(&dir, &graveyard).map_err(|source| DaemonError::Io {
-            path: dir.clone(),
-            source,
-        })?;
-        self.containers.remove(&c.id);
+        {
+            let _disk = c.disk_lock();
+            if c.is_removed() {
+                return Ok(());
+            }
+            let before = {
+                let mut inner = c.lock();
+                std::mem::replace(&mut inner.record.state.status, Status::Removing)
+            };
+            let dir = c.dir().to_path_buf();
+            if let Err(source) = std::fs::rename(&dir, &graveyard) {
+                c.lock().record.state.status = before;
+                return Err(DaemonError::Io { path: dir, source });
+            }
+            self.containers.remove(&c.id);
+            c.lock().removed = true;
+        }
         for e in c.exec_ids() {
             self.forget_exec(&e);
-        }
-        {
-            let mut inner = c.lock();
-            inner.removed = true;
         }
         self.container_event(c, "destroy", &[]);
         c.notify();

@@ -81,6 +81,10 @@ pub struct Container {
     inner: Mutex<Inner>,
     /// Serialises lifecycle operations (start, stop, kill, remove) on this container.
     op: tokio::sync::Mutex<()>,
+    /// Held by every write of the record, and by what changes the record and the store
+    /// together (rename, removal): writes never interleave, the last one holds the latest
+    /// state, and none lands after the removal. Taken before `inner` and the store's index.
+    disk: Mutex<()>,
     /// Bumped on every state change; waiters watch it.
     changed: watch::Sender<u64>,
     io: Arc<io::Io>,
@@ -99,6 +103,9 @@ struct Inner {
     /// A start is between Tasks.Start and its `start` event: the exit waits for it, so
     /// `die` never comes before `start`.
     starting: bool,
+    /// Its exit restarts nothing (a stop by restore without live-restore; the policy is
+    /// applied at the daemon's start instead).
+    restart_held: bool,
 }
 
 impl Container {
@@ -116,8 +123,10 @@ impl Container {
                 removed: false,
                 backoff: restart::Backoff::default(),
                 starting: false,
+                restart_held: false,
             }),
             op: tokio::sync::Mutex::new(()),
+            disk: Mutex::new(()),
             changed: watch::channel(0).0,
         }
     }
@@ -179,9 +188,26 @@ impl Container {
         .await;
     }
 
-    /// Writes the record atomically (temporary name, fsync, rename).
+    fn disk_lock(&self) -> MutexGuard<'_, ()> {
+        self.disk.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the record as it is now, atomically, under the container's record lock.
     fn persist(&self) -> Result<(), DaemonError> {
-        let record = self.record();
+        let _disk = self.disk_lock();
+        self.persist_locked()
+    }
+
+    /// `persist` for a caller holding the record lock. A removed container's record is gone
+    /// with its folder and is not written again.
+    fn persist_locked(&self) -> Result<(), DaemonError> {
+        let record = {
+            let inner = self.lock();
+            if inner.removed {
+                return Ok(());
+            }
+            inner.record.clone()
+        };
         write_record(&self.dir, &record)
     }
 
@@ -190,28 +216,46 @@ impl Container {
     }
 }
 
+/// Modes of what a container's folder holds, as dockerd's: the folder 0710, the record
+/// 0600, the json log 0640, and the files bind-mounted into the container (hostname, hosts,
+/// resolv.conf) 0644 so that a non-root user inside can read them.
+pub(crate) const DIR_MODE: u32 = 0o710;
+pub(crate) const RECORD_MODE: u32 = 0o600;
+pub(crate) const LOG_MODE: u32 = 0o640;
+pub(crate) const MOUNTED_FILE_MODE: u32 = 0o644;
+
+/// Writes `config.v2.json` whole: a temporary name of its own, fsync, rename.
 pub(crate) fn write_record(dir: &Path, record: &Record) -> Result<(), DaemonError> {
     let path = dir.join("config.v2.json");
-    let io = |source| DaemonError::Io {
+    let bytes = serde_json::to_vec(record).map_err(|e| DaemonError::Io {
         path: path.clone(),
-        source,
-    };
-    let bytes = serde_json::to_vec(record).map_err(|e| io(e.into()))?;
-    let tmp = dir.join(".config.v2.json.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io)
+        source: e.into(),
+    })?;
+    berth_images::files::write_atomic(&path, &bytes, RECORD_MODE)
+        .map_err(|source| DaemonError::Io { path, source })
 }
 
-/// Every container, by ID and by name.
+/// dockerd's words for a name that is taken.
+pub(crate) fn name_in_use(name: &str, holder: &str) -> String {
+    format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+    )
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    by_id: BTreeMap<String, Arc<Container>>,
+    /// Name (without `/`) → ID: the names of the containers, and those reserved by creates
+    /// and renames in progress.
+    names: BTreeMap<String, String>,
+}
+
+/// Every container, by ID and by name. Names are reserved and released here only, under
+/// the one lock that also guards the IDs, so a name is never held by two containers nor
+/// left held by a removed one.
 #[derive(Debug, Default)]
 pub struct Containers {
-    by_id: RwLock<BTreeMap<String, Arc<Container>>>,
-    names: RwLock<BTreeMap<String, String>>,
+    index: RwLock<Index>,
 }
 
 impl Containers {
@@ -221,6 +265,10 @@ impl Containers {
     /// short (`.removing-<id>`) are deleted.
     pub(crate) fn load(dir: &Path) -> Containers {
         let store = Containers::default();
+        // The containers root is 0710, as dockerd's.
+        if let Err(e) = berth_images::files::dir_with_mode(dir, DIR_MODE) {
+            tracing::warn!(path = %dir.display(), error = %e, "cannot create the containers folder");
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return store;
         };
@@ -233,6 +281,12 @@ impl Containers {
                     tracing::warn!(path = %e.path().display(), error = %err, "cannot remove it");
                 }
                 continue;
+            }
+            // Temporary files of record writes a crash cut short.
+            for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                if berth_images::files::is_temporary(&f.file_name().to_string_lossy()) {
+                    let _ = std::fs::remove_file(f.path());
+                }
             }
             let record: Option<Record> = std::fs::read(&path)
                 .ok()
@@ -249,48 +303,79 @@ impl Containers {
         store
     }
 
-    fn insert(&self, c: Arc<Container>) {
-        let name = c.name();
-        self.names
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name, c.id.clone());
-        self.by_id
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(c.id.clone(), c);
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves `name` for `id`; the holder's ID if it is taken.
+    /// Adds a container under its name (reserved for it by a create, or read at load).
+    fn insert(&self, c: Arc<Container>) {
+        let name = c.name();
+        let mut index = self.write();
+        index.names.insert(name, c.id.clone());
+        index.by_id.insert(c.id.clone(), c);
+    }
+
+    /// Reserves `name` for `id` (a container being created); the holder's ID if it is taken.
     fn reserve_name(&self, name: &str, id: &str) -> Result<(), String> {
-        let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(holder) = names.get(name) {
+        let mut index = self.write();
+        if let Some(holder) = index.names.get(name) {
             return Err(holder.clone());
         }
-        names.insert(name.to_string(), id.to_string());
+        index.names.insert(name.to_string(), id.to_string());
         Ok(())
     }
 
-    fn release_name(&self, name: &str) {
-        self.names
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
+    /// Releases `name` if `id` holds it.
+    fn release_name(&self, name: &str, id: &str) {
+        let mut index = self.write();
+        if index.names.get(name).is_some_and(|holder| holder == id) {
+            index.names.remove(name);
+        }
     }
 
-    fn remove(&self, id: &str) {
-        let c = self
-            .by_id
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
-        if let Some(c) = c {
-            let name = c.name();
-            let mut names = self.names.write().unwrap_or_else(PoisonError::into_inner);
-            if names.get(&name).is_some_and(|i| i == id) {
-                names.remove(&name);
-            }
+    /// Renames `c` to `new_name` (already validated): under the container's record lock the
+    /// new name is reserved, the record written with it, and the old name released; a
+    /// failed write gives the new name back. Returns the old name.
+    fn rename(&self, c: &Arc<Container>, new_name: &str) -> Result<String, DaemonError> {
+        let _disk = c.disk_lock();
+        let old = c.name();
+        if old == new_name {
+            return Err(DaemonError::InvalidParameter(
+                "Renaming a container with the same name as its current name".into(),
+            ));
         }
+        {
+            let mut index = self.write();
+            if !index.by_id.get(&c.id).is_some_and(|x| Arc::ptr_eq(x, c)) {
+                // Removed while the request was on its way.
+                return Err(DaemonError::NoSuchContainer(c.id.clone()));
+            }
+            if let Some(holder) = index.names.get(new_name) {
+                return Err(DaemonError::Conflict(format!(
+                    "Error when allocating new name: {}",
+                    name_in_use(new_name, holder)
+                )));
+            }
+            index.names.insert(new_name.to_string(), c.id.clone());
+        }
+        c.lock().record.name = new_name.to_string();
+        if let Err(e) = c.persist_locked() {
+            c.lock().record.name = old;
+            self.release_name(new_name, &c.id);
+            return Err(e);
+        }
+        self.release_name(&old, &c.id);
+        Ok(old)
+    }
+
+    /// Forgets the container `id` and every name it holds.
+    fn remove(&self, id: &str) {
+        let mut index = self.write();
+        index.by_id.remove(id);
+        index.names.retain(|_, holder| holder != id);
     }
 
     /// By full ID, name (with or without `/`), or unique ID prefix, as dockerd looks up.
@@ -299,16 +384,13 @@ impl Containers {
         if name_or_id.is_empty() {
             return Err(not_found());
         }
-        let by_id = self.by_id.read().unwrap_or_else(PoisonError::into_inner);
+        let index = self.read();
+        let by_id = &index.by_id;
         if let Some(c) = by_id.get(name_or_id) {
             return Ok(c.clone());
         }
         let name = name_or_id.trim_start_matches('/');
-        if let Some(id) = self
-            .names
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
+        if let Some(id) = index.names.get(name)
             && let Some(c) = by_id.get(id)
         {
             return Ok(c.clone());
@@ -326,12 +408,7 @@ impl Containers {
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
-        self.by_id
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+        self.read().by_id.values().cloned().collect()
     }
 }
 
@@ -382,6 +459,7 @@ mod tests {
         let whole = d.path().join("a");
         std::fs::create_dir(&whole).unwrap();
         write_record(&whole, &record("a")).unwrap();
+        std::fs::write(whole.join(".config.v2.json.tmp-1-0"), "{\"Sche").unwrap();
         // A create cut short before its record, one cut short while writing it, a removal
         // cut short, and a record from another schema (kept on disk, not loaded).
         let no_record = d.path().join("b");
@@ -402,8 +480,94 @@ mod tests {
         let store = Containers::load(d.path());
         let ids: Vec<String> = store.all().iter().map(|c| c.id.clone()).collect();
         assert_eq!(ids, ["a"]);
+        assert!(
+            !whole.join(".config.v2.json.tmp-1-0").exists(),
+            "a temporary record a crash left is cleared"
+        );
         assert!(store.get("na").is_ok(), "by name");
         assert!(!no_record.exists() && !tmp_only.exists() && !removing.exists());
         assert!(other.exists(), "an unknown schema is not destroyed");
+    }
+
+    #[test]
+    fn concurrent_renames_and_a_removal_leave_names_consistent() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Arc::new(Containers::default());
+        let mut cs = Vec::new();
+        for id in ["a", "b", "c"] {
+            let dir = d.path().join(id);
+            std::fs::create_dir(&dir).unwrap();
+            let r = record(id);
+            write_record(&dir, &r).unwrap();
+            let c = Arc::new(Container::new(r, dir));
+            store.insert(c.clone());
+            cs.push(c);
+        }
+        let (a, b, c) = (cs[0].clone(), cs[1].clone(), cs[2].clone());
+        let results = std::thread::scope(|s| {
+            let mut renames_of_a = Vec::new();
+            for i in 0..20 {
+                let (store, a) = (store.clone(), a.clone());
+                renames_of_a.push(s.spawn(move || store.rename(&a, &format!("a{i}"))));
+            }
+            let contested: Vec<_> = [b.clone(), c.clone()]
+                .into_iter()
+                .map(|x| {
+                    let store = store.clone();
+                    s.spawn(move || store.rename(&x, "shared").is_ok())
+                })
+                .collect();
+            let a_ok = renames_of_a.into_iter().all(|h| h.join().unwrap().is_ok());
+            let winners = contested
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|won| *won)
+                .count();
+            (a_ok, winners)
+        });
+        assert_eq!(
+            results,
+            (true, 1),
+            "every rename of a; one winner of the shared name"
+        );
+        let final_a = a.name();
+        let on_disk: Record =
+            serde_json::from_slice(&std::fs::read(a.dir().join("config.v2.json")).unwrap())
+                .unwrap();
+        assert_eq!(on_disk.name, final_a);
+        let held: Vec<String> = store
+            .read()
+            .names
+            .iter()
+            .filter(|(_, id)| *id == "a")
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert_eq!(held, [final_a], "a holds its final name only");
+
+        // A removal racing renames: no name of the removed container stays held.
+        let renames = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..10)
+                .map(|i| {
+                    let (store, a) = (store.clone(), a.clone());
+                    s.spawn(move || store.rename(&a, &format!("late{i}")))
+                })
+                .collect();
+            store.remove("a");
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            renames
+                .iter()
+                .all(|r| matches!(r, Ok(_) | Err(DaemonError::NoSuchContainer(_))))
+        );
+        assert!(
+            !store.read().names.values().any(|id| id == "a"),
+            "{:?}",
+            store.read().names
+        );
+        assert!(store.get("a").is_err());
     }
 }

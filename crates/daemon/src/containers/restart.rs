@@ -113,6 +113,9 @@ impl Daemon {
         }
         let delay = {
             let mut inner = c.lock();
+            if inner.restart_held {
+                return false;
+            }
             let ran_for = inner
                 .backoff
                 .started

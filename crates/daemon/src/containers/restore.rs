@@ -19,6 +19,11 @@ impl Daemon {
     /// A task whose container is recorded as not running (berthd died between starting it
     /// and recording that) is taken over too; a task of a container berthd has no record of
     /// is killed and deleted.
+    ///
+    /// Without live-restore the live tasks taken over are then stopped, as dockerd's restore
+    /// shuts down the containers it finds alive: each with its stop signal and timeout, the
+    /// exit recorded as any other; restart policies then bring back what they would at a
+    /// daemon start (`start_by_policy`), not the exit itself.
     pub async fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
         let tasks: HashMap<String, berth_containerd::TaskInfo> = self
             .containerd()
@@ -44,6 +49,7 @@ impl Daemon {
             }
             let _ = ctr.delete().await;
         }
+        let mut adopted = Vec::new();
         let candidates: Vec<_> = all
             .into_iter()
             .filter(|c| c.state().running || tasks.contains_key(&c.id))
@@ -93,6 +99,7 @@ impl Daemon {
                         inner.copiers = copiers;
                     }
                     tracing::info!(container = %c.id, pid = t.pid, "restored");
+                    adopted.push(c.clone());
                 }
                 other => {
                     let state = c.state();
@@ -121,7 +128,29 @@ impl Daemon {
             c.notify();
         }
         self.end_untracked_shims(&tasks).await;
+        if !self.config().config.live_restore {
+            self.stop_restored(adopted).await;
+        }
         Ok(())
+    }
+
+    /// Stops the containers restore took over (in parallel), their exits recorded and no
+    /// restart policy applied to them.
+    async fn stop_restored(self: &Arc<Self>, containers: Vec<Arc<super::Container>>) {
+        let mut set = tokio::task::JoinSet::new();
+        for c in containers {
+            let d = self.clone();
+            set.spawn(async move {
+                let _op = c.op.lock().await;
+                tracing::info!(container = %c.id, "stopping a container left running (no live-restore)");
+                c.lock().restart_held = true;
+                if let Err(e) = d.stop_locked(&c, None, None).await {
+                    tracing::warn!(container = %c.id, error = %e, "cannot stop a restored container");
+                }
+                c.lock().restart_held = false;
+            });
+        }
+        while set.join_next().await.is_some() {}
     }
 
     /// Ends shims in our namespace that containerd does not track (no task), with what they
