@@ -2,7 +2,7 @@
 # Installs the Debian packages berth needs, when any is missing. Sourced by the other scripts.
 #   runtime: containerd (with its runc shim), runc, tini (for --init)
 #   build:   protobuf-compiler (protoc, for the containerd API), gcc
-#   tests:   busybox-static (test root file systems), curl
+#   tests:   busybox-static (test root file systems), curl, docker.io (dockerd, side by side)
 set -euo pipefail
 
 berth_need_packages() {
@@ -15,6 +15,8 @@ berth_need_packages() {
   if [ "${1:-}" = tests ]; then
     command -v busybox >/dev/null || missing+=(busybox-static)
     command -v curl >/dev/null || missing+=(curl)
+    # dockerd, for the tests that check berth against it side by side.
+    command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
   fi
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{TestDaemon, alive, import_busybox, root_tier, wait_until};
+use common::{TestDaemon, alive, import_busybox, wait_until};
 
 const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox"];
 
@@ -41,13 +41,12 @@ fn free_port() -> u16 {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn run_exec_stop_stay_within_their_containerd_rpc_budgets() {
-    if !root_tier(
+    common::require_root_tier(
         "rpc_budgets",
         &["containerd", "runc", "docker", "busybox", "curl"],
-    ) {
-        return;
-    }
+    );
     let addr = format!("127.0.0.1:{}", free_port());
     let d = TestDaemon::new().start(&["--metrics-addr", &addr]);
     import_busybox(&d);
@@ -107,10 +106,9 @@ fn run_exec_stop_stay_within_their_containerd_rpc_budgets() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn lifecycle_states_exit_codes_and_conflicts() {
-    if !root_tier("lifecycle", TOOLS) {
-        return;
-    }
+    common::require_root_tier("lifecycle", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let (code, _, _) = d.docker(&[
@@ -168,10 +166,9 @@ fn lifecycle_states_exit_codes_and_conflicts() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn live_restore_keeps_containers_across_a_daemon_restart_and_a_crash() {
-    if !root_tier("live_restore", TOOLS) {
-        return;
-    }
+    common::require_root_tier("live_restore", TOOLS);
     let d = TestDaemon::new();
     d.write_config(r#"{"live-restore": true}"#);
     let mut d = d.start(&[]);
@@ -220,10 +217,9 @@ fn live_restore_keeps_containers_across_a_daemon_restart_and_a_crash() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn without_live_restore_containers_stop_with_the_daemon() {
-    if !root_tier("no_live_restore", TOOLS) {
-        return;
-    }
+    common::require_root_tier("no_live_restore", TOOLS);
     let mut d = TestDaemon::new().start(&["--shutdown-timeout", "1"]);
     import_busybox(&d);
     let (code, _, err) = d.docker(&[
@@ -253,13 +249,12 @@ fn without_live_restore_containers_stop_with_the_daemon() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn init_forwards_the_stop_signal() {
-    if !root_tier(
+    common::require_root_tier(
         "init",
         &["containerd", "runc", "docker", "busybox", "tini-static"],
-    ) {
-        return;
-    }
+    );
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let (code, _, err) = d.docker(&[
@@ -275,12 +270,8 @@ fn init_forwards_the_stop_signal() {
         "600",
     ]);
     assert_eq!(code, 0, "{err}");
-    let started = std::time::Instant::now();
     assert_eq!(d.docker(&["stop", "i1"]).0, 0);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "tini passes SIGTERM on; no 10 s wait"
-    );
+    // 143 (SIGTERM), not 137: tini passed SIGTERM on and the stop did not end in a SIGKILL.
     assert_eq!(
         d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "i1"]).1,
         "143"
@@ -288,10 +279,9 @@ fn init_forwards_the_stop_signal() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn diff_and_update_of_a_running_container() {
-    if !root_tier("diff_update", TOOLS) {
-        return;
-    }
+    common::require_root_tier("diff_update", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let (code, _, err) = d.docker(&[
@@ -328,10 +318,9 @@ fn diff_and_update_of_a_running_container() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn events_record_the_lifecycle_and_filter() {
-    if !root_tier("events", TOOLS) {
-        return;
-    }
+    common::require_root_tier("events", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let t0 = common::a_second_ago();
@@ -439,10 +428,9 @@ fn events_record_the_lifecycle_and_filter() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn cp_into_running_and_stopped_containers_and_df() {
-    if !root_tier("cp_in_df", TOOLS) {
-        return;
-    }
+    common::require_root_tier("cp_in_df", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let dir = tempfile::tempdir().unwrap();
@@ -505,10 +493,9 @@ fn cp_into_running_and_stopped_containers_and_df() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn client_mistakes_are_refused_at_create_with_dockerds_messages() {
-    if !root_tier("create_refusals", TOOLS) {
-        return;
-    }
+    common::require_root_tier("create_refusals", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     for (flags, says) in [

@@ -6,15 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDaemon, alive, root_tier, wait_until};
+use common::{TestDaemon, alive, wait_until};
 
 const TOOLS: &[&str] = &["containerd", "runc", "docker"];
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn docker_version_and_info_answer_from_berthd_with_its_own_containerd() {
-    if !root_tier("version_and_info", TOOLS) {
-        return;
-    }
+    common::require_root_tier("version_and_info", TOOLS);
     let d = TestDaemon::new();
     d.write_config(r#"{"runtimes": {"alt": {"path": "/usr/sbin/runc"}}, "live-restore": true}"#);
     let d = d.start(&[]);
@@ -55,10 +54,9 @@ fn docker_version_and_info_answer_from_berthd_with_its_own_containerd() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn killed_containerd_is_restarted() {
-    if !root_tier("containerd_restart", TOOLS) {
-        return;
-    }
+    common::require_root_tier("containerd_restart", TOOLS);
     let d = TestDaemon::new().start(&[]);
     let first = d.containerd_pid().expect("containerd pid");
     nix::sys::signal::kill(
@@ -89,10 +87,9 @@ fn killed_containerd_is_restarted() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn sigterm_leaves_no_process_socket_or_pidfile() {
-    if !root_tier("sigterm_cleanup", TOOLS) {
-        return;
-    }
+    common::require_root_tier("sigterm_cleanup", TOOLS);
     let mut d = TestDaemon::new().start(&[]);
     let berthd = d.pid();
     assert!(d.pidfile.exists() && d.socket.exists());
@@ -109,10 +106,9 @@ fn sigterm_leaves_no_process_socket_or_pidfile() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn a_second_berthd_on_the_same_pidfile_or_data_root_refuses_to_start() {
-    if !root_tier("second_daemon", TOOLS) {
-        return;
-    }
+    common::require_root_tier("second_daemon", TOOLS);
     let d = TestDaemon::new().start(&[]);
     let pid_before = std::fs::read_to_string(&d.pidfile).unwrap();
 
@@ -147,10 +143,9 @@ fn a_second_berthd_on_the_same_pidfile_or_data_root_refuses_to_start() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn metrics_count_containerd_rpcs_by_method() {
-    if !root_tier("metrics", TOOLS) {
-        return;
-    }
+    common::require_root_tier("metrics", TOOLS);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -179,10 +174,9 @@ fn metrics_count_containerd_rpcs_by_method() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn sighup_reloads_runtimes_and_a_broken_file_changes_nothing() {
-    if !root_tier("reload", TOOLS) {
-        return;
-    }
+    common::require_root_tier("reload", TOOLS);
     let d = TestDaemon::new();
     d.write_config(r#"{"runtimes": {"alt": {"path": "/usr/sbin/runc"}}}"#);
     let d = d.start(&[]);
@@ -223,10 +217,9 @@ fn sighup_reloads_runtimes_and_a_broken_file_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn tcp_without_tls_is_refused() {
-    if !root_tier("tcp_refused", TOOLS) {
-        return;
-    }
+    common::require_root_tier("tcp_refused", TOOLS);
     let d = TestDaemon::new();
     let mut args = d.base_args();
     let i = args.iter().position(|a| a == "-H").unwrap();

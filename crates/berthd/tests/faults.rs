@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TestDaemon, alive, import_busybox, root_tier, wait_until};
+use common::{TestDaemon, alive, import_busybox, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -24,10 +24,9 @@ fn random_below(n: u64) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn containerd_killed_and_restarted_keeps_containers_managed() {
-    if !root_tier("containerd_crash", TOOLS) {
-        return;
-    }
+    common::require_root_tier("containerd_crash", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     for name in ["stays", "dies"] {
@@ -162,10 +161,9 @@ fn remove_all(d: &TestDaemon) {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
-    if !root_tier("crash_during_load", TOOLS) {
-        return;
-    }
+    common::require_root_tier("crash_during_load", TOOLS);
     let rounds: usize = std::env::var("BERTH_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -288,10 +286,9 @@ fn leftovers(d: &TestDaemon, ids: &[String]) -> [usize; 6] {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn run_rm_leaves_nothing_behind() {
-    if !root_tier("hygiene", TOOLS) {
-        return;
-    }
+    common::require_root_tier("hygiene", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let run = |ids: &mut Vec<String>| {

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{TestDaemon, optional_tool, root_tier, wait_until};
+use common::{TestDaemon, wait_until};
 
 struct Dockerd {
     child: Child,
@@ -92,12 +92,12 @@ impl Drop for Dockerd {
 }
 
 #[test]
+#[ignore = "needs root: berthd and dockerd (apt-get install docker.io) side by side"]
 fn images_move_between_berth_and_dockerd_with_the_same_id() {
-    if !root_tier("interop", &["containerd", "runc", "docker", "tar"])
-        || !optional_tool("interop", "dockerd")
-    {
-        return;
-    }
+    common::require_root_tier(
+        "interop",
+        &["containerd", "runc", "docker", "tar", "dockerd"],
+    );
     let berth = TestDaemon::new().start(&[]);
     let dockerd = Dockerd::start();
     let root = berth.dir.path().join("rootfs");

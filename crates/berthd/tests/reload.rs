@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{TestDaemon, import_busybox, root_tier, wait_until};
+use common::{TestDaemon, import_busybox, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -35,10 +35,9 @@ fn flip_config(args: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn a_hundred_runs_racing_a_hundred_reloads_all_succeed() {
-    if !root_tier("reload_storm", TOOLS) {
-        return;
-    }
+    common::require_root_tier("reload_storm", TOOLS);
     let d = TestDaemon::new();
     d.write_config(&flip_config("json"));
     let d = Arc::new(d.start(&[]));
@@ -107,10 +106,9 @@ fn a_hundred_runs_racing_a_hundred_reloads_all_succeed() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn removed_runtime_keeps_running_containers_and_refuses_starts() {
-    if !root_tier("removed_runtime", TOOLS) {
-        return;
-    }
+    common::require_root_tier("removed_runtime", TOOLS);
     let d = TestDaemon::new();
     d.write_config(&format!(
         r#"{{"runtimes": {{"gone": {{"path": "{}", "runtimeArgs": ["--log-format", "json"]}}}}}}"#,

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{TestDaemon, alive, import_busybox, root_tier, wait_until};
+use common::{TestDaemon, alive, import_busybox, wait_until};
 
 const TOOLS: &[&str] = &["containerd", "runc", "docker", "busybox", "tar"];
 
@@ -53,10 +53,9 @@ fn temporaries(dir: &Path, skip: &Path, out: &mut Vec<String>) {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn data_root_modes_are_dockerds_and_a_non_root_user_still_runs() {
-    if !root_tier("state_modes", TOOLS) {
-        return;
-    }
+    common::require_root_tier("state_modes", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
 
@@ -189,10 +188,9 @@ fn name_on_disk(d: &TestDaemon, id: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn concurrent_renames_leave_one_winner_a_whole_record_and_no_ghost_name() {
-    if !root_tier("state_rename_race", TOOLS) {
-        return;
-    }
+    common::require_root_tier("state_rename_race", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     let mut ids = Vec::new();
@@ -327,10 +325,9 @@ fn concurrent_renames_leave_one_winner_a_whole_record_and_no_ghost_name() {
 }
 
 #[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
 fn without_live_restore_a_crashed_berthd_stops_what_ran_and_policies_bring_theirs_back() {
-    if !root_tier("state_crash_no_live_restore", TOOLS) {
-        return;
-    }
+    common::require_root_tier("state_crash_no_live_restore", TOOLS);
     let mut d = TestDaemon::new().start(&[]);
     import_busybox(&d);
     // `sleep` as pid 1 ignores SIGTERM: the stop at restart ends it with SIGKILL after 1 s.

@@ -95,7 +95,15 @@ impl HostFacts {
             seccomp: text("/proc/self/status")
                 .lines()
                 .any(|l| l.starts_with("Seccomp:")),
-            apparmor: apparmor_supported(root, std::env::var_os("container").is_some()),
+            // systemd's `container` variable in berthd's own start-up environment, read under
+            // the root like every other fact.
+            apparmor: apparmor_supported(
+                root,
+                fs::read(at("/proc/self/environ"))
+                    .unwrap_or_default()
+                    .split(|b| *b == 0)
+                    .any(|v| v.starts_with(b"container=")),
+            ),
         }
     }
 }

@@ -159,9 +159,18 @@ mod tests {
         assert_eq!(fs::read(&f).unwrap(), b"hello");
         let m = fs::metadata(&f).unwrap();
         assert_eq!(m.permissions().mode() & 0o777, 0o640);
-        if nix::unistd::Uid::effective().is_root() {
-            assert_eq!((m.uid(), m.gid()), (1000, 1000));
-        }
+    }
+
+    #[test]
+    #[ignore = "needs root: chown"]
+    fn owners_are_kept() {
+        let tar = tar_of(&[("a/b.txt", b"hello", 0o4755)]);
+        let dir = tempfile::tempdir().unwrap();
+        ingest(&tar[..], &dir.path().join("1.tar"), &dir.path().join("d1")).unwrap();
+        let m = fs::metadata(dir.path().join("d1/a/b.txt")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1000, 1000));
+        // The mode is set after the owner, so set-id bits survive the chown.
+        assert_eq!(m.permissions().mode() & 0o7777, 0o4755);
     }
 
     #[test]

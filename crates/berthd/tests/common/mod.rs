@@ -1,6 +1,4 @@
-//! A berthd started by a test on private paths, and the tier checks that say loudly why a
-//! privileged test could not run. With `BERTH_REQUIRE_ROOT_TESTS=1` (set by the README's test
-//! command and CI) a missing prerequisite fails the test instead of skipping it.
+//! A berthd started by a test on private paths, and the root tier's check of what it needs.
 
 #![allow(
     dead_code,
@@ -30,8 +28,10 @@ fn on_path(tool: &str) -> bool {
             .any(|d| Path::new(d).join(tool).is_file())
 }
 
-/// Whether the root tier can run here; if not, says why (or fails when it is required).
-pub fn root_tier(test: &str, tools: &[&str]) -> bool {
+/// The root tier's prerequisites. Root tests are `#[ignore = "needs root: ..."]`, so the
+/// runner lists them as ignored, with that reason, unless asked to run them (as root,
+/// `scripts/test` does); once running, a missing prerequisite fails the test and says which.
+pub fn require_root_tier(test: &str, tools: &[&str]) {
     let mut missing = Vec::new();
     if !nix::unistd::Uid::effective().is_root() {
         missing.push("root".to_string());
@@ -41,25 +41,11 @@ pub fn root_tier(test: &str, tools: &[&str]) -> bool {
             missing.push((*t).to_string());
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{test}: tier 2 needs {}", missing.join(", "));
-    if std::env::var("BERTH_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
-        panic!("{why} (BERTH_REQUIRE_ROOT_TESTS=1)");
-    }
-    eprintln!("SKIPPED {why}");
-    false
-}
-
-/// For tests against an optional peer (dockerd): runs when `tool` is installed, and says
-/// loudly that it was skipped when not, even where the root tier is required.
-pub fn optional_tool(test: &str, tool: &str) -> bool {
-    if on_path(tool) {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: {tool} is not installed (apt-get install docker.io gives it)");
-    false
+    assert!(
+        missing.is_empty(),
+        "{test}: the root tier needs {}",
+        missing.join(", ")
+    );
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);

@@ -233,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn unpacks_with_modes_and_owners() {
+    fn unpacks_with_modes() {
         let dir = tempfile::tempdir().unwrap();
         let t = tar_of(&[("d", None), ("d/f", Some(b"hi"))]);
         match unpack(&t[..], dir.path(), false) {
@@ -244,9 +244,15 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("d/f")).unwrap(), b"hi");
         let m = std::fs::metadata(dir.path().join("d/f")).unwrap();
         assert_eq!(m.mode() & 0o777, 0o640);
-        if nix::unistd::geteuid().is_root() {
-            assert_eq!(owner(&dir.path().join("d/f")), Some((1000, 1000)));
-        }
+    }
+
+    #[test]
+    #[ignore = "needs root: chown"]
+    fn unpacks_with_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tar_of(&[("d", None), ("d/f", Some(b"hi"))]);
+        assert!(unpack(&t[..], dir.path(), false).is_ok());
+        assert_eq!(owner(&dir.path().join("d/f")), Some((1000, 1000)));
     }
 
     #[test]
