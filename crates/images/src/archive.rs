@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
+use berth_inroot::{Found, Root, Tree};
 use serde::{Deserialize, Serialize};
 
 use crate::error::io;
@@ -62,22 +63,43 @@ fn bad(msg: impl Into<String>) -> ImageError {
     ImageError::BadArchive(msg.into())
 }
 
-/// A path inside the unpacked archive, refusing anything that would leave it.
-fn inside(root: &Path, rel: &str) -> Result<PathBuf, ImageError> {
-    let rel = Path::new(rel);
-    if !rel
+/// The most a JSON file of an archive (manifest, index, config) may weigh.
+const JSON_LIMIT: u64 = 32 << 20;
+
+/// A JSON file of the unpacked archive, resolved inside it: a regular file of at most
+/// [`JSON_LIMIT`] bytes (a link to `/dev/zero` or a FIFO cannot stall or flood the daemon).
+fn read_json(root: &Root, rel: &str) -> Result<Vec<u8>, ImageError> {
+    checked(rel)?;
+    root.read_capped(Path::new(rel), JSON_LIMIT)
+        .map_err(|e| bad(format!("{rel}: {e}")))?
+        .ok_or_else(|| bad(format!("{rel} is missing")))
+}
+
+/// A layer file of the unpacked archive, resolved inside it and opened only if regular.
+fn open_layer(root: &Root, rel: &str) -> Result<fs::File, ImageError> {
+    checked(rel)?;
+    match root.lookup(Path::new(rel), true) {
+        Ok(Some(Found::Entry { fd, meta })) if meta.is_file() => {
+            berth_inroot::reopen(&fd, nix::fcntl::OFlag::O_RDONLY)
+                .map(fs::File::from)
+                .map_err(|e| bad(format!("{rel}: {e}")))
+        }
+        Ok(Some(_)) => Err(bad(format!("{rel} is not a regular file"))),
+        Ok(None) => Err(bad(format!("{rel} is missing"))),
+        Err(e) => Err(bad(format!("{rel}: {e}"))),
+    }
+}
+
+/// Names in a manifest are relative and stay in the archive.
+fn checked(rel: &str) -> Result<(), ImageError> {
+    if Path::new(rel)
         .components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(bad(format!("path {} leaves the archive", rel.display())));
+        Ok(())
+    } else {
+        Err(bad(format!("path {rel} leaves the archive")))
     }
-    let p = root.join(rel);
-    let real = fs::canonicalize(&p).map_err(|_| bad(format!("{} is missing", rel.display())))?;
-    let real_root = fs::canonicalize(root).map_err(io(root))?;
-    if !real.starts_with(&real_root) {
-        return Err(bad(format!("{} points outside the archive", rel.display())));
-    }
-    Ok(real)
 }
 
 impl ImageStore {
@@ -94,28 +116,28 @@ impl ImageStore {
         ar.set_preserve_permissions(false);
         ar.set_preserve_ownerships(false);
         ar.unpack(work).map_err(|e| bad(format!("archive: {e}")))?;
-        if work.join("manifest.json").is_file() {
-            self.load_docker_archive(work)
-        } else if work.join("index.json").is_file() {
-            self.load_oci_layout(work)
+        let root = Root::open(work).map_err(|e| bad(format!("archive: {e}")))?;
+        let has = |rel: &str| matches!(root.lookup(Path::new(rel), true), Ok(Some(_)));
+        if has("manifest.json") {
+            self.load_docker_archive(&root)
+        } else if has("index.json") {
+            self.load_oci_layout(&root)
         } else {
             Err(bad("neither manifest.json nor index.json found"))
         }
     }
 
-    fn load_docker_archive(&self, root: &Path) -> Result<Vec<LoadedImage>, ImageError> {
-        let manifest_path = root.join("manifest.json");
-        let bytes = fs::read(&manifest_path).map_err(io(&manifest_path))?;
+    fn load_docker_archive(&self, root: &Root) -> Result<Vec<LoadedImage>, ImageError> {
+        let bytes = read_json(root, "manifest.json")?;
         let entries: Vec<ManifestEntry> =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest.json: {e}")))?;
         let mut out = Vec::new();
         for entry in entries {
-            let config =
-                fs::read(inside(root, &entry.config)?).map_err(io(root.join(&entry.config)))?;
+            let config = read_json(root, &entry.config)?;
             let layers = entry
                 .layers
                 .iter()
-                .map(|l| inside(root, l))
+                .map(|l| checked(l).map(|()| l.clone()))
                 .collect::<Result<Vec<_>, _>>()?;
             let tags = parse_tags(
                 entry
@@ -124,20 +146,20 @@ impl ImageStore {
                     .iter()
                     .map(String::as_str),
             )?;
-            out.push(self.store_loaded(&config, &layers, tags)?);
+            out.push(self.store_loaded(root, &config, &layers, tags)?);
         }
         Ok(out)
     }
 
-    fn load_oci_layout(&self, root: &Path) -> Result<Vec<LoadedImage>, ImageError> {
-        let blob = |digest: &str| -> Result<PathBuf, ImageError> {
+    fn load_oci_layout(&self, root: &Root) -> Result<Vec<LoadedImage>, ImageError> {
+        let blob = |digest: &str| -> Result<String, ImageError> {
             let (alg, hex) = digest
                 .split_once(':')
                 .ok_or_else(|| bad(format!("bad digest {digest}")))?;
-            inside(root, &format!("blobs/{alg}/{hex}"))
+            Ok(format!("blobs/{alg}/{hex}"))
         };
-        let read_json = |p: PathBuf| -> Result<Vec<u8>, ImageError> { fs::read(&p).map_err(io(p)) };
-        let index: OciIndex = serde_json::from_slice(&read_json(root.join("index.json"))?)
+        let read_json = |p: String| read_json(root, &p);
+        let index: OciIndex = serde_json::from_slice(&read_json("index.json".into())?)
             .map_err(|e| bad(format!("index.json: {e}")))?;
         let mut out = Vec::new();
         for desc in index.manifests {
@@ -183,7 +205,7 @@ impl ImageStore {
                 }
                 _ => Vec::new(),
             };
-            out.push(self.store_loaded(&config, &layers, tags)?);
+            out.push(self.store_loaded(root, &config, &layers, tags)?);
         }
         Ok(out)
     }
@@ -192,8 +214,9 @@ impl ImageStore {
     /// diff IDs, and stores the image.
     fn store_loaded(
         &self,
+        root: &Root,
         config: &[u8],
-        layers: &[PathBuf],
+        layers: &[String],
         tags: Vec<Reference>,
     ) -> Result<LoadedImage, ImageError> {
         let parsed: crate::ImageConfig =
@@ -210,8 +233,7 @@ impl ImageStore {
             if self.has_layer(expected) {
                 continue;
             }
-            let f = fs::File::open(path).map_err(io(path))?;
-            let got = self.put_layer(f)?;
+            let got = self.put_layer(open_layer(root, path)?)?;
             if &got != expected {
                 return Err(ImageError::DiffMismatch {
                     expected: expected.clone(),
@@ -420,5 +442,52 @@ mod tests {
         assert!(matches!(err, ImageError::DiffMismatch { .. }), "{err}");
         assert!(s.list().is_empty());
         assert!(s.resolve("bad:1").is_err());
+    }
+
+    /// A docker-archive whose files are links out of it: each one reads as the archive's
+    /// own (missing) file, never the host's, and never blocks.
+    #[test]
+    fn links_in_an_archive_never_reach_the_host() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("secret.json"), "[]").unwrap();
+        let secret = host.path().join("secret.json").display().to_string();
+        let link = |name: &str, target: &str| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_link(&mut h, name, target).unwrap();
+            b.into_inner().unwrap()
+        };
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(store_dir.path()).unwrap();
+        for (name, target) in [
+            ("manifest.json", "/dev/zero"),
+            ("manifest.json", secret.as_str()),
+            ("index.json", "/dev/zero"),
+        ] {
+            let err = store.load(&link(name, target)[..]).unwrap_err();
+            assert!(
+                matches!(err, ImageError::BadArchive(_)),
+                "{name} -> {target}: {err}"
+            );
+        }
+        // A manifest that names a layer which is a link to a host file.
+        let mut b = tar::Builder::new(Vec::new());
+        let manifest = br#"[{"Config":"c.json","RepoTags":null,"Layers":["l.tar"]}]"#;
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#;
+        for (n, d) in [("manifest.json", &manifest[..]), ("c.json", &config[..])] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(d.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, n, d).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "l.tar", &secret).unwrap();
+        let err = store.load(&b.into_inner().unwrap()[..]).unwrap_err();
+        assert!(err.to_string().contains("l.tar is missing"), "{err}");
     }
 }

@@ -23,4 +23,4 @@ pub mod tar_out;
 pub mod unpack;
 
 pub use error::RootError;
-pub use resolve::{Found, Layers, Meta, Root, Tree};
+pub use resolve::{Found, Layers, Meta, Root, Tree, reopen};
