@@ -81,11 +81,10 @@ impl Daemon {
         host_root: impl Into<PathBuf>,
     ) -> Result<Daemon, DaemonError> {
         let snapshot = store.load();
-        let host_root: PathBuf = host_root.into();
         let paths = snapshot
             .config
             .paths()
-            .with_host(berth_config::HostPaths::under(&host_root));
+            .with_host(berth_config::HostPaths::under(host_root));
         let engine_id = engine_id(&paths.engine_id())?;
         let images = Arc::new(ImageStore::open(paths.images_dir())?);
         let containers = crate::containers::Containers::load(&paths.containers_dir());
@@ -96,8 +95,8 @@ impl Daemon {
             execs: Default::default(),
             host: arc_swap::ArcSwap::from_pointee(crate::MachineHost::read(&paths.host)),
             apparmor: crate::apparmor::AppArmor::new(
-                &host_root,
-                host_root.join("sbin/apparmor_parser"),
+                &paths.host.root,
+                paths.host.root.join("sbin/apparmor_parser"),
             ),
             containerd,
             paths,
