@@ -308,13 +308,75 @@ fn diff_and_update_of_a_running_container() {
         "67108864"
     );
     let id = d.docker(&["inspect", "-f", "{{.Id}}", "du"]).1;
-    let v1 = format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes");
-    let v2 = format!("/sys/fs/cgroup/berth/{id}/memory.max");
+    let parent = &d.cgroup_parent;
+    let v1 = format!("/sys/fs/cgroup/memory{parent}/{id}/memory.limit_in_bytes");
+    let v2 = format!("/sys/fs/cgroup{parent}/{id}/memory.max");
     let limit = std::fs::read_to_string(&v1)
         .or_else(|_| std::fs::read_to_string(&v2))
         .unwrap();
     assert_eq!(limit.trim(), "67108864", "applied to the running task");
     assert_eq!(d.docker(&["rm", "-f", "du"]).0, 0);
+}
+
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
+fn cgroups_under_the_daemons_parent_or_the_containers_own_with_stats_and_top() {
+    common::require_root_tier("cgroup_parent", TOOLS);
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    d.run_d(&["--name", "cga", "test/busybox:1", "sleep", "600"]);
+    let id = d.inspect("cga", "{{.Id}}");
+    assert!(
+        d.cgroups().iter().any(|c| c.ends_with(&id)),
+        "{id} under {}: {:?}",
+        d.cgroup_parent,
+        d.cgroups()
+    );
+    // Stats read that cgroup: the container uses memory and runs a process.
+    let (code, body) = d
+        .request("GET", "/containers/cga/stats?stream=false")
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["memory_stats"]["usage"].as_u64() > Some(0), "{body}");
+    assert!(v["pids_stats"]["current"].as_u64() >= Some(1), "{body}");
+    let (code, top, err) = d.docker(&["top", "cga"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(top.contains("sleep 600"), "{top}");
+
+    // A container's own parent wins, as in dockerd.
+    let own = format!("{}-own", d.cgroup_parent);
+    d.run_d(&[
+        "--name",
+        "cgb",
+        "--cgroup-parent",
+        &own,
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    let id_b = d.inspect("cgb", "{{.Id}}");
+    assert_eq!(d.inspect("cgb", "{{.HostConfig.CgroupParent}}"), own);
+    let own_dirs: Vec<std::path::PathBuf> = d
+        .cgroup_parents()
+        .iter()
+        .map(|p| p.with_file_name(own.trim_start_matches('/')))
+        .collect();
+    assert!(
+        own_dirs.iter().any(|p| p.join(&id_b).is_dir()),
+        "{own_dirs:?}"
+    );
+    assert!(!d.cgroups().iter().any(|c| c.ends_with(&id_b)));
+    let (code, body) = d
+        .request("GET", "/containers/cgb/stats?stream=false")
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["memory_stats"]["usage"].as_u64() > Some(0), "{body}");
+    assert_eq!(d.docker(&["rm", "-f", "cga", "cgb"]).0, 0);
+    for p in own_dirs {
+        let _ = std::fs::remove_dir(p);
+    }
 }
 
 #[test]

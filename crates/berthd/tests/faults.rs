@@ -244,9 +244,9 @@ fn sigkill_while_idle_and_during_100_concurrent_runs_leaves_a_whole_store() {
     }
 }
 
-/// What a container could leak: FIFOs, mounts, cgroups (of the containers `ids`: the
-/// `/berth` parent is shared with other tests' daemons), shims, berthd's open files, folders.
-fn leftovers(d: &TestDaemon, ids: &[String]) -> [usize; 6] {
+/// What a container could leak: FIFOs, mounts, cgroups (under the daemon's own parent, in
+/// every hierarchy), shims, berthd's open files, folders.
+fn leftovers(d: &TestDaemon) -> [usize; 6] {
     let count = |dir: &Path| std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
     let fifo_dir = d.exec_root.join("fifo");
     let fifos = std::fs::read_dir(&fifo_dir)
@@ -260,17 +260,7 @@ fn leftovers(d: &TestDaemon, ids: &[String]) -> [usize; 6] {
             Path::new(m).starts_with(&d.exec_root) || Path::new(m).starts_with(d.dir.path())
         })
         .count();
-    let cgroups = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|r| {
-            r.flatten()
-                .map(|e| {
-                    ids.iter()
-                        .filter(|id| e.path().join("berth").join(id).exists())
-                        .count()
-                })
-                .sum()
-        })
-        .unwrap_or(0);
+    let cgroups = d.cgroups().len();
     let shims = d
         .own_processes()
         .into_iter()
@@ -310,16 +300,21 @@ fn run_rm_leaves_nothing_behind() {
     let mut ids = Vec::new();
     run(&mut ids);
     std::thread::sleep(Duration::from_millis(500));
-    let before = leftovers(&d, &ids);
+    let before = leftovers(&d);
+    assert!(
+        d.cgroup_parents().iter().any(|p| p.is_dir()),
+        "containers' cgroups go under the daemon's parent {}",
+        d.cgroup_parent
+    );
     for _ in 0..30 {
         run(&mut ids);
     }
     // Cgroups of runc go a moment after the task.
-    let mut after = leftovers(&d, &ids);
+    let mut after = leftovers(&d);
     let deadline = Instant::now() + Duration::from_secs(10);
     while after[..4] != before[..4] && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        after = leftovers(&d, &ids);
+        after = leftovers(&d);
     }
     let names = [
         "FIFOs",

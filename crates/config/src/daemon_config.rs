@@ -82,6 +82,10 @@ pub struct DaemonConfig {
     pub pidfile: PathBuf,
     pub containerd: Option<String>,
     pub containerd_namespace: String,
+    /// The parent of every container's cgroup (`--cgroup-parent`, dockerd's cgroupfs
+    /// meaning: from the cgroup root with a leading `/`, else under berthd's own cgroup); a
+    /// container's `HostConfig.CgroupParent` overrides it. Needs a restart, as in dockerd.
+    pub cgroup_parent: String,
     pub default_runtime: Option<String>,
     pub runtimes: BTreeMap<String, RuntimeEntry>,
     pub default_ulimits: BTreeMap<String, Ulimit>,
@@ -111,6 +115,7 @@ impl Default for DaemonConfig {
             pidfile: PathBuf::from("/run/berth.pid"),
             containerd: None,
             containerd_namespace: "berth".to_string(),
+            cgroup_parent: "/berth".to_string(),
             default_runtime: None,
             runtimes: BTreeMap::new(),
             default_ulimits: BTreeMap::new(),
@@ -226,6 +231,12 @@ impl DaemonConfig {
                 .clone()
                 .or(file.containerd_namespace.clone())
                 .unwrap_or(d.containerd_namespace),
+            cgroup_parent: flags
+                .cgroup_parent
+                .clone()
+                .or(file.cgroup_parent.clone())
+                .filter(|p| !p.is_empty())
+                .unwrap_or(d.cgroup_parent),
             default_runtime: flags
                 .default_runtime
                 .clone()
@@ -375,6 +386,7 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "pidfile" => show(&file.pidfile),
         "containerd" => show(&file.containerd),
         "containerd-namespace" => show(&file.containerd_namespace),
+        "cgroup-parent" => show(&file.cgroup_parent),
         "default-runtime" => show(&file.default_runtime),
         "default-ulimits" => show(&file.default_ulimits),
         "live-restore" => show(&file.live_restore),
@@ -479,6 +491,7 @@ mod tests {
         assert_eq!(c.data_root, Path::new("/var/lib/berth"));
         assert_eq!(c.exec_root, Path::new("/run/berth"));
         assert_eq!(c.containerd_namespace, "berth");
+        assert_eq!(c.cgroup_parent, "/berth");
         assert_eq!(c.log_level, LogLevel::Info);
         assert!(!c.live_restore && !c.debug);
     }
@@ -640,6 +653,31 @@ mod tests {
         assert_eq!(next.runtimes, start.runtimes, "runtimes absent: kept");
         let dropped = next.reloaded(&f, &file(r#"{"runtimes": {}}"#)).unwrap();
         assert!(dropped.runtimes.is_empty());
+    }
+
+    #[test]
+    fn cgroup_parent_from_flag_or_file_and_not_reloaded() {
+        let f = flags(&["--cgroup-parent", "/it-1"]);
+        let c = DaemonConfig::build(&f, &FileConfig::default()).unwrap();
+        assert_eq!(c.cgroup_parent, "/it-1");
+        let from_file =
+            DaemonConfig::build(&flags(&[]), &file(r#"{"cgroup-parent": "under-berthd"}"#))
+                .unwrap();
+        assert_eq!(from_file.cgroup_parent, "under-berthd", "relative is kept");
+        let empty = DaemonConfig::build(&flags(&[]), &file(r#"{"cgroup-parent": ""}"#)).unwrap();
+        assert_eq!(
+            empty.cgroup_parent, "/berth",
+            "empty is the default, as in dockerd"
+        );
+        let err = DaemonConfig::build(&f, &file(r#"{"cgroup-parent": "/x"}"#)).unwrap_err();
+        assert!(err.to_string().contains("cgroup-parent"), "{err}");
+        let next = from_file
+            .reloaded(&flags(&[]), &file(r#"{"cgroup-parent": "/y"}"#))
+            .unwrap();
+        assert_eq!(
+            next.cgroup_parent, "under-berthd",
+            "cgroup-parent needs a restart"
+        );
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct Flags {
     #[arg(long, value_name = "NAME")]
     pub containerd_namespace: Option<String>,
 
+    /// Parent cgroup of every container's cgroup: from the cgroup root with a leading /,
+    /// else under berthd's own cgroup [default: /berth]
+    #[arg(long, value_name = "CGROUP")]
+    pub cgroup_parent: Option<String>,
+
     /// Runtime used when a container names none [default: runc]
     #[arg(long, value_name = "NAME")]
     pub default_runtime: Option<String>,
@@ -140,6 +145,7 @@ impl Flags {
         opt("pidfile", path(&self.pidfile));
         opt("containerd", self.containerd.clone());
         opt("containerd-namespace", self.containerd_namespace.clone());
+        opt("cgroup-parent", self.cgroup_parent.clone());
         opt("default-runtime", self.default_runtime.clone());
         opt("default-ulimits", list(&self.default_ulimits));
         opt("live-restore", self.live_restore.map(|b| b.to_string()));
@@ -222,6 +228,7 @@ mod tests {
             "--pidfile",
             "--containerd",
             "--containerd-namespace",
+            "--cgroup-parent",
             "--default-runtime",
             "--add-runtime",
             "--default-ulimit",

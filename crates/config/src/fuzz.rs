@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "pidfile",
     "containerd",
     "containerd-namespace",
+    "cgroup-parent",
     "labels",
     "shutdown-timeout",
     "metrics-addr",

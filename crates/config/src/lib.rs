@@ -22,6 +22,6 @@ pub use error::ConfigError;
 pub use file::{FileConfig, read_config_file};
 pub use flags::{DEFAULT_CONFIG_FILE, Flags};
 pub use host::HostAddr;
-pub use paths::Paths;
+pub use paths::{HostPaths, Paths};
 pub use runtime::RuntimeEntry;
 pub use ulimit::{ULIMIT_NAMES, Ulimit};

@@ -1,19 +1,69 @@
 use std::path::{Path, PathBuf};
 
 /// Every location berthd touches, derived from data-root and exec-root in one place so that
-/// tests can point a whole daemon at a temporary directory.
+/// tests can point a whole daemon at a temporary directory; the host's own files and file
+/// systems are in `host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    pub host: HostPaths,
+}
+
+/// What berthd reads or writes of the host outside its own roots: the host's `/` in
+/// production, a prepared folder in tests (`HostPaths::under`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    /// Where host facts are read from (`/etc/os-release`, `/sys/kernel/security`, ...).
+    pub root: PathBuf,
+    /// The cgroup file system's mount (`/sys/fs/cgroup`): container cgroups, host facts.
+    pub cgroup_root: PathBuf,
+    /// procfs (`/proc`): host facts, `docker top`, processes left by a dead berthd.
+    pub proc_root: PathBuf,
+    /// The host's `/etc/hosts`, copied into `--network host` containers.
+    pub etc_hosts: PathBuf,
+    /// The host's `/etc/resolv.conf`, copied into every container.
+    pub etc_resolv_conf: PathBuf,
+}
+
+impl HostPaths {
+    /// Every host location under `root` (`/` gives the real ones).
+    pub fn under(root: impl Into<PathBuf>) -> HostPaths {
+        let root = root.into();
+        HostPaths {
+            cgroup_root: root.join("sys/fs/cgroup"),
+            proc_root: root.join("proc"),
+            etc_hosts: root.join("etc/hosts"),
+            etc_resolv_conf: root.join("etc/resolv.conf"),
+            root,
+        }
+    }
+
+    /// `/proc/<pid>`.
+    pub fn proc_pid(&self, pid: impl std::fmt::Display) -> PathBuf {
+        self.proc_root.join(pid.to_string())
+    }
+}
+
+impl Default for HostPaths {
+    fn default() -> HostPaths {
+        HostPaths::under("/")
+    }
 }
 
 impl Paths {
+    /// berthd's roots on the real host.
     pub fn new(data_root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Paths {
         Paths {
             data_root: data_root.into(),
             exec_root: exec_root.into(),
+            host: HostPaths::default(),
         }
+    }
+
+    /// The same roots over other host locations (tests).
+    pub fn with_host(self, host: HostPaths) -> Paths {
+        Paths { host, ..self }
     }
 
     /// Held locked for the daemon's life: one berthd per data-root.
@@ -79,5 +129,23 @@ impl Paths {
     }
     pub fn exec_root(&self) -> &Path {
         &self.exec_root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_default_to_the_real_host() {
+        let h = Paths::new("/d", "/e").host;
+        assert_eq!(h.cgroup_root, Path::new("/sys/fs/cgroup"));
+        assert_eq!(h.proc_root, Path::new("/proc"));
+        assert_eq!(h.proc_pid(42), Path::new("/proc/42"));
+        assert_eq!(h.etc_hosts, Path::new("/etc/hosts"));
+        assert_eq!(h.etc_resolv_conf, Path::new("/etc/resolv.conf"));
+        let t = HostPaths::under("/tmp/h");
+        assert_eq!(t.cgroup_root, Path::new("/tmp/h/sys/fs/cgroup"));
+        assert_eq!(t.etc_resolv_conf, Path::new("/tmp/h/etc/resolv.conf"));
     }
 }

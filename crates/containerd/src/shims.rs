@@ -14,13 +14,15 @@ pub struct UntrackedShim {
     pub children: Vec<i32>,
 }
 
-/// Shims serving `namespace` for containerd at `socket` whose `-id` is not in `with_task`.
+/// Shims serving `namespace` for containerd at `socket` whose `-id` is not in `with_task`,
+/// found in procfs at `proc` (`/proc`).
 pub fn untracked_shims(
+    proc: &Path,
     socket: &Path,
     namespace: &str,
     with_task: &HashSet<String>,
 ) -> Vec<UntrackedShim> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(dir) = std::fs::read_dir(proc) else {
         return Vec::new();
     };
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -94,6 +96,39 @@ mod tests {
             None
         );
         assert_eq!(shim_id(b"/bin/sleep\0-id\0abc\0", "berth", "x"), None);
+    }
+
+    #[test]
+    fn finds_untracked_shims_and_their_children_in_a_prepared_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let proc = d.path();
+        let put = |pid: &str, ppid: u32, cmdline: &[u8]| {
+            let dir = proc.join(pid);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("stat"), format!("{pid} (x) S {ppid} 1 1 0")).unwrap();
+            std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+        };
+        let shim = |id: &str| {
+            format!("containerd-shim-runc-v2\0-namespace\0ns\0-id\0{id}\0-address\0/s.sock\0")
+        };
+        put("10", 1, shim("lost").as_bytes());
+        put("11", 10, b"runc\0init\0");
+        put("20", 1, shim("tracked").as_bytes());
+        put("21", 20, b"sleep\0");
+        std::fs::create_dir_all(proc.join("self")).unwrap();
+        let with_task = HashSet::from(["tracked".to_string()]);
+        let found = untracked_shims(proc, Path::new("/s.sock"), "ns", &with_task);
+        assert_eq!(
+            found,
+            vec![UntrackedShim {
+                id: "lost".into(),
+                pid: 10,
+                children: vec![11],
+            }]
+        );
+        assert!(
+            untracked_shims(&proc.join("none"), Path::new("/s.sock"), "ns", &with_task).is_empty()
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_config::HostPaths;
+
 /// What the cgroup file system offers containers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CgroupFacts {
@@ -28,8 +30,8 @@ pub struct CpuFacts {
     pub mems: String,
 }
 
-/// Facts about the machine, read from files under a root (`/` in production, a prepared
-/// folder in tests).
+/// Facts about the machine, read from the host's files (`HostPaths`: `/`, `/proc` and
+/// `/sys/fs/cgroup` in production, a prepared folder in tests).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
     pub kernel_version: String,
@@ -46,10 +48,12 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
-    /// Reads every fact under `root`; a missing file gives the empty or false value.
-    pub fn read(root: &Path) -> HostFacts {
+    /// Reads every fact of `host`; a missing file gives the empty or false value.
+    pub fn read(host: &HostPaths) -> HostFacts {
+        let root = host.root.as_path();
         let at = |p: &str| root.join(p.trim_start_matches('/'));
         let text = |p: &str| fs::read_to_string(at(p)).unwrap_or_default();
+        let proc = |p: &str| fs::read_to_string(host.proc_root.join(p)).unwrap_or_default();
         let os_release = {
             let etc = text("/etc/os-release");
             if etc.is_empty() {
@@ -65,20 +69,20 @@ impl HostFacts {
                 .map(|v| v.trim().trim_matches('"').to_string())
                 .unwrap_or_default()
         };
-        let mem_total = text("/proc/meminfo")
+        let mem_total = proc("meminfo")
             .lines()
             .find_map(|l| l.strip_prefix("MemTotal:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
             .unwrap_or(0);
-        let ncpu = text("/proc/self/status")
+        let ncpu = proc("self/status")
             .lines()
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
             .map(|v| cpu_list_len(v.trim()))
             .unwrap_or(0);
         HostFacts {
             ncpu,
-            kernel_version: text("/proc/sys/kernel/osrelease").trim().to_string(),
+            kernel_version: proc("sys/kernel/osrelease").trim().to_string(),
             operating_system: {
                 let pretty = os_field("PRETTY_NAME");
                 if pretty.is_empty() {
@@ -88,11 +92,11 @@ impl HostFacts {
                 }
             },
             os_version: os_field("VERSION_ID"),
-            hostname: text("/proc/sys/kernel/hostname").trim().to_string(),
+            hostname: proc("sys/kernel/hostname").trim().to_string(),
             mem_total,
-            cgroup: cgroup_facts(&at("/sys/fs/cgroup")),
-            ipv4_forwarding: text("/proc/sys/net/ipv4/ip_forward").trim() == "1",
-            seccomp: text("/proc/self/status")
+            cgroup: cgroup_facts(&host.cgroup_root),
+            ipv4_forwarding: proc("sys/net/ipv4/ip_forward").trim() == "1",
+            seccomp: proc("self/status")
                 .lines()
                 .any(|l| l.starts_with("Seccomp:")),
             // systemd's `container` variable in berthd's own start-up environment, read under
@@ -166,20 +170,25 @@ fn apparmor_supported(root: &Path, in_container: bool) -> bool {
             .unwrap_or(false)
 }
 
-/// The host as the spec builder sees it: read once at start (the hostname live).
+/// The host as containers see it: read once at start and at each reload (the hostname
+/// live).
 #[derive(Debug, Clone)]
 pub struct MachineHost {
     pub apparmor: bool,
     pub cgroup_v2: bool,
     pub bounding: std::collections::BTreeSet<String>,
     pub cpu: CpuFacts,
-    root: PathBuf,
+    /// The host's memory (`MemTotal`), the bound of a container's memory limit in stats.
+    pub mem_total: u64,
+    /// Where containers' cgroups are.
+    pub cgroups: crate::Cgroups,
+    proc_root: PathBuf,
 }
 
 impl MachineHost {
-    pub fn read(root: &Path) -> MachineHost {
-        let facts = HostFacts::read(root);
-        let cap_bnd = fs::read_to_string(root.join("proc/self/status"))
+    pub fn read(host: &HostPaths) -> MachineHost {
+        let facts = HostFacts::read(host);
+        let cap_bnd = fs::read_to_string(host.proc_root.join("self/status"))
             .ok()
             .and_then(|s| {
                 s.lines()
@@ -187,16 +196,19 @@ impl MachineHost {
                     .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
             })
             .unwrap_or(0);
+        let cgroup_v2 = facts.cgroup.version == "2";
         MachineHost {
             apparmor: facts.apparmor,
-            cgroup_v2: facts.cgroup.version == "2",
+            cgroup_v2,
             bounding: berth_oci::caps_from_mask(cap_bnd),
             cpu: CpuFacts {
                 ncpu: facts.ncpu,
                 cpus: facts.cgroup.cpus,
                 mems: facts.cgroup.mems,
             },
-            root: root.to_path_buf(),
+            mem_total: facts.mem_total,
+            cgroups: crate::Cgroups::read(host, cgroup_v2),
+            proc_root: host.proc_root.clone(),
         }
     }
 }
@@ -212,7 +224,7 @@ impl berth_oci::HostFacts for MachineHost {
         self.bounding.clone()
     }
     fn hostname(&self) -> String {
-        fs::read_to_string(self.root.join("proc/sys/kernel/hostname"))
+        fs::read_to_string(self.proc_root.join("sys/kernel/hostname"))
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     }
@@ -283,7 +295,7 @@ mod tests {
         write(r, "sys/fs/cgroup/memory/memory.limit_in_bytes", "");
         write(r, "sys/fs/cgroup/pids/pids.max", "");
         write(r, "sys/fs/cgroup/unified/cgroup.controllers", "");
-        let f = HostFacts::read(r);
+        let f = HostFacts::read(&HostPaths::under(r));
         assert_eq!(f.kernel_version, "6.1.0-test");
         assert_eq!(f.hostname, "box");
         assert_eq!(f.mem_total, 1024 * 1024);
@@ -305,7 +317,7 @@ mod tests {
         );
         write(dir.path(), "sys/fs/cgroup/cpuset.cpus.effective", "0-1\n");
         write(dir.path(), "sys/fs/cgroup/cpuset.mems.effective", "0\n");
-        let f = HostFacts::read(dir.path());
+        let f = HostFacts::read(&HostPaths::under(dir.path()));
         assert_eq!(f.cgroup.version, "2");
         assert!(f.cgroup.memory_limit && f.cgroup.cpuset && f.cgroup.pids_limit);
         assert_eq!(

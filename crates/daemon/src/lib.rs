@@ -1,6 +1,7 @@
 //! berth-daemon is the engine behind the API: it owns the read-copy-update configuration
 //! store (one immutable snapshot of user config plus derived runtimes behind an atomic
-//! pointer; each operation loads it once), the facts read from the host, the system
+//! pointer; each operation loads it once), the facts read from the host (every host path
+//! from `Paths::host`) and where containers' cgroups are, the system
 //! operations (`version`, `info`, reload), images (through berth-images), and containers:
 //! their store and state machine, lifecycle over retained containerd handles, stdio and the
 //! json-file log, exec, cp in and out, restart policies, restore and reconciliation, and the
@@ -11,6 +12,7 @@
 //! errors to the wire.
 
 pub mod apparmor;
+mod cgroups;
 #[cfg(test)]
 mod checklist;
 mod containers;
@@ -24,6 +26,7 @@ mod system;
 
 pub use berth_containerd::RpcCounter;
 pub use berth_inroot::RootError;
+pub use cgroups::Cgroups;
 pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
     CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, InvalidConfig, ListError,

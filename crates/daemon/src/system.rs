@@ -59,12 +59,12 @@ pub struct Daemon {
     pub(crate) containers: crate::containers::Containers,
     pub(crate) execs:
         std::sync::RwLock<std::collections::BTreeMap<String, Arc<crate::containers::Exec>>>,
-    host: Arc<crate::MachineHost>,
+    /// Read at start and at each reload.
+    host: arc_swap::ArcSwap<crate::MachineHost>,
     apparmor: crate::apparmor::AppArmor,
     containerd: Client,
     paths: Paths,
     engine_id: String,
-    host_root: PathBuf,
     runc: Option<(String, String)>,
     events: crate::events::Events,
     /// Set when berthd stops: exits then restart nothing.
@@ -72,33 +72,35 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Builds the engine over a config store and a containerd client. `host_root` is where
-    /// host facts are read (`/` outside tests).
+    /// Builds the engine over a config store and a containerd client. `host_root` is the
+    /// host's `/` (a prepared folder in tests): host facts, cgroups, procfs and the host files
+    /// containers copy are found under it (`Paths::host`).
     pub fn new(
         store: ConfigStore,
         containerd: Client,
         host_root: impl Into<PathBuf>,
     ) -> Result<Daemon, DaemonError> {
         let snapshot = store.load();
-        let paths = snapshot.config.paths();
+        let paths = snapshot
+            .config
+            .paths()
+            .with_host(berth_config::HostPaths::under(host_root));
         let engine_id = engine_id(&paths.engine_id())?;
         let images = Arc::new(ImageStore::open(paths.images_dir())?);
-        let host_root: PathBuf = host_root.into();
         let containers = crate::containers::Containers::load(&paths.containers_dir());
         Ok(Daemon {
             store,
             images,
             containers,
             execs: Default::default(),
-            host: Arc::new(crate::MachineHost::read(&host_root)),
+            host: arc_swap::ArcSwap::from_pointee(crate::MachineHost::read(&paths.host)),
             apparmor: crate::apparmor::AppArmor::new(
-                &host_root,
-                host_root.join("sbin/apparmor_parser"),
+                &paths.host.root,
+                paths.host.root.join("sbin/apparmor_parser"),
             ),
             containerd,
             paths,
             engine_id,
-            host_root,
             runc: runc_version(),
             events: Default::default(),
             shutting_down: Default::default(),
@@ -110,12 +112,14 @@ impl Daemon {
         self.store.load()
     }
 
-    /// Re-reads the configuration file and swaps in a new snapshot; on any error nothing
-    /// changes.
+    /// Re-reads the configuration file and swaps in a new snapshot, and reads the host
+    /// again; on a configuration error nothing changes.
     pub fn reload(&self) -> Result<Arc<Snapshot>, DaemonError> {
         let snapshot = self.store.reload()?;
+        self.host
+            .store(Arc::new(crate::MachineHost::read(&self.paths.host)));
         let c = &snapshot.config;
-        let hostname = HostFacts::read(&self.host_root).hostname;
+        let hostname = HostFacts::read(&self.paths.host).hostname;
         let attrs = BTreeMap::from([
             ("debug".to_string(), c.debug.to_string()),
             (
@@ -195,7 +199,7 @@ impl Daemon {
     /// Engine, containerd and runc versions. Asks containerd (one Version RPC, with a short
     /// timeout); a containerd that does not answer is left out of `components`.
     pub async fn version(&self) -> SystemVersion {
-        let host = HostFacts::read(&self.host_root);
+        let host = HostFacts::read(&self.paths.host);
         let mut components = vec![ComponentVersion {
             name: "Engine".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -228,7 +232,7 @@ impl Daemon {
     /// Everything `docker info` prints, read now from the machine and the config snapshot.
     pub async fn info(&self) -> SystemInfo {
         let snapshot = self.config();
-        let host = HostFacts::read(&self.host_root);
+        let host = HostFacts::read(&self.paths.host);
         let states: Vec<crate::State> = self.containers.all().iter().map(|c| c.state()).collect();
         SystemInfo {
             id: self.engine_id.clone(),
@@ -259,7 +263,7 @@ impl Daemon {
     /// At start: loads the default AppArmor profile when the host supports AppArmor. A
     /// failure is logged; the containers that need the profile will fail to start.
     pub fn load_default_apparmor(&self) {
-        if self.host.apparmor
+        if self.host.load().apparmor
             && let Err(e) = self.apparmor.ensure_default()
         {
             tracing::error!(error = %e, "cannot load the default AppArmor profile");
@@ -269,7 +273,7 @@ impl Daemon {
     /// Before a process runs under `profile`: the default profile is (re)loaded if the kernel
     /// lost it.
     pub(crate) fn ensure_apparmor(&self, profile: Option<&str>) -> Result<(), DaemonError> {
-        if self.host.apparmor && profile == Some(crate::apparmor::DEFAULT_PROFILE) {
+        if self.host.load().apparmor && profile == Some(crate::apparmor::DEFAULT_PROFILE) {
             self.apparmor.ensure_default()?;
         }
         Ok(())
@@ -277,7 +281,7 @@ impl Daemon {
 
     /// The host as container specs see it.
     pub fn host_facts(&self) -> Arc<crate::MachineHost> {
-        self.host.clone()
+        self.host.load_full()
     }
 
     async fn containerd_version(&self) -> Option<ContainerdVersion> {

@@ -278,3 +278,91 @@ async fn a_restart_policy_restarts_through_containerd() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_top_and_etc_files_come_from_the_host_paths() {
+    let s = setup().await;
+    let d = &s.daemon;
+    let host = s._dir.path().join("host");
+    let put = |rel: &str, text: &str| {
+        let p = host.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    put("etc/hosts", "10.1.1.1\tthe-host\n");
+    put("etc/resolv.conf", "nameserver 10.1.1.53\n");
+
+    // The host's files are what a container copies.
+    let id = d
+        .container_create(
+            Some("hostnet"),
+            config(&["sleep"]),
+            HostConfig {
+                network_mode: "host".into(),
+                cgroup_parent: "/mine".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let record = d.container_get(&id).unwrap().record();
+    let read = |p: &str| std::fs::read_to_string(p).unwrap();
+    assert_eq!(read(&record.hosts_path), "10.1.1.1\tthe-host\n");
+    assert_eq!(read(&record.resolv_conf_path), "nameserver 10.1.1.53\n");
+    assert_eq!(
+        record.config.hostname, "box",
+        "--network host: the host's name"
+    );
+
+    // Stats read the container's cgroup (its own parent wins) in the host's cgroup tree:
+    // v1 here, as the prepared host has no cgroup.controllers.
+    d.container_start(&id).await.unwrap();
+    let record = d.container_get(&id).unwrap().record();
+    assert_eq!(
+        record.cgroups_path.as_deref(),
+        Some(&*format!("/mine/{id}"))
+    );
+    put(
+        &format!("sys/fs/cgroup/memory/mine/{id}/memory.usage_in_bytes"),
+        "4096\n",
+    );
+    put(&format!("sys/fs/cgroup/pids/mine/{id}/pids.current"), "2\n");
+    let (_, stats) = d.container_stats("hostnet").unwrap();
+    assert_eq!((stats.memory_usage, stats.pids), (4096, 2));
+    assert_eq!(stats.memory_limit, 1 << 30, "no limit: the host's memory");
+
+    // top reads the host's procfs for the task's pids.
+    let pid = record.state.pid;
+    put(
+        &format!("proc/{pid}/stat"),
+        &format!("{pid} (sleep) S 1 0 0 0"),
+    );
+    put(&format!("proc/{pid}/status"), "Uid:\t0\t0\t0\t0\n");
+    put(&format!("proc/{pid}/cmdline"), "sleep\0inf\0");
+    let (_, rows) = d.container_top("hostnet").await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][1].clone(), rows[0][7].as_str()),
+        ("0", pid.to_string(), "sleep inf")
+    );
+
+    // Without a parent of its own, the daemon's (`/berth` by default).
+    let other = d
+        .container_create(Some("nonet"), config(&["sleep"]), HostConfig::default())
+        .await
+        .unwrap();
+    let record = d.container_get(&other).unwrap().record();
+    assert_eq!(
+        read(&record.hosts_path).lines().last(),
+        Some(&*format!("127.0.1.1\t{}", &other[..12]))
+    );
+    assert_eq!(read(&record.resolv_conf_path), "nameserver 10.1.1.53\n");
+    d.container_start(&other).await.unwrap();
+    put(
+        &format!("sys/fs/cgroup/memory/berth/{other}/memory.usage_in_bytes"),
+        "8192\n",
+    );
+    assert_eq!(d.container_stats("nonet").unwrap().1.memory_usage, 8192);
+    d.container_kill("hostnet", None).await.unwrap();
+    d.container_kill("nonet", None).await.unwrap();
+}

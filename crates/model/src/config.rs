@@ -112,6 +112,9 @@ pub struct HostConfig {
     pub sysctls: BTreeMap<String, String>,
     #[serde(deserialize_with = "nullable")]
     pub runtime: String,
+    /// The container's parent cgroup, over the daemon's `--cgroup-parent`.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
     pub shm_size: i64,
     pub oom_score_adj: i64,
     pub init: Option<bool>,

@@ -51,7 +51,8 @@ pub struct SpecInput<'a> {
     pub host: &'a dyn HostFacts,
     /// Generated files bind-mounted into the container: (destination, source).
     pub etc_files: &'a [(String, PathBuf)],
-    /// The cgroup under which the container's cgroup is made (`/berth`).
+    /// The daemon's cgroup parent (`--cgroup-parent`, `/berth`); the container's own
+    /// `CgroupParent` wins (see `cgroups_path`).
     pub cgroup_parent: &'a str,
     /// The init binary on the host (tini), for `--init`.
     pub init_binary: Option<&'a std::path::Path>,
@@ -62,6 +63,40 @@ impl std::fmt::Debug for SpecInput<'_> {
         f.debug_struct("SpecInput")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// A container's `linux.cgroupsPath` as dockerd makes it for the cgroupfs driver: its own
+/// `CgroupParent`, else the daemon's, joined with its ID and cleaned as Go's `filepath.Join`
+/// does. runc reads an absolute path from the cgroup root, a relative one from its own cgroup.
+pub fn cgroups_path(host_config: &HostConfig, daemon_parent: &str, id: &str) -> String {
+    let parent = if host_config.cgroup_parent.is_empty() {
+        daemon_parent
+    } else {
+        &host_config.cgroup_parent
+    };
+    clean_path(&format!("{parent}/{id}"))
+}
+
+/// Go's `path.Clean`: one `/` between names, no `.`, `..` resolved by text (never above `/`).
+fn clean_path(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut names: Vec<&str> = Vec::new();
+    for name in p.split('/') {
+        match name {
+            "" | "." => {}
+            ".." if names.last().is_some_and(|n| *n != "..") => {
+                names.pop();
+            }
+            ".." if rooted => {}
+            n => names.push(n),
+        }
+    }
+    let joined = names.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
     }
 }
 
@@ -203,9 +238,10 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(crate::resources::resources(h)?)
-        .cgroups_path(PathBuf::from(format!(
-            "{}/{}",
-            input.cgroup_parent, input.id
+        .cgroups_path(PathBuf::from(cgroups_path(
+            h,
+            input.cgroup_parent,
+            input.id,
         )))
         .sysctl(sysctl);
     let confined = !h.privileged && !security.unmask_system_paths;
@@ -318,6 +354,33 @@ mod tests {
             env: vec!["FOO=bar".into()],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn cgroups_path_is_dockerds_join() {
+        let h = HostConfig::default();
+        assert_eq!(cgroups_path(&h, "/berth", "abc"), "/berth/abc");
+        assert_eq!(cgroups_path(&h, "/a//b/", "abc"), "/a/b/abc");
+        assert_eq!(
+            cgroups_path(&h, "rel", "abc"),
+            "rel/abc",
+            "relative stays relative"
+        );
+        assert_eq!(
+            cgroups_path(&h, "/../../x", "abc"),
+            "/x/abc",
+            "never above the root"
+        );
+        assert_eq!(cgroups_path(&h, "../up/./y", "abc"), "../up/y/abc");
+        let own = HostConfig {
+            cgroup_parent: "/mine".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            cgroups_path(&own, "/berth", "abc"),
+            "/mine/abc",
+            "the container's wins"
+        );
     }
 
     #[test]

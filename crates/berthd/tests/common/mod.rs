@@ -59,6 +59,8 @@ pub struct TestDaemon {
     pub pidfile: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// This daemon's `--cgroup-parent`: its containers' cgroups are its own.
+    pub cgroup_parent: String,
     pub child: Option<Child>,
 }
 
@@ -77,6 +79,7 @@ impl TestDaemon {
             pidfile: dir.path().join("d.pid"),
             config: dir.path().join("daemon.json"),
             log: dir.path().join("daemon.log"),
+            cgroup_parent: format!("/berth-it-{}-{n}", std::process::id()),
             exec_root,
             dir,
             child: None,
@@ -109,6 +112,8 @@ impl TestDaemon {
             self.pidfile.display().to_string(),
             "--containerd-namespace".into(),
             format!("berth-it-{}", std::process::id()),
+            "--cgroup-parent".into(),
+            self.cgroup_parent.clone(),
         ]
     }
 
@@ -235,6 +240,35 @@ impl TestDaemon {
         None
     }
 
+    /// This daemon's cgroup parent in every hierarchy: one folder on cgroup v2, one per
+    /// hierarchy on v1 (whether it exists yet or not).
+    pub fn cgroup_parents(&self) -> Vec<PathBuf> {
+        let mount = Path::new("/sys/fs/cgroup");
+        let rel = self.cgroup_parent.trim_start_matches('/');
+        if mount.join("cgroup.controllers").exists() {
+            return vec![mount.join(rel)];
+        }
+        std::fs::read_dir(mount)
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path().join(rel))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The cgroups under this daemon's parent, in every hierarchy.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        self.cgroup_parents()
+            .iter()
+            .filter_map(|p| std::fs::read_dir(p).ok())
+            .flat_map(|r| r.flatten())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect()
+    }
+
     /// Pids of live processes whose command line names this daemon's exec-root (its
     /// containerd, and later its shims).
     pub fn own_processes(&self) -> Vec<i32> {
@@ -350,6 +384,29 @@ impl Drop for TestDaemon {
         }
         unmount_under(&[&self.exec_root, self.dir.path()]);
         let _ = std::fs::remove_dir_all(&self.exec_root);
+        // Its cgroup parent, once what was killed has left it (cgroups go by rmdir alone).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            for cg in self.cgroups() {
+                let _ = std::fs::remove_dir(cg);
+            }
+            for p in self.cgroup_parents() {
+                let _ = std::fs::remove_dir(p);
+            }
+            let left: Vec<PathBuf> = self
+                .cgroup_parents()
+                .into_iter()
+                .filter(|p| p.exists())
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                eprintln!("cleanup: cgroups left: {left:?}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_config::HostPaths;
 use berth_images::ImageRecord;
 use berth_model::{ContainerConfig, HostConfig};
 
@@ -89,6 +90,20 @@ fn hosts_file(hostname: &str) -> String {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
          ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
     )
+}
+
+/// A container's `/etc/hosts` and `/etc/resolv.conf`. `--network host` gets the host's
+/// hosts file, `none` one of its own; both get the host's resolv.conf (dockerd's, with no
+/// bridge to filter localhost name servers for). A host file that cannot be read gives the
+/// container's own hosts file and an empty resolv.conf.
+fn etc_files(host: &HostPaths, network_mode: &str, hostname: &str) -> (String, String) {
+    let hosts = if network_mode == "host" {
+        std::fs::read_to_string(&host.etc_hosts).unwrap_or_else(|_| hosts_file(hostname))
+    } else {
+        hosts_file(hostname)
+    };
+    let resolv = std::fs::read_to_string(&host.etc_resolv_conf).unwrap_or_default();
+    (hosts, resolv)
 }
 
 impl Daemon {
@@ -245,13 +260,8 @@ impl Daemon {
             create_with_mode(path, text.as_bytes(), MOUNTED_FILE_MODE).map_err(io(path))
         };
         mounted(&hostname_path, &format!("{}\n", config.hostname))?;
-        let hosts = if host.network_mode == "host" {
-            std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file(&config.hostname))
-        } else {
-            hosts_file(&config.hostname)
-        };
+        let (hosts, resolv) = etc_files(&self.paths().host, &host.network_mode, &config.hostname);
         mounted(&hosts_path, &hosts)?;
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         mounted(&resolv_path, &resolv)?;
         let log_path = dir.join(format!("{id}-json.log"));
         create_with_mode(&log_path, b"", LOG_MODE).map_err(io(&log_path))?;
@@ -275,6 +285,7 @@ impl Daemon {
             hosts_path: hosts_path.display().to_string(),
             resolv_conf_path: resolv_path.display().to_string(),
             process: None,
+            cgroups_path: None,
         };
         write_record(&dir, &record)?;
         Ok(Arc::new(Container::new(record, dir)))
@@ -284,6 +295,33 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etc_files_come_from_the_host_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let host = HostPaths::under(d.path());
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(&host.etc_hosts, "10.0.0.1\thost-box\n").unwrap();
+        std::fs::write(&host.etc_resolv_conf, "nameserver 10.0.0.53\nsearch lan\n").unwrap();
+        let (hosts, resolv) = etc_files(&host, "host", "host-box");
+        assert_eq!(hosts, "10.0.0.1\thost-box\n", "--network host: the host's");
+        assert_eq!(resolv, "nameserver 10.0.0.53\nsearch lan\n");
+        let (hosts, resolv) = etc_files(&host, "none", "abc123");
+        assert_eq!(hosts, hosts_file("abc123"), "--network none: its own");
+        assert!(hosts.ends_with("127.0.1.1\tabc123\n"), "{hosts}");
+        assert_eq!(
+            resolv, "nameserver 10.0.0.53\nsearch lan\n",
+            "the host's, as dockerd"
+        );
+        std::fs::remove_file(&host.etc_hosts).unwrap();
+        std::fs::remove_file(&host.etc_resolv_conf).unwrap();
+        let (hosts, resolv) = etc_files(&host, "host", "h");
+        assert_eq!(
+            (hosts, resolv),
+            (hosts_file("h"), String::new()),
+            "no host files"
+        );
+    }
 
     #[test]
     fn names() {

@@ -236,7 +236,9 @@ impl Daemon {
         let user = if cfg.user.is_empty() {
             None
         } else {
-            let root = berth_inroot::Root::open(format!("/proc/{}/root", record.state.pid))?;
+            let root = berth_inroot::Root::open(
+                self.paths().host.proc_pid(record.state.pid).join("root"),
+            )?;
             let (passwd, group) = super::fs::user_files(root).await?;
             Some(berth_oci::resolve_user(
                 &cfg.user,

@@ -8,7 +8,7 @@
 //! over its image, mounted for the copy while its operation lock is held.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use tokio::io::AsyncRead;
@@ -124,7 +124,7 @@ impl Daemon {
         }
         let mut view = None;
         let root = if record.state.running && record.state.pid > 0 {
-            PathBuf::from(format!("/proc/{}/root", record.state.pid))
+            self.paths().host.proc_pid(record.state.pid).join("root")
         } else {
             let v = self.view_of(&c, true)?;
             let root = v.root.clone();

@@ -86,8 +86,9 @@ impl Drop for MergedView {
     }
 }
 
-/// `docker top`: one row per process (UID PID PPID C STIME TTY TIME CMD), read from /proc.
-pub(crate) fn top(pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) {
+/// `docker top`: one row per process (UID PID PPID C STIME TTY TIME CMD), read from procfs
+/// at `proc`.
+pub(crate) fn top(proc: &Path, pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) {
     let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
         .iter()
         .map(|s| s.to_string())
@@ -95,7 +96,7 @@ pub(crate) fn top(pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) {
     let ticks = 100u64;
     let mut rows = Vec::new();
     for pid in pids {
-        let dir = PathBuf::from(format!("/proc/{pid}"));
+        let dir = proc.join(pid.to_string());
         let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue;
         };
@@ -148,20 +149,26 @@ pub struct CgroupStats {
     pub cpu_total_ns: u64,
 }
 
-pub(crate) fn cgroup_stats(id: &str, cgroup_v2: bool, host_mem: u64) -> CgroupStats {
-    let read = |p: String| {
+/// One sample of the cgroup at `cgroups_path` (the container's spec's); a limit the cgroup
+/// does not set, or one above the host's memory, reads as the host's memory.
+pub(crate) fn cgroup_stats(
+    cgroups: &crate::Cgroups,
+    cgroups_path: &str,
+    host_mem: u64,
+) -> CgroupStats {
+    let read = |p: PathBuf| {
         std::fs::read_to_string(p)
             .ok()
             .map(|s| s.trim().to_string())
     };
-    let num = |p: String| read(p).and_then(|s| s.parse::<u64>().ok());
+    let num = |p: PathBuf| read(p).and_then(|s| s.parse::<u64>().ok());
     let mut s = CgroupStats::default();
-    if cgroup_v2 {
-        let base = format!("/sys/fs/cgroup/berth/{id}");
-        s.memory_usage = num(format!("{base}/memory.current")).unwrap_or(0);
-        s.memory_limit = num(format!("{base}/memory.max")).unwrap_or(host_mem);
-        s.pids = num(format!("{base}/pids.current")).unwrap_or(0);
-        s.cpu_total_ns = read(format!("{base}/cpu.stat"))
+    if cgroups.v2 {
+        let base = cgroups.dir("", cgroups_path);
+        s.memory_usage = num(base.join("memory.current")).unwrap_or(0);
+        s.memory_limit = num(base.join("memory.max")).unwrap_or(host_mem);
+        s.pids = num(base.join("pids.current")).unwrap_or(0);
+        s.cpu_total_ns = read(base.join("cpu.stat"))
             .and_then(|t| {
                 t.lines()
                     .find_map(|l| l.strip_prefix("usage_usec "))
@@ -169,19 +176,19 @@ pub(crate) fn cgroup_stats(id: &str, cgroup_v2: bool, host_mem: u64) -> CgroupSt
             })
             .unwrap_or(0)
             * 1000;
-        if let Some(t) = read(format!("{base}/memory.stat")) {
+        if let Some(t) = read(base.join("memory.stat")) {
             s.memory_stats = parse_kv(&t);
         }
     } else {
-        let mem = format!("/sys/fs/cgroup/memory/berth/{id}");
-        s.memory_usage = num(format!("{mem}/memory.usage_in_bytes")).unwrap_or(0);
-        s.memory_limit = num(format!("{mem}/memory.limit_in_bytes")).unwrap_or(host_mem);
-        if let Some(t) = read(format!("{mem}/memory.stat")) {
+        let mem = cgroups.dir("memory", cgroups_path);
+        s.memory_usage = num(mem.join("memory.usage_in_bytes")).unwrap_or(0);
+        s.memory_limit = num(mem.join("memory.limit_in_bytes")).unwrap_or(host_mem);
+        if let Some(t) = read(mem.join("memory.stat")) {
             s.memory_stats = parse_kv(&t);
         }
-        s.pids = num(format!("/sys/fs/cgroup/pids/berth/{id}/pids.current")).unwrap_or(0);
+        s.pids = num(cgroups.dir("pids", cgroups_path).join("pids.current")).unwrap_or(0);
         s.cpu_total_ns =
-            num(format!("/sys/fs/cgroup/cpuacct/berth/{id}/cpuacct.usage")).unwrap_or(0);
+            num(cgroups.dir("cpuacct", cgroups_path).join("cpuacct.usage")).unwrap_or(0);
     }
     if host_mem > 0 {
         s.memory_limit = s.memory_limit.min(host_mem);
@@ -238,11 +245,134 @@ mod tests {
         assert_eq!(files, (String::new(), String::new()));
     }
 
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
     #[test]
     fn top_reads_our_own_process() {
-        let (titles, rows) = top(&[std::process::id()]);
+        let (titles, rows) = top(Path::new("/proc"), &[std::process::id()]);
         assert_eq!(titles.len(), 8);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0][1], std::process::id().to_string());
+    }
+
+    #[test]
+    fn top_from_a_prepared_proc() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        // utime 250 + stime 120 ticks: 3 s of CPU.
+        write(
+            p,
+            "41/stat",
+            "41 (sh (x) y) S 7 41 41 0 -1 4194560 1 0 0 0 250 120 0 0 20 0 1 0 9 0 0\n",
+        );
+        write(p, "41/status", "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n");
+        write(p, "41/cmdline", "sh\0-c\0sleep 9\0");
+        write(p, "42/stat", "42 (z) Z 41 0 0 0");
+        let (_, rows) = top(p, &[41, 42, 43]);
+        assert_eq!(
+            rows[0],
+            [
+                "1000",
+                "41",
+                "7",
+                "0",
+                "-",
+                "?",
+                "00:00:03",
+                "sh -c sleep 9"
+            ]
+        );
+        assert_eq!(
+            rows[1][..3],
+            ["", "42", "41"],
+            "what it cannot read is empty"
+        );
+        assert_eq!(rows.len(), 2, "a process gone is left out");
+    }
+
+    fn cgroups(v2: bool) -> (tempfile::TempDir, crate::Cgroups) {
+        let d = tempfile::tempdir().unwrap();
+        let host = berth_config::HostPaths::under(d.path());
+        write(
+            d.path(),
+            "proc/self/cgroup",
+            "0::/daemons/berthd\n4:memory:/m\n",
+        );
+        let c = crate::Cgroups::read(&host, v2);
+        (d, c)
+    }
+
+    #[test]
+    fn stats_from_a_v2_tree() {
+        let (d, c) = cgroups(true);
+        let cg = "sys/fs/cgroup/it/abc";
+        write(d.path(), &format!("{cg}/memory.current"), "4096\n");
+        write(d.path(), &format!("{cg}/memory.max"), "max\n");
+        write(d.path(), &format!("{cg}/pids.current"), "3\n");
+        write(
+            d.path(),
+            &format!("{cg}/cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\n",
+        );
+        write(
+            d.path(),
+            &format!("{cg}/memory.stat"),
+            "anon 1024\nfile 2048\n",
+        );
+        let s = cgroup_stats(&c, "/it/abc", 1 << 30);
+        assert_eq!(
+            (s.memory_usage, s.memory_limit),
+            (4096, 1 << 30),
+            "max: the host's"
+        );
+        assert_eq!((s.pids, s.cpu_total_ns), (3, 1_500_000));
+        assert_eq!(s.memory_stats["file"], 2048);
+        let rel = "sys/fs/cgroup/daemons/berthd/mine/abc";
+        write(d.path(), &format!("{rel}/memory.max"), "65536\n");
+        let s = cgroup_stats(&c, "mine/abc", 1 << 30);
+        assert_eq!(s.memory_limit, 65536, "relative: under berthd's cgroup");
+        let gone = cgroup_stats(&c, "/it/gone", 0);
+        assert_eq!((gone.memory_usage, gone.memory_limit, gone.pids), (0, 0, 0));
+    }
+
+    #[test]
+    fn stats_from_a_v1_tree() {
+        let (d, c) = cgroups(false);
+        let at = |h: &str, f: &str| format!("sys/fs/cgroup/{h}/it/abc/{f}");
+        write(d.path(), &at("memory", "memory.usage_in_bytes"), "8192\n");
+        write(
+            d.path(),
+            &at("memory", "memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        write(
+            d.path(),
+            &at("memory", "memory.stat"),
+            "cache 4096\nrss 4096\n",
+        );
+        write(d.path(), &at("pids", "pids.current"), "2\n");
+        write(d.path(), &at("cpuacct", "cpuacct.usage"), "123456\n");
+        let s = cgroup_stats(&c, "/it/abc", 1 << 30);
+        assert_eq!(
+            (s.memory_usage, s.memory_limit),
+            (8192, 1 << 30),
+            "bounded by the host"
+        );
+        assert_eq!((s.pids, s.cpu_total_ns), (2, 123456));
+        assert_eq!(s.memory_stats["rss"], 4096);
+        write(
+            d.path(),
+            "sys/fs/cgroup/memory/m/r/abc/memory.usage_in_bytes",
+            "5\n",
+        );
+        assert_eq!(
+            cgroup_stats(&c, "r/abc", 0).memory_usage,
+            5,
+            "relative: per hierarchy"
+        );
     }
 }

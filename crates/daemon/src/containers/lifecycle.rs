@@ -398,7 +398,7 @@ impl Daemon {
         let c = self.containers.get(name)?;
         let task = Self::running_task(&c)?;
         let pids = task.pids().await?;
-        Ok(fs::top(&pids))
+        Ok(fs::top(&self.paths().host.proc_root, &pids))
     }
 
     /// One sample of a container's cgroup statistics.
@@ -407,9 +407,10 @@ impl Daemon {
         name: &str,
     ) -> Result<(Arc<Container>, fs::CgroupStats), DaemonError> {
         let c = self.containers.get(name)?;
-        let mem = crate::HostFacts::read(std::path::Path::new("/")).mem_total;
         let stats = if c.state().running {
-            fs::cgroup_stats(&c.id, self.host_facts().cgroup_v2, mem)
+            let host = self.host_facts();
+            let path = self.cgroups_path(&c);
+            fs::cgroup_stats(&host.cgroups, &path, host.mem_total)
         } else {
             fs::CgroupStats::default()
         };

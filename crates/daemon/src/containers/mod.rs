@@ -70,6 +70,10 @@ pub struct Record {
     /// The OCI process of the last start, which execs derive from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<serde_json::Value>,
+    /// The `cgroupsPath` of the last start: where its cgroup is, whatever the daemon's
+    /// `--cgroup-parent` is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
 }
 
 /// A container and what berthd holds for it while it lives: its containerd handles, its
@@ -450,6 +454,7 @@ mod tests {
             hosts_path: String::new(),
             resolv_conf_path: String::new(),
             process: None,
+            cgroups_path: None,
         }
     }
 

@@ -163,35 +163,40 @@ impl Daemon {
         use nix::unistd::Pid;
         let with_task: std::collections::HashSet<String> = tasks.keys().cloned().collect();
         let client = self.containerd();
-        for shim in
-            berth_containerd::untracked_shims(client.socket(), client.namespace(), &with_task)
-        {
+        for shim in berth_containerd::untracked_shims(
+            &self.paths().host.proc_root,
+            client.socket(),
+            client.namespace(),
+            &with_task,
+        ) {
             tracing::warn!(container = %shim.id, pid = shim.pid, children = ?shim.children,
                 "ending a shim containerd does not track");
             for child in &shim.children {
                 let _ = kill(Pid::from_raw(*child), Signal::SIGKILL);
             }
             let _ = kill(Pid::from_raw(shim.pid), Signal::SIGKILL);
-            // Its cgroups, once what ran in them is gone.
+            // Its cgroups, once what ran in them is gone: where its record says, else under
+            // the daemon's parent (a `--rm` container's record may be gone).
+            let proc = &self.paths().host.proc_root;
             for _ in 0..20 {
                 if shim
                     .children
                     .iter()
-                    .all(|c| !std::path::Path::new(&format!("/proc/{c}")).exists())
+                    .all(|c| !proc.join(c.to_string()).exists())
                 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let mut cgroups = vec![std::path::PathBuf::from("/sys/fs/cgroup/berth").join(&shim.id)];
-            if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
-                cgroups.extend(
-                    controllers
-                        .flatten()
-                        .map(|e| e.path().join("berth").join(&shim.id)),
-                );
-            }
-            for cg in cgroups {
+            let cgroups_path = match self.containers.get(&shim.id) {
+                Ok(c) => self.cgroups_path(&c),
+                Err(_) => berth_oci::cgroups_path(
+                    &Default::default(),
+                    &self.config().config.cgroup_parent,
+                    &shim.id,
+                ),
+            };
+            for cg in self.host_facts().cgroups.dirs(&cgroups_path) {
                 let _ = std::fs::remove_dir(cg);
             }
             // runc's record of a container it was creating, so the ID can start again.

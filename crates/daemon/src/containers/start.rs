@@ -103,6 +103,19 @@ impl Daemon {
         result
     }
 
+    /// Where a container's cgroup is: the `cgroupsPath` its last start gave runc, else the
+    /// one a start would give it now.
+    pub(crate) fn cgroups_path(&self, c: &Container) -> String {
+        let inner = c.lock();
+        inner.record.cgroups_path.clone().unwrap_or_else(|| {
+            berth_oci::cgroups_path(
+                &inner.record.host_config,
+                &self.config().config.cgroup_parent,
+                &c.id,
+            )
+        })
+    }
+
     /// The start itself; the caller holds the container's operation lock.
     pub(crate) async fn start_locked(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
         let record = {
@@ -141,7 +154,7 @@ impl Daemon {
             user: &user,
             host: host.as_ref(),
             etc_files: &etc_files,
-            cgroup_parent: "/berth",
+            cgroup_parent: &snapshot.config.cgroup_parent,
             init_binary: init_binary().as_deref(),
         })?;
         self.ensure_apparmor(
@@ -153,6 +166,11 @@ impl Daemon {
             .process()
             .as_ref()
             .and_then(|p| serde_json::to_value(p).ok());
+        let cgroups_path = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.display().to_string());
         let spec_json = serde_json::to_vec(&spec).map_err(|e| DaemonError::Task(e.to_string()))?;
 
         let fifo_dir = self.paths().fifo_dir(&c.id);
@@ -205,6 +223,7 @@ impl Daemon {
             inner.task = Some(task.clone());
             inner.copiers = Some(copiers);
             inner.record.process = process_json;
+            inner.record.cgroups_path = cgroups_path;
         }
         /// Clears `starting` and wakes the exit handler however the start ends.
         struct Starting<'a>(&'a Container);
