@@ -195,7 +195,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         validate::container_config(config)?;
         if let Some(s) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
-            super::lifecycle::parse_signal(s)?;
+            super::kill::parse_signal(s)?;
         }
         validate::host_config(host, &self.host_facts().cpu)?;
         for mode in [&mut host.ipc_mode, &mut host.pid_mode] {

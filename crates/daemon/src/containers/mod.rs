@@ -1,6 +1,7 @@
 //! Containers: the store, the persisted record, and the lifecycle (one file per verb).
 
 mod archive;
+mod attach;
 mod changes;
 mod create;
 mod exec;
@@ -8,14 +9,22 @@ mod exit;
 mod extract;
 mod fs;
 mod io;
-pub(crate) mod lifecycle;
+pub(crate) mod kill;
 mod list;
 mod logs;
+mod pause;
+mod remove;
+mod rename;
+mod resize;
 mod restart;
 mod restore;
 mod start;
 pub mod state;
+mod stats;
+mod stop;
+mod top;
 mod validate;
+pub(crate) mod wait;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Restart policies (`no`, `always`, `unless-stopped`, `on-failure[:N]`) with dockerd's
+//! `docker restart`, and restart policies (`no`, `always`, `unless-stopped`, `on-failure[:N]`) with dockerd's
 //! backoff: the first restart waits 100 ms, each next one twice as long (at most a minute),
 //! and a container that ran 10 s or more starts again from 100 ms.
 //!
@@ -206,6 +206,37 @@ impl Daemon {
                 }
             });
         }
+    }
+}
+
+impl Daemon {
+    /// `docker restart`: stop if running, then start.
+    pub async fn container_restart(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), DaemonError> {
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().await;
+        match self.stop_by_hand(&c, signal, timeout).await {
+            Ok(()) | Err(DaemonError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        c.reset_restarts();
+        self.start_locked(&c).await?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
+    }
+}
+
+impl Container {
+    /// A start by a user: the policy's count and backoff begin again.
+    pub(crate) fn reset_restarts(&self) {
+        let mut inner = self.lock();
+        inner.record.has_been_manually_stopped = false;
+        inner.record.restart_count = 0;
+        inner.backoff = Backoff::default();
     }
 }
 
