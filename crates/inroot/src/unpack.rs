@@ -91,10 +91,10 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
         .ok()
         .and_then(|fd| Meta::of(&fd).ok());
         // A folder over a folder merges; anything else replaces what was there.
-        if let Some(m) = existing {
-            if !(kind.is_dir() && m.is_dir()) {
-                remove_at(&pfd, name).map_err(RootError::io(&path))?;
-            }
+        if let Some(m) = existing
+            && !(kind.is_dir() && m.is_dir())
+        {
+            remove_at(&pfd, name).map_err(RootError::io(&path))?;
         }
         let io = RootError::io(&path);
         match kind {
@@ -261,10 +261,10 @@ fn pax_xattrs<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>
     if let Some(exts) = e.pax_extensions().map_err(RootError::Stream)? {
         for ext in exts {
             let ext = ext.map_err(RootError::Stream)?;
-            if let Ok(k) = ext.key() {
-                if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                    out.push((name.to_string(), ext.value_bytes().to_vec()));
-                }
+            if let Ok(k) = ext.key()
+                && let Some(name) = k.strip_prefix("SCHILY.xattr.")
+            {
+                out.push((name.to_string(), ext.value_bytes().to_vec()));
             }
         }
     }
@@ -475,7 +475,7 @@ mod tests {
             E::Hard("h3".into(), secret.clone()),
             E::File("../escape".into(), b"x".to_vec()),
         ] {
-            let err = unpack(&craft(&[bad.clone()])[..], &s.dest).unwrap_err();
+            let err = unpack(&craft(std::slice::from_ref(&bad))[..], &s.dest).unwrap_err();
             assert!(matches!(err, RootError::BadEntry { .. }), "{bad:?}: {err}");
         }
         // A link whose target is not in the layer: refused, nothing made on the host.
