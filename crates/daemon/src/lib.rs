@@ -34,7 +34,7 @@ pub use containers::{
 };
 pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
-pub use error::DaemonError;
+pub use error::{DaemonError, StartFailure};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::CommitRequest;
 pub use snapshot::{ConfigStore, Snapshot};

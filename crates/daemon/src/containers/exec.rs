@@ -320,13 +320,8 @@ impl Daemon {
             }
             Err(e) => {
                 exec.lock().process = None;
-                let _ = process.delete().await;
-                let message = e.status_message().unwrap_or_default().to_string();
-                Err(if message.is_empty() {
-                    e.into()
-                } else {
-                    DaemonError::StartFailed(message)
-                })
+                let cleanup = process.delete().await.err().map(DaemonError::from);
+                Err(DaemonError::start_failed(e).with_cleanup(&c.id, cleanup))
             }
         }
     }
