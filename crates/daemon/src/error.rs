@@ -17,8 +17,9 @@ pub enum DaemonError {
     NoSuchContainer(String),
     #[error("No such exec instance: {0}")]
     NoSuchExec(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// Refused by the container's state (409), with Docker's words.
+    #[error(transparent)]
+    Conflict(#[from] crate::containers::state::Conflict),
     #[error("{0}")]
     InvalidParameter(String),
     #[error("{0}")]
@@ -94,6 +95,16 @@ impl StartFailure {
             StartFailure::NotFound => 127,
             StartFailure::PermissionDenied => 126,
             StartFailure::NotADirectory | StartFailure::System => 128,
+        }
+    }
+}
+
+impl From<crate::containers::state::Refusal> for DaemonError {
+    fn from(r: crate::containers::state::Refusal) -> DaemonError {
+        use crate::containers::state::Refusal;
+        match r {
+            Refusal::AlreadyThere => DaemonError::NotModified,
+            Refusal::Conflict(c) => DaemonError::Conflict(c),
         }
     }
 }

@@ -172,7 +172,7 @@ impl Daemon {
         let c = self.containers.get(&req.container)?;
         let record = c.record();
         let upper = c.dir().join("fs").join("upper");
-        let paused_here = req.pause && record.state.running && !record.state.paused;
+        let paused_here = req.pause && record.state.running() && !record.state.paused();
         if paused_here {
             self.container_pause(&c.id).await?;
         }

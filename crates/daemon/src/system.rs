@@ -92,9 +92,9 @@ impl Daemon {
         SystemInfo {
             id: self.engine_id.clone(),
             name: host.hostname.clone(),
-            containers_running: states.iter().filter(|s| s.running && !s.paused).count() as u64,
-            containers_paused: states.iter().filter(|s| s.paused).count() as u64,
-            containers_stopped: states.iter().filter(|s| !s.running).count() as u64,
+            containers_running: states.iter().filter(|s| s.running() && !s.paused()).count() as u64,
+            containers_paused: states.iter().filter(|s| s.paused()).count() as u64,
+            containers_stopped: states.iter().filter(|s| !s.running()).count() as u64,
             images: self.images.list().len() as u64,
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use super::Container;
-use super::state::Status;
 use crate::{Daemon, DaemonError};
 
 /// An attached client's ends: the container, its output, and its stdin.
@@ -23,12 +22,7 @@ impl Daemon {
         stderr: bool,
     ) -> Result<Attached, DaemonError> {
         let c = self.containers.get(name)?;
-        let s = c.state();
-        if s.status == Status::Exited || s.status == Status::Removing || s.status == Status::Dead {
-            return Err(DaemonError::Conflict(
-                "You cannot attach to a stopped container, start it first".into(),
-            ));
-        }
+        c.state().can_attach()?;
         let rx = c.io.attach(stdout, stderr);
         let tx = c.io.stdin_sender();
         self.container_event(&c, "attach", &[]);

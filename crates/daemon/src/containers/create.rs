@@ -10,10 +10,11 @@ use berth_oci::HostFacts;
 
 use berth_images::files::{create_with_mode, dir_with_mode};
 
+use super::state::Conflict;
 use super::validate::{self, InvalidConfig};
 use super::{
-    Container, DIR_MODE, LOG_MODE, MOUNTED_FILE_MODE, RECORD_SCHEMA, Record, State, name_in_use,
-    now_rfc3339, random_hex, write_record,
+    Container, DIR_MODE, LOG_MODE, MOUNTED_FILE_MODE, RECORD_SCHEMA, Record, State, now_rfc3339,
+    random_hex, write_record,
 };
 use crate::{Daemon, DaemonError};
 
@@ -156,7 +157,10 @@ impl Daemon {
             Some(n) => {
                 self.containers
                     .reserve_name(n, &id)
-                    .map_err(|holder| DaemonError::Conflict(name_in_use(n, &holder)))?;
+                    .map_err(|holder| Conflict::NameInUse {
+                        name: n.to_string(),
+                        holder,
+                    })?;
                 n.to_string()
             }
             None => {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::io::{Fifos, Io, Readers, spawn_copiers};
+use super::state::{Conflict, exec_can_start};
 use super::{OutputChunk, StdinMsg, random_hex};
 use crate::{Daemon, DaemonError};
 use berth_oci::HostFacts;
@@ -114,24 +115,7 @@ impl Daemon {
     /// Creates an exec instance in a running container.
     pub fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String, DaemonError> {
         let c = self.containers.get(container)?;
-        if !c.state().running {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
-        if c.state().restarting {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is restarting, wait until the container is running",
-                c.id
-            )));
-        }
-        if c.state().paused {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                c.id
-            )));
-        }
+        c.state().can_exec(&c.id)?;
         if config.cmd.is_empty() {
             return Err(DaemonError::InvalidParameter(
                 "No exec command specified".into(),
@@ -186,13 +170,7 @@ impl Daemon {
         let exec = self.exec_get(id)?;
         {
             let mut i = exec.lock();
-            if i.started {
-                return Err(DaemonError::Conflict(if i.running {
-                    format!("Error: Exec command {id} is already running")
-                } else {
-                    format!("Error: Exec command {id} has already run")
-                }));
-            }
+            exec_can_start(id, i.started, i.running)?;
             i.started = true;
             i.running = true;
         }
@@ -215,20 +193,14 @@ impl Daemon {
         let c = self.containers.get(&exec.container_id)?;
         let (task, process_json, record) = {
             let inner = c.lock();
-            if !inner.record.state.running {
-                return Err(DaemonError::Conflict(format!(
-                    "Container {} is not running",
-                    c.id
-                )));
-            }
+            inner.record.state.can_exec(&c.id)?;
             (
                 inner.task.clone(),
                 inner.record.process.clone(),
                 inner.record.clone(),
             )
         };
-        let task = task
-            .ok_or_else(|| DaemonError::Conflict(format!("Container {} is not running", c.id)))?;
+        let task = task.ok_or_else(|| DaemonError::from(Conflict::NotRunning(c.id.clone())))?;
         let base: oci_spec::runtime::Process = process_json
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| DaemonError::Task("the container's process spec is missing".into()))?;
@@ -236,7 +208,7 @@ impl Daemon {
         let user = if cfg.user.is_empty() {
             None
         } else {
-            let root = berth_inroot::Root::open(format!("/proc/{}/root", record.state.pid))?;
+            let root = berth_inroot::Root::open(format!("/proc/{}/root", record.state.pid()))?;
             let (passwd, group) = super::fs::user_files(root).await?;
             Some(berth_oci::resolve_user(
                 &cfg.user,
@@ -376,7 +348,7 @@ impl Daemon {
         let process = exec.lock().process.clone();
         match process {
             Some(p) => Ok(p.resize(width, height).await?),
-            None => Err(DaemonError::Conflict(format!("exec {id} is not running"))),
+            None => Err(Conflict::ExecNotRunning(id.to_string()).into()),
         }
     }
 }

@@ -76,7 +76,7 @@ impl Daemon {
             }
             TaskEvent::Oom { container_id } => {
                 if let Ok(c) = self.containers.get(&container_id) {
-                    c.lock().record.state.oom_killed = true;
+                    c.lock().record.state.set_oom_killed();
                     self.container_event(&c, "oom", &[]);
                 }
             }

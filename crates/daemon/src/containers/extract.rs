@@ -123,8 +123,8 @@ impl Daemon {
             ));
         }
         let mut view = None;
-        let root = if record.state.running && record.state.pid > 0 {
-            PathBuf::from(format!("/proc/{}/root", record.state.pid))
+        let root = if record.state.running() && record.state.pid() > 0 {
+            PathBuf::from(format!("/proc/{}/root", record.state.pid()))
         } else {
             let v = self.view_of(&c, true)?;
             let root = v.root.clone();

@@ -244,13 +244,6 @@ pub(crate) fn write_record(dir: &Path, record: &Record) -> Result<(), DaemonErro
         .map_err(|source| DaemonError::Io { path, source })
 }
 
-/// dockerd's words for a name that is taken.
-pub(crate) fn name_in_use(name: &str, holder: &str) -> String {
-    format!(
-        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-    )
-}
-
 #[derive(Debug, Default)]
 struct Index {
     by_id: BTreeMap<String, Arc<Container>>,
@@ -363,10 +356,11 @@ impl Containers {
                 return Err(DaemonError::NoSuchContainer(c.id.clone()));
             }
             if let Some(holder) = index.names.get(new_name) {
-                return Err(DaemonError::Conflict(format!(
-                    "Error when allocating new name: {}",
-                    name_in_use(new_name, holder)
-                )));
+                return Err(state::Conflict::RenameInUse {
+                    name: new_name.to_string(),
+                    holder: holder.clone(),
+                }
+                .into());
             }
             index.names.insert(new_name.to_string(), c.id.clone());
         }

@@ -1,6 +1,5 @@
 //! `docker pause` and `docker unpause`.
 
-use super::start::refusal;
 use crate::{Daemon, DaemonError};
 
 impl Daemon {
@@ -22,7 +21,7 @@ impl Daemon {
         } else {
             state.can_unpause(&c.id)
         };
-        allowed.map_err(refusal)?;
+        allowed?;
         let task = Self::running_task(&c)?;
         if pause {
             task.pause().await?;

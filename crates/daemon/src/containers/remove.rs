@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Container;
-use super::start::refusal;
-use super::state::Status;
+use super::state::Conflict;
 use crate::{Daemon, DaemonError};
 
 impl Daemon {
@@ -13,11 +12,11 @@ impl Daemon {
     pub async fn container_remove(&self, name: &str, force: bool) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
-        c.state().can_remove(&c.id, force).map_err(refusal)?;
+        c.state().can_remove(&c.id, force)?;
         self.cancel_restart(&c, true);
-        if c.state().running {
+        if c.state().running() {
             let task = Self::running_task(&c)?;
-            if c.state().paused {
+            if c.state().paused() {
                 let _ = task.resume().await;
             }
             if let Err(e) = task.kill(9, true).await
@@ -26,10 +25,7 @@ impl Daemon {
                 return Err(e.into());
             }
             if !Self::wait_stopped(&c, Some(Duration::from_secs(30))).await {
-                return Err(DaemonError::Conflict(format!(
-                    "could not kill running container {}, cannot remove",
-                    c.id
-                )));
+                return Err(Conflict::NotKilled(c.id.clone()).into());
             }
         }
         self.remove_files(&c)
@@ -49,11 +45,11 @@ impl Daemon {
             }
             let before = {
                 let mut inner = c.lock();
-                std::mem::replace(&mut inner.record.state.status, Status::Removing)
+                inner.record.state.begin_removal()
             };
             let dir = c.dir().to_path_buf();
             if let Err(source) = std::fs::rename(&dir, &graveyard) {
-                c.lock().record.state.status = before;
+                c.lock().record.state.cancel_removal(before);
                 return Err(DaemonError::Io { path: dir, source });
             }
             self.containers.remove(&c.id);

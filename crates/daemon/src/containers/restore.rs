@@ -52,7 +52,7 @@ impl Daemon {
         let mut adopted = Vec::new();
         let candidates: Vec<_> = all
             .into_iter()
-            .filter(|c| c.state().running || tasks.contains_key(&c.id))
+            .filter(|c| c.state().running() || tasks.contains_key(&c.id))
             .collect();
         for c in candidates {
             let ctr = self.containerd().container(&c.id);
@@ -85,11 +85,11 @@ impl Daemon {
                         });
                     {
                         let mut inner = c.lock();
-                        if !inner.record.state.running {
+                        if !inner.record.state.running() {
                             inner.record.has_been_started = true;
                             inner.record.state.set_running(t.pid, now_rfc3339());
                         }
-                        inner.record.state.pid = t.pid;
+                        inner.record.state.set_pid(t.pid);
                         inner
                             .record
                             .state
@@ -106,7 +106,7 @@ impl Daemon {
                     let code = match other {
                         Some(t) => t.exit_status,
                         // It had exited, waiting for a restart.
-                        None if state.restarting => state.exit_code as u32,
+                        None if state.restarting() => state.exit_code() as u32,
                         None => 255,
                     };
                     if other.is_some() {
@@ -222,7 +222,7 @@ impl Daemon {
             .containers
             .all()
             .into_iter()
-            .filter(|c| c.state().running)
+            .filter(|c| c.state().running())
         {
             let d = self.clone();
             set.spawn(async move {

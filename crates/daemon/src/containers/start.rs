@@ -9,7 +9,6 @@ use berth_images::{RootfsLayout, overlay_options};
 use berth_runtimes::{ResolvedRuntime, ShimOptions};
 
 use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
-use super::state::Refusal;
 use super::{Container, now_rfc3339};
 use crate::{Daemon, DaemonError, StartFailure};
 
@@ -64,13 +63,6 @@ pub(crate) fn init_binary() -> Option<std::path::PathBuf> {
         .and_then(|p| std::fs::canonicalize(p).ok())
 }
 
-pub(crate) fn refusal(r: Refusal) -> DaemonError {
-    match r {
-        Refusal::AlreadyThere => DaemonError::NotModified,
-        Refusal::Conflict(m) => DaemonError::Conflict(m),
-    }
-}
-
 impl Daemon {
     /// Starts a created or stopped container.
     pub async fn container_start(&self, name: &str) -> Result<(), DaemonError> {
@@ -94,7 +86,7 @@ impl Daemon {
     pub(crate) async fn start_locked(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
         let record = {
             let inner = c.lock();
-            inner.record.state.can_start(&c.id).map_err(refusal)?;
+            inner.record.state.can_start(&c.id)?;
             inner.record.clone()
         };
         let snapshot = self.config();
@@ -221,7 +213,7 @@ impl Daemon {
                     tracing::debug!(container = %c.id, error = %e, "start answered after the exit");
                     let mut inner = c.lock();
                     inner.record.has_been_started = true;
-                    inner.record.state.started_at = now_rfc3339();
+                    inner.record.state.set_started_after_exit(now_rfc3339());
                     drop(inner);
                     c.persist()?;
                     self.container_event(c, "start", &[]);
@@ -244,7 +236,7 @@ impl Daemon {
                 inner.record.state.set_running(pid, now_rfc3339());
             } else {
                 // Its exit was handled while the start returned.
-                inner.record.state.started_at = now_rfc3339();
+                inner.record.state.set_started_after_exit(now_rfc3339());
             }
         }
         c.persist()?;
@@ -269,8 +261,10 @@ impl Daemon {
         };
         {
             let mut inner = c.lock();
-            inner.record.state.set_exited(code, now_rfc3339());
-            inner.record.state.error = message;
+            inner
+                .record
+                .state
+                .set_start_failed(code, message, now_rfc3339());
         }
         if let Err(pe) = c.persist() {
             tracing::warn!(container = %c.id, error = %pe, "cannot record the failed start");

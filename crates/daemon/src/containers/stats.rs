@@ -13,7 +13,7 @@ impl Daemon {
     ) -> Result<(Arc<Container>, fs::CgroupStats), DaemonError> {
         let c = self.containers.get(name)?;
         let mem = crate::HostFacts::read(std::path::Path::new("/")).mem_total;
-        let stats = if c.state().running {
+        let stats = if c.state().running() {
             fs::cgroup_stats(&c.id, self.host_facts().cgroup_v2, mem)
         } else {
             fs::CgroupStats::default()

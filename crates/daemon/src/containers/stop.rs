@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Container;
 use super::kill::parse_signal;
-use super::start::refusal;
+use super::state::Conflict;
 use crate::{Daemon, DaemonError};
 
 impl Daemon {
@@ -15,7 +15,7 @@ impl Daemon {
         let wait = async {
             loop {
                 let s = c.state();
-                if !s.running || s.restarting {
+                if !s.running() || s.restarting() {
                     return;
                 }
                 if rx.changed().await.is_err() {
@@ -34,11 +34,11 @@ impl Daemon {
 
     pub(super) fn running_task(c: &Container) -> Result<berth_containerd::Task, DaemonError> {
         let inner = c.lock();
-        inner.record.state.can_kill(&c.id).map_err(refusal)?;
+        inner.record.state.can_kill(&c.id)?;
         inner
             .task
             .clone()
-            .ok_or_else(|| DaemonError::Conflict(format!("Container {} is not running", c.id)))
+            .ok_or_else(|| Conflict::NotRunning(c.id.clone()).into())
     }
 
     /// `docker stop`: the stop signal, then SIGKILL after `timeout` seconds (the container's
@@ -81,14 +81,14 @@ impl Daemon {
             let inner = c.lock();
             (inner.record.state.clone(), inner.record.config.clone())
         };
-        state.can_stop().map_err(refusal)?;
+        state.can_stop()?;
         let task = Self::running_task(c)?;
         let sig = match signal.or(config.stop_signal.as_deref()) {
             Some(s) => parse_signal(s)?,
             None => 15,
         };
         let secs = timeout.or(config.stop_timeout).unwrap_or(10);
-        if state.paused {
+        if state.paused() {
             // A frozen process cannot act on the signal.
             let _ = task.resume().await;
         }

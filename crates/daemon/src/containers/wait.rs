@@ -19,25 +19,25 @@ impl Daemon {
     ) -> Result<i64, DaemonError> {
         let c = self.containers.get(name)?;
         let mut rx = c.subscribe();
-        let start_exits = c.state().finished_at.clone();
-        if condition == WaitCondition::NotRunning && !c.state().running {
-            return Ok(c.state().exit_code);
+        let start_exits = c.state().finished_at().to_string();
+        if condition == WaitCondition::NotRunning && !c.state().running() {
+            return Ok(c.state().exit_code());
         }
         loop {
             let s = c.state();
             match condition {
-                WaitCondition::NotRunning if !s.running => return Ok(s.exit_code),
+                WaitCondition::NotRunning if !s.running() => return Ok(s.exit_code()),
                 // An exit is recorded (a restarting container has exited too).
                 WaitCondition::NotRunning | WaitCondition::NextExit
-                    if (!s.running || s.restarting) && s.finished_at != start_exits =>
+                    if (!s.running() || s.restarting()) && s.finished_at() != start_exits =>
                 {
-                    return Ok(s.exit_code);
+                    return Ok(s.exit_code());
                 }
-                WaitCondition::Removed if c.is_removed() => return Ok(s.exit_code),
+                WaitCondition::Removed if c.is_removed() => return Ok(s.exit_code()),
                 _ => {}
             }
             if rx.changed().await.is_err() {
-                return Ok(c.state().exit_code);
+                return Ok(c.state().exit_code());
             }
         }
     }
