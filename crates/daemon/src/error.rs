@@ -159,6 +159,29 @@ impl DaemonError {
     }
 }
 
+/// A cleanup step whose failure changes nothing for the caller but must be seen: logged,
+/// unless what it removes was already gone.
+pub(crate) fn log_io_cleanup(what: &str, path: &std::path::Path, result: std::io::Result<()>) {
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cleanup failed: {what}");
+    }
+}
+
+/// `log_io_cleanup` for containerd objects.
+pub(crate) fn log_containerd_cleanup<T>(
+    what: &str,
+    id: &str,
+    result: Result<T, berth_containerd::ContainerdError>,
+) {
+    if let Err(e) = result
+        && !e.is_not_found()
+    {
+        tracing::warn!(container = %id, error = %e, "cleanup failed: {what}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

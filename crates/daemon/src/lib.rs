@@ -35,6 +35,7 @@ pub use containers::{
 pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
 pub use error::{DaemonError, StartFailure};
+pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::CommitRequest;
 pub use snapshot::{ConfigStore, Snapshot};

@@ -183,8 +183,17 @@ impl Daemon {
             }
             Err(e) => {
                 self.containers.release_name(&name, &id);
-                let _ = std::fs::remove_dir_all(self.paths().container_dir(&id));
-                Err(e)
+                let dir = self.paths().container_dir(&id);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(ce) if ce.kind() != std::io::ErrorKind::NotFound => Err(e.with_cleanup(
+                        &id,
+                        Some(DaemonError::Io {
+                            path: dir,
+                            source: ce,
+                        }),
+                    )),
+                    Ok(()) | Err(_) => Err(e),
+                }
             }
         }
     }

@@ -325,21 +325,11 @@ impl Daemon {
             let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
         }
         exec.io.close_outputs();
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stdout")),
-        );
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stderr")),
-        );
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stdin")),
-        );
+        let dir = self.paths().fifo_dir(&exec.container_id);
+        for end in ["stdout", "stderr", "stdin"] {
+            let fifo = dir.join(format!("{exec_id}-{end}"));
+            crate::log_io_cleanup("an exec's FIFO", &fifo, std::fs::remove_file(&fifo));
+        }
     }
 
     /// Resizes an exec's terminal.

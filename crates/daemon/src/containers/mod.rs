@@ -287,7 +287,11 @@ impl Containers {
             // Temporary files of record writes a crash cut short.
             for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
                 if berth_images::files::is_temporary(&f.file_name().to_string_lossy()) {
-                    let _ = std::fs::remove_file(f.path());
+                    crate::log_io_cleanup(
+                        "a temporary record",
+                        &f.path(),
+                        std::fs::remove_file(f.path()),
+                    );
                 }
             }
             let record: Option<Record> = std::fs::read(&path)

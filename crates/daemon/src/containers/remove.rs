@@ -17,7 +17,7 @@ impl Daemon {
         if c.state().running() {
             let task = Self::running_task(&c)?;
             if c.state().paused() {
-                let _ = task.resume().await;
+                crate::log_containerd_cleanup("thawing before SIGKILL", &c.id, task.resume().await);
             }
             if let Err(e) = task.kill(9, true).await
                 && !e.is_not_found()

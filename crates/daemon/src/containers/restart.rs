@@ -153,7 +153,9 @@ impl Daemon {
                     inner.record.state.set_exited(code, super::now_rfc3339());
                 }
                 drop(inner);
-                let _ = c.persist();
+                if let Err(e) = c.persist() {
+                    tracing::warn!(container = %c.id, error = %e, "cannot record the failed restart");
+                }
                 c.notify();
             }
         });
@@ -172,7 +174,9 @@ impl Daemon {
         inner.record.state.set_exited(code, finished);
         inner.record.has_been_manually_stopped |= by_hand;
         drop(inner);
-        let _ = c.persist();
+        if let Err(e) = c.persist() {
+            tracing::warn!(container = %c.id, error = %e, "cannot record the cancelled restart");
+        }
         c.notify();
         true
     }

@@ -40,14 +40,22 @@ impl Daemon {
             tracing::warn!(container = %id, pid = t.pid, "removing a task berthd has no record of");
             let ctr = self.containerd().container(id);
             let task = ctr.task(t.pid);
-            let _ = task.kill(9, true).await;
+            crate::log_containerd_cleanup(
+                "killing a task without a record",
+                id,
+                task.kill(9, true).await,
+            );
             for _ in 0..50 {
                 if task.delete().await.is_ok() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let _ = ctr.delete().await;
+            crate::log_containerd_cleanup(
+                "deleting a container without a record",
+                id,
+                ctr.delete().await,
+            );
         }
         let mut adopted = Vec::new();
         let candidates: Vec<_> = all
@@ -110,9 +118,17 @@ impl Daemon {
                         None => 255,
                     };
                     if other.is_some() {
-                        let _ = ctr.task(0).delete().await;
+                        crate::log_containerd_cleanup(
+                            "deleting an ended task",
+                            &c.id,
+                            ctr.task(0).delete().await,
+                        );
                     }
-                    let _ = ctr.delete().await;
+                    crate::log_containerd_cleanup(
+                        "deleting the container of an ended task",
+                        &c.id,
+                        ctr.delete().await,
+                    );
                     c.lock()
                         .record
                         .state

@@ -90,7 +90,11 @@ impl Daemon {
         let secs = timeout.or(config.stop_timeout).unwrap_or(10);
         if state.paused() {
             // A frozen process cannot act on the signal.
-            let _ = task.resume().await;
+            crate::log_containerd_cleanup(
+                "thawing before the stop signal",
+                &c.id,
+                task.resume().await,
+            );
         }
         self.container_event(c, "kill", &[("signal", sig.to_string())]);
         if let Err(e) = task.kill(sig, false).await
