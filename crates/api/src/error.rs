@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_daemon::{DaemonError, RootError};
+use berth_containerd::Code;
+use berth_daemon::{DaemonError, RootError, StartFailure};
 use berth_images::ImageError;
 use http::StatusCode;
 
@@ -24,16 +25,6 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
-}
-
-/// A start that failed because of what the user asked to run (a missing or unusable
-/// command), not because of the machine.
-fn user_error(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("no such file or directory")
-        || m.contains("executable file not found")
-        || m.contains("permission denied")
-        || m.contains("not a directory")
 }
 
 impl IntoResponse for ApiError {
@@ -66,71 +57,116 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
+/// A failed containerd call by its gRPC code: the objects berthd asks containerd about are
+/// the user's containers, tasks and execs, so one that does not exist is a 404; a containerd
+/// that does not answer is a 503; the rest are the machine's.
+fn containerd_status(code: Option<Code>) -> StatusCode {
+    match code {
+        Some(Code::NotFound) => StatusCode::NOT_FOUND,
+        Some(Code::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(
+            Code::Ok
+            | Code::Cancelled
+            | Code::Unknown
+            | Code::InvalidArgument
+            | Code::DeadlineExceeded
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::ResourceExhausted
+            | Code::FailedPrecondition
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::DataLoss
+            | Code::Unauthenticated,
+        )
+        | None => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The one mapping from engine errors to statuses. Every variant is named: a new variant
 /// does not compile until it has a status.
 impl From<DaemonError> for ApiError {
     fn from(e: DaemonError) -> ApiError {
-        let status = match &e {
-            DaemonError::Config(_) => StatusCode::BAD_REQUEST,
-            DaemonError::Runtime(r) if r.is_invalid_parameter() => StatusCode::BAD_REQUEST,
-            DaemonError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            DaemonError::Containerd(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            DaemonError::Image(i) => match i {
-                ImageError::NotFound(_) => StatusCode::NOT_FOUND,
-                ImageError::InvalidReference { .. }
-                | ImageError::BadArchive(_)
-                | ImageError::BadChange { .. }
-                | ImageError::DiffMismatch { .. } => StatusCode::BAD_REQUEST,
-                ImageError::Conflict(_) => StatusCode::CONFLICT,
-                ImageError::Io { .. } | ImageError::Stream(_) | ImageError::Corrupt { .. } => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            },
-            DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            DaemonError::NoSuchContainer(_)
-            | DaemonError::NoSuchExec(_)
-            | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
-            DaemonError::Conflict(_) => StatusCode::CONFLICT,
-            DaemonError::Forbidden(_) => StatusCode::FORBIDDEN,
-            DaemonError::InvalidParameter(_) | DaemonError::Spec(_) | DaemonError::Invalid(_) => {
-                StatusCode::BAD_REQUEST
+        ApiError::new(status(&e), message(&e))
+    }
+}
+
+fn status(e: &DaemonError) -> StatusCode {
+    match e {
+        DaemonError::Config(_) => StatusCode::BAD_REQUEST,
+        DaemonError::Runtime(r) if r.is_invalid_parameter() => StatusCode::BAD_REQUEST,
+        DaemonError::Runtime(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        DaemonError::Containerd(c) => containerd_status(c.code()),
+        DaemonError::Image(i) => match i {
+            ImageError::NotFound(_) => StatusCode::NOT_FOUND,
+            ImageError::InvalidReference { .. }
+            | ImageError::BadArchive(_)
+            | ImageError::BadChange { .. }
+            | ImageError::DiffMismatch { .. } => StatusCode::BAD_REQUEST,
+            ImageError::Conflict(_) => StatusCode::CONFLICT,
+            ImageError::Io { .. } | ImageError::Stream(_) | ImageError::Corrupt { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
-            DaemonError::NotModified => StatusCode::NOT_MODIFIED,
-            DaemonError::StartFailed(m) if user_error(m) => StatusCode::BAD_REQUEST,
-            DaemonError::StartFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            DaemonError::InRoot(r) => match r {
-                RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    StatusCode::NOT_FOUND
-                }
-                RootError::NotRegular { .. }
-                | RootError::TooLarge { .. }
-                | RootError::BadEntry { .. } => StatusCode::BAD_REQUEST,
-                RootError::Io { .. } | RootError::Stream(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-        };
-        // The inner error says what the user needs; the outer variant only names the layer.
-        let message = match &e {
-            DaemonError::Config(inner) => chain(inner),
-            DaemonError::Runtime(inner) => chain(inner),
-            DaemonError::Image(inner) => chain(inner),
-            DaemonError::Spec(inner) => chain(inner),
-            DaemonError::Invalid(inner) => chain(inner),
-            DaemonError::NoSuchContainer(_)
-            | DaemonError::NoSuchExec(_)
-            | DaemonError::NotFoundPath(_)
-            | DaemonError::Forbidden(_)
-            | DaemonError::Conflict(_)
-            | DaemonError::InvalidParameter(_)
-            | DaemonError::NotModified
-            | DaemonError::StartFailed(_)
-            | DaemonError::AppArmor(_) => e.to_string(),
-            DaemonError::Containerd(_)
-            | DaemonError::Io { .. }
-            | DaemonError::Task(_)
-            | DaemonError::InRoot(_) => chain(&e),
-        };
-        ApiError::new(status, message)
+        },
+        DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        DaemonError::NoSuchContainer(_)
+        | DaemonError::NoSuchExec(_)
+        | DaemonError::NotFoundPath(_) => StatusCode::NOT_FOUND,
+        DaemonError::Conflict(_) => StatusCode::CONFLICT,
+        DaemonError::Forbidden(_) => StatusCode::FORBIDDEN,
+        DaemonError::InvalidParameter(_) | DaemonError::Spec(_) | DaemonError::Invalid(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        DaemonError::NotModified => StatusCode::NOT_MODIFIED,
+        // As dockerd: what the user asked to run is at fault unless the machine is.
+        DaemonError::StartFailed { kind, .. } => match kind {
+            StartFailure::NotFound
+            | StartFailure::PermissionDenied
+            | StartFailure::NotADirectory => StatusCode::BAD_REQUEST,
+            StartFailure::System => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        DaemonError::CleanupFailed { error, .. } => status(error),
+        DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        DaemonError::InRoot(r) => match r {
+            RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            RootError::NotRegular { .. }
+            | RootError::TooLarge { .. }
+            | RootError::BadEntry { .. } => StatusCode::BAD_REQUEST,
+            RootError::Io { .. } | RootError::Stream(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    }
+}
+
+/// The inner error says what the user needs; the outer variant only names the layer.
+fn message(e: &DaemonError) -> String {
+    match e {
+        DaemonError::Config(inner) => chain(inner),
+        DaemonError::Runtime(inner) => chain(inner),
+        DaemonError::Image(inner) => chain(inner),
+        DaemonError::Spec(inner) => chain(inner),
+        DaemonError::Invalid(inner) => chain(inner),
+        DaemonError::NoSuchContainer(_)
+        | DaemonError::NoSuchExec(_)
+        | DaemonError::NotFoundPath(_)
+        | DaemonError::Forbidden(_)
+        | DaemonError::Conflict(_)
+        | DaemonError::InvalidParameter(_)
+        | DaemonError::NotModified
+        | DaemonError::StartFailed { .. }
+        | DaemonError::AppArmor(_) => e.to_string(),
+        DaemonError::CleanupFailed { error, cleanup } => format!(
+            "{} (cleaning up after it also failed: {})",
+            message(error),
+            message(cleanup)
+        ),
+        DaemonError::Containerd(_)
+        | DaemonError::Io { .. }
+        | DaemonError::Task(_)
+        | DaemonError::InRoot(_) => chain(e),
     }
 }
 
@@ -155,6 +191,67 @@ mod tests {
         .into();
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(e.message, "cannot access /x: disk on fire");
+    }
+
+    fn rpc(code: Code, message: &str) -> DaemonError {
+        DaemonError::Containerd(berth_containerd::ContainerdError::Rpc {
+            method: "Tasks.Kill",
+            code,
+            message: message.into(),
+            cause: None,
+        })
+    }
+
+    #[test]
+    fn containerd_errors_map_by_grpc_code_and_say_the_real_cause() {
+        let e: ApiError = rpc(Code::NotFound, "task abc not found").into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            e.message,
+            "containerd call Tasks.Kill failed: task abc not found"
+        );
+        let e: ApiError = rpc(Code::Unavailable, "connection refused").into();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            e.message,
+            "containerd call Tasks.Kill failed: connection refused"
+        );
+        let e: ApiError = rpc(Code::FailedPrecondition, "task is stopped").into();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn start_failures_map_by_kind_with_the_runtimes_words() {
+        for (kind, status) in [
+            (StartFailure::NotFound, StatusCode::BAD_REQUEST),
+            (StartFailure::PermissionDenied, StatusCode::BAD_REQUEST),
+            (StartFailure::NotADirectory, StatusCode::BAD_REQUEST),
+            (StartFailure::System, StatusCode::INTERNAL_SERVER_ERROR),
+        ] {
+            let e: ApiError = DaemonError::StartFailed {
+                kind,
+                message: "runc's words".into(),
+            }
+            .into();
+            assert_eq!((e.status, e.message.as_str()), (status, "runc's words"));
+        }
+    }
+
+    #[test]
+    fn a_failed_cleanup_is_reported_with_the_failure_it_followed() {
+        let e: ApiError = DaemonError::CleanupFailed {
+            error: Box::new(DaemonError::StartFailed {
+                kind: StartFailure::NotFound,
+                message: "exec: \"x\": executable file not found in $PATH".into(),
+            }),
+            cleanup: Box::new(rpc(Code::Unavailable, "connection refused")),
+        }
+        .into();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message,
+            "exec: \"x\": executable file not found in $PATH (cleaning up after it also failed: containerd call Tasks.Kill failed: connection refused)"
+        );
     }
 
     #[tokio::test]

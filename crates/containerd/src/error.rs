@@ -1,16 +1,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use containerd_client::tonic::Code;
+
 /// What went wrong talking to, or running, containerd.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerdError {
     #[error("invalid containerd namespace {0:?}")]
     Namespace(String),
-    #[error("containerd call {method} failed")]
+    /// containerd (or the runtime under it) refused or failed a call: its gRPC code, which
+    /// callers branch on, and its words (for a failed start, runc's).
+    #[error("containerd call {method} failed: {message}{}", cause_suffix(.cause))]
     Rpc {
         method: &'static str,
-        #[source]
-        source: Box<containerd_client::tonic::Status>,
+        code: Code,
+        message: String,
+        /// What lay under the status (a transport failure), when anything did.
+        cause: Option<String>,
     },
     #[error("cannot write {path}")]
     Write {
@@ -42,24 +48,79 @@ pub enum ContainerdError {
     },
 }
 
+fn cause_suffix(cause: &Option<String>) -> String {
+    cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+}
+
 impl ContainerdError {
+    /// The gRPC code of a failed call; `None` for what is not a call (start-up, files).
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ContainerdError::Rpc { code, .. } => Some(*code),
+            ContainerdError::Namespace(_)
+            | ContainerdError::Write { .. }
+            | ContainerdError::Spawn { .. }
+            | ContainerdError::ExitedEarly { .. }
+            | ContainerdError::NotReady { .. }
+            | ContainerdError::Stale { .. } => None,
+        }
+    }
+
     /// containerd said the object does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ContainerdError::Rpc { source, .. } if source.code() == containerd_client::tonic::Code::NotFound)
+        self.code() == Some(Code::NotFound)
     }
 
     /// The gRPC status message, for errors shown to users (runc's own words).
     pub fn status_message(&self) -> Option<&str> {
         match self {
-            ContainerdError::Rpc { source, .. } => Some(source.message()),
-            _ => None,
+            ContainerdError::Rpc { message, .. } => Some(message),
+            ContainerdError::Namespace(_)
+            | ContainerdError::Write { .. }
+            | ContainerdError::Spawn { .. }
+            | ContainerdError::ExitedEarly { .. }
+            | ContainerdError::NotReady { .. }
+            | ContainerdError::Stale { .. } => None,
         }
     }
 
     pub(crate) fn rpc(method: &'static str, status: containerd_client::tonic::Status) -> Self {
+        use std::error::Error;
+        let mut cause: Option<String> = None;
+        let mut next = status.source();
+        while let Some(e) = next {
+            let text = e.to_string();
+            cause = Some(match cause {
+                Some(c) => format!("{c}: {text}"),
+                None => text,
+            });
+            next = e.source();
+        }
         ContainerdError::Rpc {
             method,
-            source: Box::new(status),
+            code: status.code(),
+            message: status.message().to_string(),
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use containerd_client::tonic::Status;
+
+    #[test]
+    fn a_failed_call_keeps_its_code_and_says_why() {
+        let e = ContainerdError::rpc("Tasks.Kill", Status::not_found("task abc not found"));
+        assert_eq!(e.code(), Some(Code::NotFound));
+        assert!(e.is_not_found());
+        assert_eq!(e.status_message(), Some("task abc not found"));
+        assert_eq!(
+            e.to_string(),
+            "containerd call Tasks.Kill failed: task abc not found"
+        );
+        let e = ContainerdError::Namespace("x y".into());
+        assert_eq!((e.code(), e.is_not_found()), (None, false));
     }
 }

@@ -23,7 +23,7 @@ mod shims;
 pub use client::{Client, ContainerdVersion, Service};
 pub use containerd_client::types::Mount;
 pub use counter::{Counted, RpcCounter};
-pub use error::ContainerdError;
+pub use error::{Code, ContainerdError};
 pub use events::TaskEvent;
 pub use handles::{Container, ExitStatus, Process, Stdio, Task, TaskInfo, TaskStatus};
 pub use managed::{ManagedContainerd, ManagedOptions, render_config};

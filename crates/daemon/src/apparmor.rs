@@ -143,7 +143,11 @@ impl AppArmor {
                     .arg(&file)
                     .output()
             });
-        let _ = std::fs::remove_dir_all(&dir);
+        crate::log_io_cleanup(
+            "the profile's temporary folder",
+            &dir,
+            std::fs::remove_dir_all(&dir),
+        );
         let out = out?;
         match out {
             Ok(o) if o.status.success() => Ok(()),

@@ -172,7 +172,7 @@ impl Daemon {
         let c = self.containers.get(&req.container)?;
         let record = c.record();
         let upper = c.dir().join("fs").join("upper");
-        let paused_here = req.pause && record.state.running && !record.state.paused;
+        let paused_here = req.pause && record.state.running() && !record.state.paused();
         if paused_here {
             self.container_pause(&c.id).await?;
         }
@@ -224,8 +224,8 @@ impl Daemon {
         let comment = opts.comment.clone();
         let reference = opts.reference.as_ref().map(ToString::to_string);
         let result = blocking(move || Ok(store.commit(&parent, &upper, &opts)?)).await;
-        if paused_here {
-            let _ = self.container_unpause(&c.id).await;
+        if paused_here && let Err(e) = self.container_unpause(&c.id).await {
+            tracing::warn!(container = %c.id, error = %e, "cannot unpause after commit");
         }
         if let Ok(id) = &result {
             let mut attrs = vec![("comment", comment), ("imageID", id.clone())];

@@ -16,6 +16,7 @@ mod cgroups;
 #[cfg(test)]
 mod checklist;
 mod containers;
+mod daemon;
 mod df;
 mod error;
 pub mod events;
@@ -27,15 +28,18 @@ mod system;
 pub use berth_containerd::RpcCounter;
 pub use berth_inroot::RootError;
 pub use cgroups::Cgroups;
-pub use containers::lifecycle::{WaitCondition, parse_signal};
+pub use containers::kill::parse_signal;
+pub use containers::wait::WaitCondition;
 pub use containers::{
     CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, InvalidConfig, ListError,
     ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg,
     StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
+pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
-pub use error::DaemonError;
+pub use error::{DaemonError, StartFailure};
+pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::CommitRequest;
 pub use snapshot::{ConfigStore, Snapshot};
-pub use system::{ComponentVersion, Daemon, SystemInfo, SystemVersion};
+pub use system::{ComponentVersion, SystemInfo, SystemVersion};

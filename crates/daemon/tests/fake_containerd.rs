@@ -109,7 +109,7 @@ fn calls(fake: &FakeContainerd) -> Vec<String> {
 
 async fn wait_status(d: &Daemon, id: &str, want: &str) {
     for _ in 0..300 {
-        if d.container_get(id).unwrap().state().status.as_str() == want {
+        if d.container_get(id).unwrap().state().status().as_str() == want {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -190,7 +190,10 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
         ["Tasks.Kill", "Tasks.Delete", "Containers.Delete"]
     );
     let state = d.container_get("svc").unwrap().state();
-    assert_eq!((state.status.as_str(), state.exit_code), ("exited", 143));
+    assert_eq!(
+        (state.status().as_str(), state.exit_code()),
+        ("exited", 143)
+    );
 
     // Refusals are decided without asking containerd.
     assert!(matches!(
@@ -224,7 +227,7 @@ async fn an_exit_missed_while_containerd_restarted_is_reconciled() {
     s.fake.stop_silently(&id, 7);
     s.fake.drop_subscribers();
     wait_status(d, &id, "exited").await;
-    assert_eq!(d.container_get(&id).unwrap().state().exit_code, 7);
+    assert_eq!(d.container_get(&id).unwrap().state().exit_code(), 7);
     assert_eq!(
         calls(&s.fake),
         ["Tasks.List", "Tasks.Delete", "Containers.Delete"],
@@ -253,7 +256,7 @@ async fn a_restart_policy_restarts_through_containerd() {
     d.container_kill(&id, Some("USR1")).await.unwrap();
     for _ in 0..300 {
         if d.container_get(&id).unwrap().record().restart_count == 1
-            && d.container_get(&id).unwrap().state().status.as_str() == "running"
+            && d.container_get(&id).unwrap().state().status().as_str() == "running"
         {
             break;
         }
@@ -332,7 +335,7 @@ async fn stats_top_and_etc_files_come_from_the_host_paths() {
     assert_eq!(stats.memory_limit, 1 << 30, "no limit: the host's memory");
 
     // top reads the host's procfs for the task's pids.
-    let pid = record.state.pid;
+    let pid = record.state.pid();
     put(
         &format!("proc/{pid}/stat"),
         &format!("{pid} (sleep) S 1 0 0 0"),

@@ -40,7 +40,43 @@ pub enum RuntimeError {
 impl RuntimeError {
     /// Whether the error is the user's (a bad name or configuration: 400) rather than the
     /// machine's.
+    /// Every variant is named: a new one does not compile until it is placed.
     pub fn is_invalid_parameter(&self) -> bool {
-        !matches!(self, RuntimeError::Wrapper { .. })
+        match self {
+            RuntimeError::RuncReserved
+            | RuntimeError::NoSuchDefault(_)
+            | RuntimeError::NeitherPathNorType(_)
+            | RuntimeError::BothPathAndType(_)
+            | RuntimeError::OptionsWithPath(_)
+            | RuntimeError::ArgsWithType(_)
+            | RuntimeError::BadOption { .. }
+            | RuntimeError::Unknown(_)
+            | RuntimeError::Preflight { .. } => true,
+            RuntimeError::Wrapper { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_users_mistakes_are_invalid_parameters_and_the_machines_are_not() {
+        assert!(RuntimeError::Unknown("x".into()).is_invalid_parameter());
+        assert!(
+            RuntimeError::Preflight {
+                path: "/no/such".into(),
+                source: std::io::ErrorKind::NotFound.into(),
+            }
+            .is_invalid_parameter()
+        );
+        assert!(
+            !RuntimeError::Wrapper {
+                path: "/x".into(),
+                source: std::io::Error::other("disk full"),
+            }
+            .is_invalid_parameter()
+        );
     }
 }

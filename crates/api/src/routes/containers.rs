@@ -336,13 +336,13 @@ fn since(t: &str) -> Duration {
 
 fn status_text(r: &Record) -> String {
     let s = &r.state;
-    match s.status {
-        Status::Running => format!("Up {}", human_duration(since(&s.started_at))),
-        Status::Paused => format!("Up {} (Paused)", human_duration(since(&s.started_at))),
+    match s.status() {
+        Status::Running => format!("Up {}", human_duration(since(s.started_at()))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(since(s.started_at()))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
+            s.exit_code(),
+            human_duration(since(s.finished_at()))
         ),
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
@@ -350,8 +350,8 @@ fn status_text(r: &Record) -> String {
         Status::Exited if !r.has_been_started => "Created".into(),
         Status::Exited => format!(
             "Exited ({}) {} ago",
-            s.exit_code,
-            human_duration(since(&s.finished_at))
+            s.exit_code(),
+            human_duration(since(s.finished_at()))
         ),
     }
 }
@@ -429,7 +429,7 @@ pub(crate) fn summary_json(s: &berth_daemon::Summary) -> Value {
         "Created": unix_secs(&r.created),
         "Ports": [],
         "Labels": r.config.labels,
-        "State": r.state.status.as_str(),
+        "State": r.state.status().as_str(),
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode},
         "NetworkSettings": {"Networks": {}},
@@ -581,7 +581,7 @@ pub(crate) async fn stats(
         futures_util::stream::unfold((d, c.id.clone(), first), move |(d, id, pre)| async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (c, now) = d.container_stats(&id).ok()?;
-            if !c.state().running {
+            if !c.state().running() {
                 return None;
             }
             let line = format!("{}\n", stats_json(&c, &now, &pre, ncpu));
@@ -695,7 +695,7 @@ pub(crate) async fn prune(State(d): State<Arc<Daemon>>) -> Result<Json<Value>, A
         ..Default::default()
     })?;
     let mut deleted = Vec::new();
-    for s in stopped.into_iter().filter(|s| !s.record.state.running) {
+    for s in stopped.into_iter().filter(|s| !s.record.state.running()) {
         if d.container_remove(&s.record.id, false).await.is_ok() {
             deleted.push(s.record.id);
         }

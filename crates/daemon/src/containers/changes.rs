@@ -10,6 +10,7 @@ use nix::sys::stat::Mode;
 use berth_model::HostConfig;
 use serde::Deserialize;
 
+use super::state::Conflict;
 use crate::{Daemon, DaemonError};
 
 /// One entry of `docker diff`: 0 changed, 1 added, 2 deleted.
@@ -194,10 +195,11 @@ impl Daemon {
         let _op = c.op.lock().await;
         let mut host = c.record().host_config;
         if let Some(why) = req.conflict(&host) {
-            return Err(DaemonError::Conflict(format!(
-                "Cannot update container {}: {why}",
-                c.id
-            )));
+            return Err(Conflict::Update {
+                id: c.id.clone(),
+                why,
+            }
+            .into());
         }
         if let Some(p) = &req.restart_policy {
             if host.auto_remove && !matches!(p.name.as_str(), "" | "no") {
@@ -213,7 +215,7 @@ impl Daemon {
             inner
                 .record
                 .state
-                .running
+                .running()
                 .then(|| inner.task.clone())
                 .flatten()
         };

@@ -11,10 +11,11 @@ use berth_oci::HostFacts;
 
 use berth_images::files::{create_with_mode, dir_with_mode};
 
+use super::state::Conflict;
 use super::validate::{self, InvalidConfig};
 use super::{
-    Container, DIR_MODE, LOG_MODE, MOUNTED_FILE_MODE, RECORD_SCHEMA, Record, State, name_in_use,
-    now_rfc3339, random_hex, write_record,
+    Container, DIR_MODE, LOG_MODE, MOUNTED_FILE_MODE, RECORD_SCHEMA, Record, State, now_rfc3339,
+    random_hex, write_record,
 };
 use crate::{Daemon, DaemonError};
 
@@ -171,7 +172,10 @@ impl Daemon {
             Some(n) => {
                 self.containers
                     .reserve_name(n, &id)
-                    .map_err(|holder| DaemonError::Conflict(name_in_use(n, &holder)))?;
+                    .map_err(|holder| Conflict::NameInUse {
+                        name: n.to_string(),
+                        holder,
+                    })?;
                 n.to_string()
             }
             None => {
@@ -194,8 +198,17 @@ impl Daemon {
             }
             Err(e) => {
                 self.containers.release_name(&name, &id);
-                let _ = std::fs::remove_dir_all(self.paths().container_dir(&id));
-                Err(e)
+                let dir = self.paths().container_dir(&id);
+                match std::fs::remove_dir_all(&dir) {
+                    Err(ce) if ce.kind() != std::io::ErrorKind::NotFound => Err(e.with_cleanup(
+                        &id,
+                        Some(DaemonError::Io {
+                            path: dir,
+                            source: ce,
+                        }),
+                    )),
+                    Ok(()) | Err(_) => Err(e),
+                }
             }
         }
     }
@@ -210,7 +223,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         validate::container_config(config)?;
         if let Some(s) = config.stop_signal.as_deref().filter(|s| !s.is_empty()) {
-            super::lifecycle::parse_signal(s)?;
+            super::kill::parse_signal(s)?;
         }
         validate::host_config(host, &self.host_facts().cpu)?;
         for mode in [&mut host.ipc_mode, &mut host.pid_mode] {

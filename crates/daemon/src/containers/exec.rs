@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::io::{Fifos, Io, Readers, spawn_copiers};
+use super::state::{Conflict, exec_can_start};
 use super::{OutputChunk, StdinMsg, random_hex};
 use crate::{Daemon, DaemonError};
 use berth_oci::HostFacts;
@@ -114,24 +115,7 @@ impl Daemon {
     /// Creates an exec instance in a running container.
     pub fn exec_create(&self, container: &str, config: ExecConfig) -> Result<String, DaemonError> {
         let c = self.containers.get(container)?;
-        if !c.state().running {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
-        if c.state().restarting {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is restarting, wait until the container is running",
-                c.id
-            )));
-        }
-        if c.state().paused {
-            return Err(DaemonError::Conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                c.id
-            )));
-        }
+        c.state().can_exec(&c.id)?;
         if config.cmd.is_empty() {
             return Err(DaemonError::InvalidParameter(
                 "No exec command specified".into(),
@@ -186,13 +170,7 @@ impl Daemon {
         let exec = self.exec_get(id)?;
         {
             let mut i = exec.lock();
-            if i.started {
-                return Err(DaemonError::Conflict(if i.running {
-                    format!("Error: Exec command {id} is already running")
-                } else {
-                    format!("Error: Exec command {id} has already run")
-                }));
-            }
+            exec_can_start(id, i.started, i.running)?;
             i.started = true;
             i.running = true;
         }
@@ -215,20 +193,14 @@ impl Daemon {
         let c = self.containers.get(&exec.container_id)?;
         let (task, process_json, record) = {
             let inner = c.lock();
-            if !inner.record.state.running {
-                return Err(DaemonError::Conflict(format!(
-                    "Container {} is not running",
-                    c.id
-                )));
-            }
+            inner.record.state.can_exec(&c.id)?;
             (
                 inner.task.clone(),
                 inner.record.process.clone(),
                 inner.record.clone(),
             )
         };
-        let task = task
-            .ok_or_else(|| DaemonError::Conflict(format!("Container {} is not running", c.id)))?;
+        let task = task.ok_or_else(|| DaemonError::from(Conflict::NotRunning(c.id.clone())))?;
         let base: oci_spec::runtime::Process = process_json
             .and_then(|v| serde_json::from_value(v).ok())
             .ok_or_else(|| DaemonError::Task("the container's process spec is missing".into()))?;
@@ -237,7 +209,7 @@ impl Daemon {
             None
         } else {
             let root = berth_inroot::Root::open(
-                self.paths().host.proc_pid(record.state.pid).join("root"),
+                self.paths().host.proc_pid(record.state.pid()).join("root"),
             )?;
             let (passwd, group) = super::fs::user_files(root).await?;
             Some(berth_oci::resolve_user(
@@ -322,13 +294,8 @@ impl Daemon {
             }
             Err(e) => {
                 exec.lock().process = None;
-                let _ = process.delete().await;
-                let message = e.status_message().unwrap_or_default().to_string();
-                Err(if message.is_empty() {
-                    e.into()
-                } else {
-                    DaemonError::StartFailed(message)
-                })
+                let cleanup = process.delete().await.err().map(DaemonError::from);
+                Err(DaemonError::start_failed(e).with_cleanup(&c.id, cleanup))
             }
         }
     }
@@ -360,21 +327,11 @@ impl Daemon {
             let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
         }
         exec.io.close_outputs();
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stdout")),
-        );
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stderr")),
-        );
-        let _ = std::fs::remove_file(
-            self.paths()
-                .fifo_dir(&exec.container_id)
-                .join(format!("{exec_id}-stdin")),
-        );
+        let dir = self.paths().fifo_dir(&exec.container_id);
+        for end in ["stdout", "stderr", "stdin"] {
+            let fifo = dir.join(format!("{exec_id}-{end}"));
+            crate::log_io_cleanup("an exec's FIFO", &fifo, std::fs::remove_file(&fifo));
+        }
     }
 
     /// Resizes an exec's terminal.
@@ -383,7 +340,7 @@ impl Daemon {
         let process = exec.lock().process.clone();
         match process {
             Some(p) => Ok(p.resize(width, height).await?),
-            None => Err(DaemonError::Conflict(format!("exec {id} is not running"))),
+            None => Err(Conflict::ExecNotRunning(id.to_string()).into()),
         }
     }
 }

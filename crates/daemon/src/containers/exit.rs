@@ -76,7 +76,7 @@ impl Daemon {
             }
             TaskEvent::Oom { container_id } => {
                 if let Ok(c) = self.containers.get(&container_id) {
-                    c.lock().record.state.oom_killed = true;
+                    c.lock().record.state.set_oom_killed();
                     self.container_event(&c, "oom", &[]);
                 }
             }
@@ -169,7 +169,12 @@ impl Daemon {
         {
             tracing::warn!(container = %c.id, error = %e, "deleting the containerd container failed");
         }
-        let _ = std::fs::remove_dir_all(self.paths().fifo_dir(&c.id));
+        let fifos = self.paths().fifo_dir(&c.id);
+        crate::log_io_cleanup(
+            "the container's FIFOs",
+            &fifos,
+            std::fs::remove_dir_all(&fifos),
+        );
         let finished = humantime::format_rfc3339_nanos(exited_at).to_string();
         let auto_remove = {
             let mut inner = c.lock();

@@ -123,8 +123,8 @@ impl Daemon {
             ));
         }
         let mut view = None;
-        let root = if record.state.running && record.state.pid > 0 {
-            self.paths().host.proc_pid(record.state.pid).join("root")
+        let root = if record.state.running() && record.state.pid() > 0 {
+            self.paths().host.proc_pid(record.state.pid()).join("root")
         } else {
             let v = self.view_of(&c, true)?;
             let root = v.root.clone();

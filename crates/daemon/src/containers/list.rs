@@ -122,8 +122,8 @@ impl Daemon {
             .map(|c| c.record())
             .filter(|r| {
                 let s = &r.state;
-                (o.all || s.running || !statuses.is_empty() || o.limit.is_some_and(|n| n > 0))
-                    && any("status", &|f| f == s.status.as_str())
+                (o.all || s.running() || !statuses.is_empty() || o.limit.is_some_and(|n| n > 0))
+                    && any("status", &|f| f == s.status().as_str())
                     && any("id", &|p| r.id.starts_with(p))
                     && any("name", &|p| {
                         matches_pattern(p, &format!("/{}", r.name)) || matches_pattern(p, &r.name)
@@ -134,7 +134,7 @@ impl Daemon {
                     })
                     && (ancestors.is_empty() || ancestors.contains(&r.image))
                     && (exited.is_empty()
-                        || (!s.running && r.has_been_started && exited.contains(&s.exit_code)))
+                        || (!s.running() && r.has_been_started && exited.contains(&s.exit_code())))
                     && before.iter().all(|t| r.created < *t)
                     && since.iter().all(|t| r.created > *t)
             })

@@ -188,7 +188,7 @@ fn stream_log(
     let mut reader = BufReader::with_capacity(BLOCK, f);
     let mut line = Vec::new();
     loop {
-        let running = c.state().running;
+        let running = c.state().running();
         reader.seek(SeekFrom::Start(pos))?;
         match send_lines(&mut reader, &mut line, o, tx)? {
             None => return Ok(()),

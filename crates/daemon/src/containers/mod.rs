@@ -1,6 +1,7 @@
 //! Containers: the store, the persisted record, and the lifecycle (one file per verb).
 
 mod archive;
+mod attach;
 mod changes;
 mod create;
 mod exec;
@@ -8,14 +9,22 @@ mod exit;
 mod extract;
 mod fs;
 mod io;
-pub(crate) mod lifecycle;
+pub(crate) mod kill;
 mod list;
 mod logs;
+mod pause;
+mod remove;
+mod rename;
+mod resize;
 mod restart;
 mod restore;
 mod start;
 pub mod state;
+mod stats;
+mod stop;
+mod top;
 mod validate;
+pub(crate) mod wait;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -239,13 +248,6 @@ pub(crate) fn write_record(dir: &Path, record: &Record) -> Result<(), DaemonErro
         .map_err(|source| DaemonError::Io { path, source })
 }
 
-/// dockerd's words for a name that is taken.
-pub(crate) fn name_in_use(name: &str, holder: &str) -> String {
-    format!(
-        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
-    )
-}
-
 #[derive(Debug, Default)]
 struct Index {
     by_id: BTreeMap<String, Arc<Container>>,
@@ -289,7 +291,11 @@ impl Containers {
             // Temporary files of record writes a crash cut short.
             for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
                 if berth_images::files::is_temporary(&f.file_name().to_string_lossy()) {
-                    let _ = std::fs::remove_file(f.path());
+                    crate::log_io_cleanup(
+                        "a temporary record",
+                        &f.path(),
+                        std::fs::remove_file(f.path()),
+                    );
                 }
             }
             let record: Option<Record> = std::fs::read(&path)
@@ -358,10 +364,11 @@ impl Containers {
                 return Err(DaemonError::NoSuchContainer(c.id.clone()));
             }
             if let Some(holder) = index.names.get(new_name) {
-                return Err(DaemonError::Conflict(format!(
-                    "Error when allocating new name: {}",
-                    name_in_use(new_name, holder)
-                )));
+                return Err(state::Conflict::RenameInUse {
+                    name: new_name.to_string(),
+                    holder: holder.clone(),
+                }
+                .into());
             }
             index.names.insert(new_name.to_string(), c.id.clone());
         }

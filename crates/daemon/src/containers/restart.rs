@@ -1,4 +1,4 @@
-//! Restart policies (`no`, `always`, `unless-stopped`, `on-failure[:N]`) with dockerd's
+//! `docker restart`, and restart policies (`no`, `always`, `unless-stopped`, `on-failure[:N]`) with dockerd's
 //! backoff: the first restart waits 100 ms, each next one twice as long (at most a minute),
 //! and a container that ran 10 s or more starts again from 100 ms.
 //!
@@ -122,7 +122,7 @@ impl Daemon {
                 .take()
                 .map_or(Duration::ZERO, |s| s.elapsed());
             let policy = inner.record.host_config.restart_policy.clone();
-            let code = inner.record.state.exit_code;
+            let code = inner.record.state.exit_code();
             let manual = inner.record.has_been_manually_stopped;
             let delay = inner.backoff.next(&policy, code, manual, ran_for);
             if delay.is_some() {
@@ -140,7 +140,7 @@ impl Daemon {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _op = c.op.lock().await;
-            if c.is_removed() || c.state().status != Status::Restarting {
+            if c.is_removed() || c.state().status() != Status::Restarting {
                 // Stopped, killed or removed meanwhile.
                 return;
             }
@@ -148,12 +148,14 @@ impl Daemon {
                 tracing::warn!(container = %c.id, error = %e, "restart failed");
                 // start_failed recorded the exit; a failed start does not restart again.
                 let mut inner = c.lock();
-                if inner.record.state.status == Status::Restarting {
-                    let code = inner.record.state.exit_code;
+                if inner.record.state.status() == Status::Restarting {
+                    let code = inner.record.state.exit_code();
                     inner.record.state.set_exited(code, super::now_rfc3339());
                 }
                 drop(inner);
-                let _ = c.persist();
+                if let Err(e) = c.persist() {
+                    tracing::warn!(container = %c.id, error = %e, "cannot record the failed restart");
+                }
                 c.notify();
             }
         });
@@ -164,15 +166,17 @@ impl Daemon {
     /// policy leaves it stopped), or by the daemon's shutdown. True if one was pending.
     pub(crate) fn cancel_restart(&self, c: &Container, by_hand: bool) -> bool {
         let mut inner = c.lock();
-        if inner.record.state.status != Status::Restarting {
+        if inner.record.state.status() != Status::Restarting {
             return false;
         }
-        let code = inner.record.state.exit_code;
-        let finished = inner.record.state.finished_at.clone();
+        let code = inner.record.state.exit_code();
+        let finished = inner.record.state.finished_at().to_string();
         inner.record.state.set_exited(code, finished);
         inner.record.has_been_manually_stopped |= by_hand;
         drop(inner);
-        let _ = c.persist();
+        if let Err(e) = c.persist() {
+            tracing::warn!(container = %c.id, error = %e, "cannot record the cancelled restart");
+        }
         c.notify();
         true
     }
@@ -181,11 +185,11 @@ impl Daemon {
     pub async fn start_by_policy(self: &Arc<Self>) {
         for c in self.containers.all() {
             let record = c.record();
-            if record.state.running
+            if record.state.running()
                 || !record.has_been_started
                 || !starts_with_daemon(
                     &record.host_config.restart_policy,
-                    record.state.exit_code,
+                    record.state.exit_code(),
                     record.has_been_manually_stopped,
                 )
             {
@@ -194,7 +198,7 @@ impl Daemon {
             let d = self.clone();
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
-                if c.state().running || c.is_removed() {
+                if c.state().running() || c.is_removed() {
                     return;
                 }
                 c.reset_restarts();
@@ -206,6 +210,37 @@ impl Daemon {
                 }
             });
         }
+    }
+}
+
+impl Daemon {
+    /// `docker restart`: stop if running, then start.
+    pub async fn container_restart(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<(), DaemonError> {
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().await;
+        match self.stop_by_hand(&c, signal, timeout).await {
+            Ok(()) | Err(DaemonError::NotModified) => {}
+            Err(e) => return Err(e),
+        }
+        c.reset_restarts();
+        self.start_locked(&c).await?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
+    }
+}
+
+impl Container {
+    /// A start by a user: the policy's count and backoff begin again.
+    pub(crate) fn reset_restarts(&self) {
+        let mut inner = self.lock();
+        inner.record.has_been_manually_stopped = false;
+        inner.record.restart_count = 0;
+        inner.backoff = Backoff::default();
     }
 }
 

@@ -40,19 +40,27 @@ impl Daemon {
             tracing::warn!(container = %id, pid = t.pid, "removing a task berthd has no record of");
             let ctr = self.containerd().container(id);
             let task = ctr.task(t.pid);
-            let _ = task.kill(9, true).await;
+            crate::log_containerd_cleanup(
+                "killing a task without a record",
+                id,
+                task.kill(9, true).await,
+            );
             for _ in 0..50 {
                 if task.delete().await.is_ok() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let _ = ctr.delete().await;
+            crate::log_containerd_cleanup(
+                "deleting a container without a record",
+                id,
+                ctr.delete().await,
+            );
         }
         let mut adopted = Vec::new();
         let candidates: Vec<_> = all
             .into_iter()
-            .filter(|c| c.state().running || tasks.contains_key(&c.id))
+            .filter(|c| c.state().running() || tasks.contains_key(&c.id))
             .collect();
         for c in candidates {
             let ctr = self.containerd().container(&c.id);
@@ -85,11 +93,11 @@ impl Daemon {
                         });
                     {
                         let mut inner = c.lock();
-                        if !inner.record.state.running {
+                        if !inner.record.state.running() {
                             inner.record.has_been_started = true;
                             inner.record.state.set_running(t.pid, now_rfc3339());
                         }
-                        inner.record.state.pid = t.pid;
+                        inner.record.state.set_pid(t.pid);
                         inner
                             .record
                             .state
@@ -106,13 +114,21 @@ impl Daemon {
                     let code = match other {
                         Some(t) => t.exit_status,
                         // It had exited, waiting for a restart.
-                        None if state.restarting => state.exit_code as u32,
+                        None if state.restarting() => state.exit_code() as u32,
                         None => 255,
                     };
                     if other.is_some() {
-                        let _ = ctr.task(0).delete().await;
+                        crate::log_containerd_cleanup(
+                            "deleting an ended task",
+                            &c.id,
+                            ctr.task(0).delete().await,
+                        );
                     }
-                    let _ = ctr.delete().await;
+                    crate::log_containerd_cleanup(
+                        "deleting the container of an ended task",
+                        &c.id,
+                        ctr.delete().await,
+                    );
                     c.lock()
                         .record
                         .state
@@ -227,7 +243,7 @@ impl Daemon {
             .containers
             .all()
             .into_iter()
-            .filter(|c| c.state().running)
+            .filter(|c| c.state().running())
         {
             let d = self.clone();
             set.spawn(async move {

@@ -9,9 +9,8 @@ use berth_images::{RootfsLayout, overlay_options};
 use berth_runtimes::{ResolvedRuntime, ShimOptions};
 
 use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
-use super::state::Refusal;
 use super::{Container, now_rfc3339};
-use crate::{Daemon, DaemonError};
+use crate::{Daemon, DaemonError, StartFailure};
 
 /// The runtime as containerd's container record takes it.
 pub(crate) fn runtime_spec(r: &ResolvedRuntime) -> RuntimeSpec {
@@ -64,26 +63,6 @@ pub(crate) fn init_binary() -> Option<std::path::PathBuf> {
         .and_then(|p| std::fs::canonicalize(p).ok())
 }
 
-/// The exit code dockerd records when a start fails: 127 for a missing command, 126 for one
-/// that cannot run, 128 otherwise.
-pub(crate) fn start_failure_code(message: &str) -> i64 {
-    let m = message.to_ascii_lowercase();
-    if m.contains("executable file not found") || m.contains("no such file or directory") {
-        127
-    } else if m.contains("permission denied") {
-        126
-    } else {
-        128
-    }
-}
-
-pub(crate) fn refusal(r: Refusal) -> DaemonError {
-    match r {
-        Refusal::AlreadyThere => DaemonError::NotModified,
-        Refusal::Conflict(m) => DaemonError::Conflict(m),
-    }
-}
-
 impl Daemon {
     /// Starts a created or stopped container.
     pub async fn container_start(&self, name: &str) -> Result<(), DaemonError> {
@@ -120,7 +99,7 @@ impl Daemon {
     pub(crate) async fn start_locked(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
         let record = {
             let inner = c.lock();
-            inner.record.state.can_start(&c.id).map_err(refusal)?;
+            inner.record.state.can_start(&c.id)?;
             inner.record.clone()
         };
         let snapshot = self.config();
@@ -205,8 +184,8 @@ impl Daemon {
         let mut task = match ctr.new_task(rootfs, &fifos.stdio(tty)).await {
             Ok(t) => t,
             Err(e) => {
-                let _ = ctr.delete().await;
-                return Err(self.start_failed(c, e));
+                let cleanup = ctr.delete().await.err().map(DaemonError::from);
+                return Err(self.start_failed(c, e, cleanup));
             }
         };
         let closer = task.clone();
@@ -253,16 +232,19 @@ impl Daemon {
                     tracing::debug!(container = %c.id, error = %e, "start answered after the exit");
                     let mut inner = c.lock();
                     inner.record.has_been_started = true;
-                    inner.record.state.started_at = now_rfc3339();
+                    inner.record.state.set_started_after_exit(now_rfc3339());
                     drop(inner);
                     c.persist()?;
                     self.container_event(c, "start", &[]);
                     return Ok(());
                 }
-                let _ = task.delete().await;
-                let _ = ctr.delete().await;
+                let cleanup = match (task.delete().await, ctr.delete().await) {
+                    (Err(t), _) => Some(t.into()),
+                    (Ok(_), Err(r)) => Some(r.into()),
+                    (Ok(_), Ok(())) => None,
+                };
                 c.io.close_outputs();
-                return Err(self.start_failed(c, e));
+                return Err(self.start_failed(c, e, cleanup));
             }
         };
         {
@@ -273,7 +255,7 @@ impl Daemon {
                 inner.record.state.set_running(pid, now_rfc3339());
             } else {
                 // Its exit was handled while the start returned.
-                inner.record.state.started_at = now_rfc3339();
+                inner.record.state.set_started_after_exit(now_rfc3339());
             }
         }
         c.persist()?;
@@ -283,42 +265,37 @@ impl Daemon {
         Ok(())
     }
 
-    /// Records a failed start (exit code and error, as dockerd does) and makes the error.
-    fn start_failed(&self, c: &Container, e: berth_containerd::ContainerdError) -> DaemonError {
-        let message = e.status_message().unwrap_or_default().to_string();
+    /// Records a failed start (exit code and error, as dockerd does) and makes the error,
+    /// classified once, here; a failed cleanup after it is logged and reported with it.
+    fn start_failed(
+        &self,
+        c: &Container,
+        e: berth_containerd::ContainerdError,
+        cleanup: Option<DaemonError>,
+    ) -> DaemonError {
+        let err = DaemonError::start_failed(e);
+        let (code, message) = match &err {
+            DaemonError::StartFailed { kind, message } => (kind.exit_code(), message.clone()),
+            other => (StartFailure::System.exit_code(), other.to_string()),
+        };
         {
             let mut inner = c.lock();
-            let code = start_failure_code(&message);
-            inner.record.state.set_exited(code, now_rfc3339());
-            inner.record.state.error = message.clone();
+            inner
+                .record
+                .state
+                .set_start_failed(code, message, now_rfc3339());
         }
-        let _ = c.persist();
+        if let Err(pe) = c.persist() {
+            tracing::warn!(container = %c.id, error = %pe, "cannot record the failed start");
+        }
         c.notify();
-        if message.is_empty() {
-            DaemonError::Containerd(e)
-        } else {
-            DaemonError::StartFailed(message)
-        }
+        err.with_cleanup(&c.id, cleanup)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_failure_codes() {
-        assert_eq!(
-            start_failure_code("exec: \"/no/such\": stat /no/such: no such file or directory"),
-            127
-        );
-        assert_eq!(
-            start_failure_code("exec: \"x\": executable file not found in $PATH"),
-            127
-        );
-        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), 126);
-        assert_eq!(start_failure_code("something else"), 128);
-    }
 
     #[test]
     fn runc_runtime_options_become_the_runc_proto() {

@@ -35,26 +35,91 @@ impl Status {
 pub enum Refusal {
     /// Already in the wanted state (304 for start and stop).
     AlreadyThere,
-    /// Not allowed from this state (409), with Docker's message.
-    Conflict(String),
+    /// Not allowed from this state (409).
+    Conflict(Conflict),
 }
 
-/// Inspect's `State`, persisted with the container.
+impl From<Conflict> for Refusal {
+    fn from(c: Conflict) -> Refusal {
+        Refusal::Conflict(c)
+    }
+}
+
+/// Every 409 berthd answers, with Docker's words. The container's state machine (`State`'s
+/// `can_*`) decides most; an exec's run (`exec_can_start`), the handles a live container
+/// holds, and the store's names decide the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    #[error("Container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("Container {0} is not paused")]
+    NotPaused(String),
+    #[error("cannot start a paused container {0}, try unpause instead")]
+    StartPaused(String),
+    #[error("container {0} is marked for removal and cannot be started")]
+    MarkedForRemoval(String),
+    #[error("removal of container {0} is already in progress")]
+    RemovalInProgress(String),
+    #[error(
+        "cannot remove container \"{id}\": container is {what}: stop the container before removing or force remove"
+    )]
+    RemoveActive { id: String, what: &'static str },
+    /// SIGKILL did not end it in time.
+    #[error("could not kill running container {0}, cannot remove")]
+    NotKilled(String),
+    #[error("Container {0} is restarting, wait until the container is running")]
+    ExecRestarting(String),
+    #[error("Container {0} is paused, unpause the container before exec")]
+    ExecPaused(String),
+    #[error("You cannot attach to a stopped container, start it first")]
+    AttachStopped,
+    #[error("Error: Exec command {0} is already running")]
+    ExecRunning(String),
+    #[error("Error: Exec command {0} has already run")]
+    ExecRan(String),
+    #[error("exec {0} is not running")]
+    ExecNotRunning(String),
+    /// An update that contradicts what the container has set.
+    #[error("Cannot update container {id}: {why}")]
+    Update { id: String, why: &'static str },
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, holder: String },
+    #[error(
+        "Error when allocating new name: Conflict. The container name \"/{name}\" is already in use by container \"{holder}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    RenameInUse { name: String, holder: String },
+}
+
+/// An exec runs once: a second start is refused.
+pub fn exec_can_start(id: &str, started: bool, running: bool) -> Result<(), Conflict> {
+    match (started, running) {
+        (false, _) => Ok(()),
+        (true, true) => Err(Conflict::ExecRunning(id.to_string())),
+        (true, false) => Err(Conflict::ExecRan(id.to_string())),
+    }
+}
+
+/// Inspect's `State`, persisted with the container. Its fields change only through the
+/// transitions below.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct State {
-    pub status: Status,
-    pub running: bool,
-    pub paused: bool,
-    pub restarting: bool,
+    status: Status,
+    running: bool,
+    paused: bool,
+    restarting: bool,
     #[serde(rename = "OOMKilled")]
-    pub oom_killed: bool,
-    pub dead: bool,
-    pub pid: u32,
-    pub exit_code: i64,
-    pub error: String,
-    pub started_at: String,
-    pub finished_at: String,
+    oom_killed: bool,
+    dead: bool,
+    pid: u32,
+    exit_code: i64,
+    error: String,
+    started_at: String,
+    finished_at: String,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -68,15 +133,49 @@ impl State {
         }
     }
 
+    pub fn status(&self) -> Status {
+        self.status
+    }
+    /// Running, paused, or exited with a restart pending.
+    pub fn running(&self) -> bool {
+        self.running
+    }
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+    pub fn restarting(&self) -> bool {
+        self.restarting
+    }
+    pub fn oom_killed(&self) -> bool {
+        self.oom_killed
+    }
+    pub fn dead(&self) -> bool {
+        self.dead
+    }
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    pub fn exit_code(&self) -> i64 {
+        self.exit_code
+    }
+    /// Why the last start failed, in the runtime's words; empty otherwise.
+    pub fn error(&self) -> &str {
+        &self.error
+    }
+    pub fn started_at(&self) -> &str {
+        &self.started_at
+    }
+    pub fn finished_at(&self) -> &str {
+        &self.finished_at
+    }
+
     pub fn can_start(&self, id: &str) -> Result<(), Refusal> {
         match self.status {
             Status::Running => Err(Refusal::AlreadyThere),
-            Status::Paused => Err(Refusal::Conflict(format!(
-                "cannot start a paused container {id}, try unpause instead"
-            ))),
-            Status::Removing | Status::Dead => Err(Refusal::Conflict(format!(
-                "container {id} is marked for removal and cannot be started"
-            ))),
+            Status::Paused => Err(Conflict::StartPaused(id.to_string()).into()),
+            Status::Removing | Status::Dead => {
+                Err(Conflict::MarkedForRemoval(id.to_string()).into())
+            }
             Status::Created | Status::Exited | Status::Restarting => Ok(()),
         }
     }
@@ -89,37 +188,33 @@ impl State {
         }
     }
 
-    pub fn can_kill(&self, id: &str) -> Result<(), Refusal> {
+    pub fn can_kill(&self, id: &str) -> Result<(), Conflict> {
         if self.running {
             Ok(())
         } else {
-            Err(Refusal::Conflict(format!("Container {id} is not running")))
+            Err(Conflict::NotRunning(id.to_string()))
         }
     }
 
-    pub fn can_pause(&self, id: &str) -> Result<(), Refusal> {
+    pub fn can_pause(&self, id: &str) -> Result<(), Conflict> {
         match (self.running, self.paused) {
-            (false, _) => Err(Refusal::Conflict(format!("Container {id} is not running"))),
-            (true, true) => Err(Refusal::Conflict(format!(
-                "Container {id} is already paused"
-            ))),
+            (false, _) => Err(Conflict::NotRunning(id.to_string())),
+            (true, true) => Err(Conflict::AlreadyPaused(id.to_string())),
             (true, false) => Ok(()),
         }
     }
 
-    pub fn can_unpause(&self, id: &str) -> Result<(), Refusal> {
+    pub fn can_unpause(&self, id: &str) -> Result<(), Conflict> {
         if self.paused {
             Ok(())
         } else {
-            Err(Refusal::Conflict(format!("Container {id} is not paused")))
+            Err(Conflict::NotPaused(id.to_string()))
         }
     }
 
-    pub fn can_remove(&self, id: &str, force: bool) -> Result<(), Refusal> {
+    pub fn can_remove(&self, id: &str, force: bool) -> Result<(), Conflict> {
         if self.status == Status::Removing {
-            return Err(Refusal::Conflict(format!(
-                "removal of container {id} is already in progress"
-            )));
+            return Err(Conflict::RemovalInProgress(id.to_string()));
         }
         if self.running && !force {
             let what = if self.restarting {
@@ -129,11 +224,34 @@ impl State {
             } else {
                 "running"
             };
-            return Err(Refusal::Conflict(format!(
-                "cannot remove container \"{id}\": container is {what}: stop the container before removing or force remove"
-            )));
+            return Err(Conflict::RemoveActive {
+                id: id.to_string(),
+                what,
+            });
         }
         Ok(())
+    }
+
+    /// Whether a process may be executed in the container (checked at exec create and at
+    /// exec start, as dockerd does).
+    pub fn can_exec(&self, id: &str) -> Result<(), Conflict> {
+        if !self.running {
+            Err(Conflict::NotRunning(id.to_string()))
+        } else if self.restarting {
+            Err(Conflict::ExecRestarting(id.to_string()))
+        } else if self.paused {
+            Err(Conflict::ExecPaused(id.to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A stopped container that is not about to start cannot be attached.
+    pub fn can_attach(&self) -> Result<(), Conflict> {
+        match self.status {
+            Status::Exited | Status::Removing | Status::Dead => Err(Conflict::AttachStopped),
+            Status::Created | Status::Running | Status::Paused | Status::Restarting => Ok(()),
+        }
     }
 
     pub fn set_running(&mut self, pid: u32, started_at: String) {
@@ -148,6 +266,17 @@ impl State {
         self.started_at = started_at;
     }
 
+    /// A live task taken over at restore: its pid, whatever the record said.
+    pub fn set_pid(&mut self, pid: u32) {
+        self.pid = pid;
+    }
+
+    /// The process ran and its exit was handled before its start was answered: it started
+    /// at `started_at`, and stays exited.
+    pub fn set_started_after_exit(&mut self, started_at: String) {
+        self.started_at = started_at;
+    }
+
     pub fn set_exited(&mut self, code: i64, finished_at: String) {
         self.status = Status::Exited;
         self.running = false;
@@ -156,6 +285,16 @@ impl State {
         self.pid = 0;
         self.exit_code = code;
         self.finished_at = finished_at;
+    }
+
+    /// A start that failed: exited with the code dockerd records, and the runtime's words.
+    pub fn set_start_failed(&mut self, code: i64, error: String, finished_at: String) {
+        self.set_exited(code, finished_at);
+        self.error = error;
+    }
+
+    pub fn set_oom_killed(&mut self) {
+        self.oom_killed = true;
     }
 
     /// Exited, with a restart pending: counted as running (stop, kill and remove act on
@@ -176,6 +315,16 @@ impl State {
             Status::Running
         };
     }
+
+    /// A removal begins; the status it had is returned, for `cancel_removal`.
+    pub fn begin_removal(&mut self) -> Status {
+        std::mem::replace(&mut self.status, Status::Removing)
+    }
+
+    /// A removal that failed: the status it had comes back.
+    pub fn cancel_removal(&mut self, before: Status) {
+        self.status = before;
+    }
 }
 
 #[cfg(test)]
@@ -187,16 +336,19 @@ mod tests {
         let mut s = State::new();
         assert!(s.can_start("c").is_ok());
         assert_eq!(s.can_stop(), Err(Refusal::AlreadyThere));
-        assert!(
-            matches!(s.can_kill("c"), Err(Refusal::Conflict(m)) if m == "Container c is not running")
-        );
+        assert!(matches!(s.can_kill("c"), Err(e) if e.to_string() == "Container c is not running"));
         s.set_running(42, "t".into());
         assert_eq!(s.can_start("c"), Err(Refusal::AlreadyThere));
         assert!(s.can_remove("c", false).is_err());
         assert!(s.can_remove("c", true).is_ok());
         s.set_paused(true);
-        assert_eq!(s.status, Status::Paused);
-        assert!(matches!(s.can_start("c"), Err(Refusal::Conflict(_))));
+        assert_eq!(s.status(), Status::Paused);
+        assert_eq!(
+            s.can_start("c"),
+            Err(Refusal::Conflict(Conflict::StartPaused("c".into())))
+        );
+        assert_eq!(s.can_exec("c"), Err(Conflict::ExecPaused("c".into())));
+        assert!(s.can_attach().is_ok());
         assert!(s.can_unpause("c").is_ok());
         s.set_paused(false);
         s.set_exited(137, "t2".into());
@@ -205,6 +357,49 @@ mod tests {
             (Status::Exited, 137, 0, false)
         );
         assert!(s.can_start("c").is_ok() && s.can_remove("c", false).is_ok());
+        assert_eq!(s.can_attach(), Err(Conflict::AttachStopped));
+        assert_eq!(s.can_exec("c"), Err(Conflict::NotRunning("c".into())));
+        s.set_restarting();
+        assert_eq!(s.can_exec("c"), Err(Conflict::ExecRestarting("c".into())));
+        let before = s.begin_removal();
+        assert_eq!(
+            s.can_remove("c", true),
+            Err(Conflict::RemovalInProgress("c".into()))
+        );
+        s.cancel_removal(before);
+        assert_eq!(s.status(), Status::Restarting);
+    }
+
+    #[test]
+    fn conflicts_say_what_docker_says() {
+        let said = |c: Conflict| c.to_string();
+        assert_eq!(
+            said(Conflict::ExecPaused("c".into())),
+            "Container c is paused, unpause the container before exec"
+        );
+        assert_eq!(
+            said(Conflict::RemoveActive {
+                id: "c".into(),
+                what: "running"
+            }),
+            "cannot remove container \"c\": container is running: stop the container before removing or force remove"
+        );
+        assert_eq!(
+            said(Conflict::RenameInUse {
+                name: "a".into(),
+                holder: "h".into()
+            }),
+            "Error when allocating new name: Conflict. The container name \"/a\" is already in use by container \"h\". You have to remove (or rename) that container to be able to reuse that name."
+        );
+        assert_eq!(exec_can_start("e", false, false), Ok(()));
+        assert_eq!(
+            exec_can_start("e", true, true).map_err(said),
+            Err("Error: Exec command e is already running".into())
+        );
+        assert_eq!(
+            exec_can_start("e", true, false).map_err(said),
+            Err("Error: Exec command e has already run".into())
+        );
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! `docker pause` and `docker unpause`.
+
+use crate::{Daemon, DaemonError};
+
+impl Daemon {
+    pub async fn container_pause(&self, name: &str) -> Result<(), DaemonError> {
+        self.set_paused(name, true).await
+    }
+
+    pub async fn container_unpause(&self, name: &str) -> Result<(), DaemonError> {
+        self.set_paused(name, false).await
+    }
+
+    /// Freezes or thaws every process of a running container.
+    async fn set_paused(&self, name: &str, pause: bool) -> Result<(), DaemonError> {
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().await;
+        let state = c.state();
+        let allowed = if pause {
+            state.can_pause(&c.id)
+        } else {
+            state.can_unpause(&c.id)
+        };
+        allowed?;
+        let task = Self::running_task(&c)?;
+        if pause {
+            task.pause().await?;
+        } else {
+            task.resume().await?;
+        }
+        c.lock().record.state.set_paused(pause);
+        c.persist()?;
+        self.container_event(&c, if pause { "pause" } else { "unpause" }, &[]);
+        c.notify();
+        Ok(())
+    }
+}
