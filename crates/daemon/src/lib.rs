@@ -21,6 +21,8 @@ mod host;
 pub(crate) mod images;
 mod snapshot;
 mod system;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 pub use berth_containerd::RpcCounter;
 pub use berth_inroot::RootError;
