@@ -1,7 +1,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_daemon::{DaemonError, RootError};
-use berth_images::ImageError;
+use berth_daemon::{DaemonError, ImageError, RootError};
 use http::StatusCode;
 
 /// An error as Docker clients receive it: a status and `{"message": "..."}`.
@@ -137,7 +136,7 @@ impl From<DaemonError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_runtimes::RuntimeError;
+    use berth_daemon::RuntimeError;
 
     #[test]
     fn unknown_runtime_is_a_bad_request_with_dockers_text() {

@@ -7,6 +7,11 @@
 //! one containerd event loop that records exits; the events ring behind `docker events`;
 //! disk usage.
 //!
+//! It returns values (inspect, summaries, stats samples, history) that the API shapes for
+//! the wire, and re-exports what the API needs from the crates below it (image values and
+//! errors, runtime errors), so the API depends on no crate under this one. `testing`
+//! (feature `test-support`) is the one real engine for tests, over no containerd or the fake.
+//!
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
 
@@ -17,6 +22,8 @@ mod containers;
 mod df;
 mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz;
 mod host;
 pub(crate) mod images;
 mod snapshot;
@@ -25,16 +32,22 @@ mod system;
 pub mod testing;
 
 pub use berth_containerd::RpcCounter;
+// What the API names of the layers under the engine: image values and errors, runtime
+// errors and `docker info`'s runtime entries.
+pub use berth_images::{
+    DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
+};
 pub use berth_inroot::RootError;
+pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use containers::lifecycle::{WaitCondition, parse_signal};
 pub use containers::{
-    CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, InvalidConfig, ListError,
-    ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg,
-    StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
+    CgroupStats, Change, Container, ContainerInspect, Exec, ExecConfig, ExecInspect, InvalidConfig,
+    ListError, ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, StatsSample,
+    Status, StdinMsg, StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
 pub use error::DaemonError;
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
-pub use images::CommitRequest;
+pub use images::{CommitRequest, HistoryItem};
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, Daemon, SystemInfo, SystemVersion};

@@ -401,21 +401,6 @@ impl Daemon {
         Ok(fs::top(&pids))
     }
 
-    /// One sample of a container's cgroup statistics.
-    pub fn container_stats(
-        &self,
-        name: &str,
-    ) -> Result<(Arc<Container>, fs::CgroupStats), DaemonError> {
-        let c = self.containers.get(name)?;
-        let mem = crate::HostFacts::read(std::path::Path::new("/")).mem_total;
-        let stats = if c.state().running {
-            fs::cgroup_stats(&c.id, self.host_facts().cgroup_v2, mem)
-        } else {
-            fs::CgroupStats::default()
-        };
-        Ok((c, stats))
-    }
-
     /// Attaches a client: output chunks until the container's output ends, and a sender for
     /// its stdin. A stopped container that is not about to start cannot be attached.
     pub fn container_attach(

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod arbitrary;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
