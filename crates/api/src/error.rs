@@ -1,8 +1,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_containerd::Code;
-use berth_daemon::{DaemonError, RootError, StartFailure};
-use berth_images::ImageError;
+use berth_daemon::{Code, DaemonError, ImageError, RootError, StartFailure};
 use http::StatusCode;
 
 /// An error as Docker clients receive it: a status and `{"message": "..."}`.
@@ -173,7 +171,7 @@ fn message(e: &DaemonError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_runtimes::RuntimeError;
+    use berth_daemon::RuntimeError;
 
     #[test]
     fn unknown_runtime_is_a_bad_request_with_dockers_text() {
@@ -194,7 +192,7 @@ mod tests {
     }
 
     fn rpc(code: Code, message: &str) -> DaemonError {
-        DaemonError::Containerd(berth_containerd::ContainerdError::Rpc {
+        DaemonError::Containerd(berth_daemon::ContainerdError::Rpc {
             method: "Tasks.Kill",
             code,
             message: message.into(),

@@ -2,6 +2,7 @@
 //! and `filters` as JSON.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
@@ -69,6 +70,51 @@ impl Query {
             )))
         };
         Ok((dim("h", "height")?, dim("w", "width")?))
+    }
+
+    /// Stop and restart timeouts: `t` (or `timeout`) in seconds, absent or empty for the
+    /// container's own.
+    pub fn timeout(&self) -> Result<Option<i64>, ApiError> {
+        match self.get("t").or(self.get("timeout")) {
+            None | Some("") => Ok(None),
+            Some(t) => t
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t:?}"))),
+        }
+    }
+
+    /// A point in time (`since`, `until` of logs): Unix seconds with an optional fraction
+    /// (`1700000000.123`) or RFC 3339; absent, empty or `0` for none.
+    pub fn time(&self, key: &str) -> Result<Option<SystemTime>, ApiError> {
+        let Some(s) = self.get(key).filter(|s| !s.is_empty() && *s != "0") else {
+            return Ok(None);
+        };
+        let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+        if !secs.is_empty()
+            && secs.bytes().all(|b| b.is_ascii_digit())
+            && frac.len() <= 9
+            && frac.bytes().all(|b| b.is_ascii_digit())
+            && let (Ok(secs), Ok(nanos)) =
+                (secs.parse::<u64>(), format!("{frac:0<9}").parse::<u32>())
+        {
+            return Ok(Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)));
+        }
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid time: {s:?}")))
+    }
+
+    /// A `since`/`until` of `docker events`, in nanoseconds since the epoch.
+    pub fn event_time(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => berth_daemon::events::parse_timestamp(s)
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("failed to parse value {s} as a time for {key}"))
+                }),
+        }
     }
 
     /// `filters={"name":{"x":true}}` or the older `{"name":["x"]}`.
@@ -164,6 +210,19 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times() {
+        let time = |v: &str| Query::parse(&format!("since={v}")).unwrap().time("since");
+        assert_eq!(
+            time("10.5").unwrap(),
+            Some(SystemTime::UNIX_EPOCH + Duration::new(10, 500_000_000))
+        );
+        assert_eq!(time("0").unwrap(), None);
+        assert!(time("2026-01-01T00:00:00Z").unwrap().is_some());
+        assert!(time("1.%C3%A9").is_err());
+        assert!(time("soon").is_err());
+    }
 
     #[test]
     fn repeated_keys_and_booleans() {

@@ -54,12 +54,7 @@ fn validate(flags: &Flags) -> ExitCode {
     let check = || -> anyhow::Result<()> {
         let config = DaemonConfig::load(flags)?;
         let scratch = tempfile::tempdir().context("cannot make a scratch folder")?;
-        let ctx = berth_runtimes::DeriveContext {
-            runtimes_dir: scratch.path().to_path_buf(),
-            runc_root: config.paths().runc_root(),
-            systemd_cgroup: false,
-            no_pivot_root: false,
-        };
+        let ctx = berth_runtimes::DeriveContext::new(scratch.path(), config.paths().runc_root());
         berth_runtimes::Runtimes::derive(&config, &ctx)?;
         Ok(())
     };

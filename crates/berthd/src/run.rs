@@ -37,12 +37,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     tracing::info!(pid = std::process::id(), data_root = %paths.data_root.display(), "starting berthd");
 
     berth_runtimes::reset_runtimes_dir(&paths.runtimes_dir())?;
-    let ctx = DeriveContext {
-        runtimes_dir: paths.runtimes_dir(),
-        runc_root: paths.runc_root(),
-        systemd_cgroup: false,
-        no_pivot_root: std::env::var_os("DOCKER_RAMDISK").is_some_and(|v| !v.is_empty()),
-    };
+    let ctx = DeriveContext::new(paths.runtimes_dir(), paths.runc_root());
 
     let counter = RpcCounter::new();
     let (managed, address) = match &config.containerd {

@@ -25,10 +25,9 @@ impl Env {
         let rt = self.dir.path().join("runtimes");
         std::fs::create_dir_all(&rt).unwrap();
         DeriveContext {
-            runtimes_dir: rt,
-            runc_root: self.dir.path().join("exec/runtime-runc"),
             systemd_cgroup: systemd,
             no_pivot_root: no_pivot,
+            ..DeriveContext::new(rt, self.dir.path().join("exec/runtime-runc"))
         }
     }
     fn file(&self) -> PathBuf {
@@ -454,36 +453,10 @@ fn item_20_there_is_always_a_snapshot() {
 
 // Items 35 and 39 at the daemon: the AppArmor host seam is a prepared root folder.
 
-fn daemon_on(host: &Path, data: &Path) -> crate::Daemon {
-    let flags = Flags::try_parse_from([
-        "berthd",
-        "--data-root",
-        data.to_str().unwrap(),
-        "--exec-root",
-        data.join("exec").to_str().unwrap(),
-    ])
-    .unwrap();
-    let config = DaemonConfig::build(&flags, &FileConfig::default()).unwrap();
-    let rt = data.join("runtimes");
-    berth_runtimes::reset_runtimes_dir(&rt).unwrap();
-    let store = ConfigStore::new(
-        config,
-        flags,
-        DeriveContext {
-            runtimes_dir: rt,
-            runc_root: data.join("runc"),
-            systemd_cgroup: false,
-            no_pivot_root: false,
-        },
-    )
-    .unwrap();
-    let client = berth_containerd::Client::new(
-        data.join("none.sock").to_str().unwrap(),
-        "t",
-        berth_containerd::RpcCounter::new(),
-    )
-    .unwrap();
-    crate::Daemon::new(store, client, host).unwrap()
+fn daemon_on(host: &Path) -> crate::testing::TestEngine {
+    crate::testing::TestEngine::builder()
+        .host_root(host)
+        .build()
 }
 
 /// A host root where AppArmor is supported, with a parser that logs its calls and exits
@@ -513,7 +486,8 @@ async fn item_35_no_profile_loading_when_the_host_lacks_apparmor() {
     let host = env.dir.path().join("host");
     apparmor_host(&host, 0);
     std::fs::write(host.join("sys/module/apparmor/parameters/enabled"), "N\n").unwrap();
-    let d = daemon_on(&host, &env.dir.path().join("data"));
+    let engine = daemon_on(&host);
+    let d = &engine.daemon;
     d.load_default_apparmor();
     d.ensure_apparmor(Some("docker-default")).unwrap();
     assert!(!host.join("calls").exists(), "the parser was never run");
@@ -524,7 +498,8 @@ async fn item_39_a_failed_load_is_logged_at_start_and_fails_a_start() {
     let env = Env::new();
     let host = env.dir.path().join("host");
     apparmor_host(&host, 1);
-    let d = daemon_on(&host, &env.dir.path().join("data"));
+    let engine = daemon_on(&host);
+    let d = &engine.daemon;
     d.load_default_apparmor(); // logged, not fatal
     let err = d.ensure_apparmor(Some("docker-default")).unwrap_err();
     assert!(

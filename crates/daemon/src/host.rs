@@ -259,6 +259,26 @@ pub fn backing_filesystem(path: &Path) -> String {
         .unwrap_or_else(|| format!("<unknown {:#x}>", t.0))
 }
 
+impl MachineHost {
+    /// The machine's CPU time in nanoseconds, as `docker stats` reports it: the first seven
+    /// fields of `/proc/stat`'s `cpu` line (user to softirq), in 10 ms ticks; 0 when unreadable.
+    pub fn system_cpu_ns(&self) -> u64 {
+        fs::read_to_string(self.proc_root.join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines().next().map(|l| {
+                    l.split_whitespace()
+                        .skip(1)
+                        .take(7)
+                        .filter_map(|v| v.parse::<u64>().ok())
+                        .sum::<u64>()
+                        * 10_000_000
+                })
+            })
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +368,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let name = backing_filesystem(&dir.path().join("not/yet"));
         assert!(!name.is_empty() && name != "unknown", "{name}");
+    }
+
+    #[test]
+    fn system_cpu_time_sums_seven_proc_stat_fields_in_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let host = MachineHost::read(&HostPaths::under(r));
+        assert_eq!(host.system_cpu_ns(), 0, "unreadable is 0");
+        write(
+            r,
+            "proc/stat",
+            "cpu  1 2 3 4 5 6 7 100 100
+cpu0 9 9 9
+",
+        );
+        assert_eq!(host.system_cpu_ns(), 28 * 10_000_000);
     }
 }

@@ -1,7 +1,9 @@
 //! Image operations: the store's synchronous work on blocking threads, bridged to async
 //! readers and writers.
 
-use berth_images::{DeleteResult, ImageId, ImageRecord, ImportOptions, LoadedImage, Reference};
+use berth_images::{
+    DeleteResult, HistoryEntry, ImageId, ImageRecord, ImportOptions, LoadedImage, Reference,
+};
 use tokio::io::{AsyncRead, DuplexStream};
 use tokio_util::io::SyncIoBridge;
 
@@ -97,6 +99,53 @@ impl Daemon {
         self.images.layer_size(diff_id)
     }
 
+    /// `docker history`: one item per history entry (one per layer when the image has no
+    /// history), newest first; the newest carries the image's ID and tags.
+    pub fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>, DaemonError> {
+        let r = self.image_get(name)?;
+        let mut layers = r.config.rootfs.diff_ids.iter();
+        let entries = if r.config.history.is_empty() {
+            r.config
+                .rootfs
+                .diff_ids
+                .iter()
+                .map(|_| HistoryEntry::default())
+                .collect()
+        } else {
+            r.config.history.clone()
+        };
+        let mut out: Vec<HistoryItem> = entries
+            .into_iter()
+            .map(|h| {
+                let size = if h.empty_layer {
+                    0
+                } else {
+                    layers.next().map_or(0, |l| self.image_layer_size(l))
+                };
+                let created = h
+                    .created
+                    .as_deref()
+                    .and_then(|c| humantime::parse_rfc3339_weak(c.trim_end_matches('Z')).ok())
+                    .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                HistoryItem {
+                    id: None,
+                    created,
+                    created_by: h.created_by,
+                    tags: None,
+                    size,
+                    comment: h.comment,
+                }
+            })
+            .collect();
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top.id = Some(r.id.clone());
+            top.tags = Some(r.repo_tags.iter().map(|t| t.to_string()).collect());
+        }
+        Ok(out)
+    }
+
     /// `docker tag SOURCE TARGET`.
     pub fn image_tag(&self, name: &str, target: &str) -> Result<(), DaemonError> {
         let id = self.images.resolve(name)?;
@@ -150,6 +199,20 @@ impl Daemon {
             .log(crate::events::Event::new("image", "prune", "", attrs));
         Ok((results, reclaimed))
     }
+}
+
+/// One line of `docker history`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryItem {
+    /// The image's ID on the newest line; unknown (`<missing>`) below it.
+    pub id: Option<ImageId>,
+    /// Unix seconds (0 when the entry has no time).
+    pub created: u64,
+    pub created_by: String,
+    /// The image's tags on the newest line.
+    pub tags: Option<Vec<String>>,
+    pub size: u64,
+    pub comment: String,
 }
 
 /// What `docker commit` asks for.

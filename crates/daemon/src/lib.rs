@@ -8,6 +8,11 @@
 //! one containerd event loop that records exits; the events ring behind `docker events`;
 //! disk usage.
 //!
+//! It returns values (inspect, summaries, stats samples, history) that the API shapes for
+//! the wire, and re-exports what the API needs from the crates below it (image values and
+//! errors, runtime errors), so the API depends on no crate under this one. `testing`
+//! (feature `test-support`) is the one real engine for tests, over no containerd or the fake.
+//!
 //! It must not depend on berth-api or on HTTP types: the API layer maps its results and
 //! errors to the wire.
 
@@ -20,26 +25,36 @@ mod daemon;
 mod df;
 mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz;
 mod host;
 pub(crate) mod images;
 mod snapshot;
 mod system;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
-pub use berth_containerd::RpcCounter;
+pub use berth_containerd::{Code, ContainerdError, RpcCounter};
+// What the API names of the layers under the engine: image values and errors, runtime
+// errors and `docker info`'s runtime entries.
+pub use berth_images::{
+    DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
+};
 pub use berth_inroot::RootError;
+pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;
 pub use containers::wait::WaitCondition;
 pub use containers::{
-    CgroupStats, Change, Container, Exec, ExecConfig, ExecInspect, InvalidConfig, ListError,
-    ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, Status, StdinMsg,
-    StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
+    CgroupStats, Change, Container, ContainerInspect, Exec, ExecConfig, ExecInspect, InvalidConfig,
+    ListError, ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, State, StatsSample,
+    Status, StdinMsg, StreamKind, Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
 pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};
 pub use error::{DaemonError, StartFailure};
 pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
-pub use images::CommitRequest;
+pub use images::{CommitRequest, HistoryItem};
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, SystemInfo, SystemVersion};

@@ -95,17 +95,7 @@ mod tests {
         let config = DaemonConfig::load(&flags).unwrap();
         let rt = dir.join("runtimes");
         berth_runtimes::reset_runtimes_dir(&rt).unwrap();
-        ConfigStore::new(
-            config,
-            flags,
-            DeriveContext {
-                runtimes_dir: rt,
-                runc_root: dir.join("runc"),
-                systemd_cgroup: false,
-                no_pivot_root: false,
-            },
-        )
-        .unwrap()
+        ConfigStore::new(config, flags, DeriveContext::new(rt, dir.join("runc"))).unwrap()
     }
 
     #[test]

@@ -4,91 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use berth_config::{DaemonConfig, FileConfig, Flags};
-use berth_containerd::fake::FakeContainerd;
-use berth_containerd::{Client, RpcCounter};
-use berth_daemon::{ConfigStore, Daemon, DaemonError, ExecConfig, WaitCondition};
+use berth_daemon::testing::{FakeContainerd, TestEngine};
+use berth_daemon::{Daemon, DaemonError, ExecConfig, WaitCondition};
 use berth_model::{ContainerConfig, HostConfig};
-use berth_runtimes::DeriveContext;
-use clap::Parser;
 
-struct Setup {
-    daemon: Arc<Daemon>,
-    fake: FakeContainerd,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let flags = Flags::try_parse_from([
-        "berthd",
-        "--data-root",
-        data.to_str().unwrap(),
-        "--exec-root",
-        dir.path().join("exec").to_str().unwrap(),
-    ])
-    .unwrap();
-    let config = DaemonConfig::build(&flags, &FileConfig::parse(b"{}").unwrap()).unwrap();
-    let rt = data.join("runtimes");
-    berth_runtimes::reset_runtimes_dir(&rt).unwrap();
-    let store = ConfigStore::new(
-        config,
-        flags,
-        DeriveContext {
-            runtimes_dir: rt,
-            runc_root: dir.path().join("runc"),
-            systemd_cgroup: false,
-            no_pivot_root: false,
-        },
-    )
-    .unwrap();
-    let host = dir.path().join("host");
-    for (p, text) in [
-        ("proc/sys/kernel/osrelease", "6.1.0-test\n"),
-        ("proc/sys/kernel/hostname", "box\n"),
-        ("proc/meminfo", "MemTotal: 1048576 kB\n"),
-    ] {
-        let p = host.join(p);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let socket = dir.path().join("fake.sock");
-    let fake = FakeContainerd::start(&socket).unwrap();
-    let client = Client::new(socket.to_str().unwrap(), "berth", RpcCounter::new()).unwrap();
-    let daemon = Arc::new(Daemon::new(store, client, host).unwrap());
-    daemon.spawn_event_loop();
-
-    // A one-file image.
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(2);
-    h.set_mode(0o755);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_cksum();
-    b.append_data(&mut h, "bin/true", &b"#!"[..]).unwrap();
-    let layer = b.into_inner().unwrap();
-    let opts = berth_images::ImportOptions {
-        reference: Some(berth_images::Reference::parse("fake/img:1").unwrap()),
-        ..Default::default()
-    };
-    daemon
-        .image_import(std::io::Cursor::new(layer), opts)
-        .await
-        .unwrap();
-    // Let the event subscription settle, then forget the set-up's calls.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    fake.take_calls();
-    Setup {
-        daemon,
-        fake,
-        _dir: dir,
-    }
+/// An engine over the fake containerd with one image, `fake/img:1`, and no calls recorded yet.
+async fn setup() -> TestEngine {
+    let engine = TestEngine::builder().fake_containerd().build();
+    engine.import_image("fake/img:1").await;
+    engine
 }
 
 fn config(cmd: &[&str]) -> ContainerConfig {
@@ -131,10 +57,10 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
         .container_create(None, config(&["true"]), host)
         .await
         .unwrap();
-    assert!(calls(&s.fake).is_empty(), "create is local");
+    assert!(calls(s.fake()).is_empty(), "create is local");
     d.container_start(&id).await.unwrap();
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         ["Containers.Create", "Tasks.Create", "Tasks.Start"]
     );
     // As the CLI, wait before the end.
@@ -146,7 +72,7 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
     d.container_kill(&id, Some("KILL")).await.unwrap();
     assert_eq!(waiter.await.unwrap().unwrap(), 137);
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         ["Tasks.Kill", "Tasks.Delete", "Containers.Delete"]
     );
     assert!(matches!(
@@ -160,7 +86,7 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
         .await
         .unwrap();
     d.container_start(&id).await.unwrap();
-    calls(&s.fake);
+    calls(s.fake());
     let exec = d
         .exec_create(
             "svc",
@@ -179,14 +105,14 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
     }
     assert_eq!(d.exec_get(&exec).unwrap().inspect().exit_code, Some(0));
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         ["Tasks.Exec", "Tasks.Start", "Tasks.DeleteProcess"]
     );
 
     // stop: the signal, then the exit's clean-up; 128 + 15 recorded.
     d.container_stop("svc", None, Some(5)).await.unwrap();
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         ["Tasks.Kill", "Tasks.Delete", "Containers.Delete"]
     );
     let state = d.container_get("svc").unwrap().state();
@@ -208,7 +134,7 @@ async fn run_rm_exec_and_stop_make_only_the_rpcs_they_need() {
         d.container_pause("svc").await,
         Err(DaemonError::Conflict(_))
     ));
-    assert!(calls(&s.fake).is_empty());
+    assert!(calls(s.fake()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,15 +147,15 @@ async fn an_exit_missed_while_containerd_restarted_is_reconciled() {
         .unwrap();
     d.container_start(&id).await.unwrap();
     wait_status(d, &id, "running").await;
-    calls(&s.fake);
+    calls(s.fake());
 
     // The task ends while the event stream is down: no event, only containerd's record.
-    s.fake.stop_silently(&id, 7);
-    s.fake.drop_subscribers();
+    s.fake().stop_silently(&id, 7);
+    s.fake().drop_subscribers();
     wait_status(d, &id, "exited").await;
     assert_eq!(d.container_get(&id).unwrap().state().exit_code(), 7);
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         ["Tasks.List", "Tasks.Delete", "Containers.Delete"],
         "one List finds it; then the usual clean-up"
     );
@@ -251,7 +177,7 @@ async fn a_restart_policy_restarts_through_containerd() {
         .await
         .unwrap();
     d.container_start(&id).await.unwrap();
-    calls(&s.fake);
+    calls(s.fake());
     // A signal that is not the stop signal is not a manual stop: the policy applies once.
     d.container_kill(&id, Some("USR1")).await.unwrap();
     for _ in 0..300 {
@@ -267,7 +193,7 @@ async fn a_restart_policy_restarts_through_containerd() {
     wait_status(d, &id, "exited").await;
     assert_eq!(d.container_get(&id).unwrap().record().restart_count, 1);
     assert_eq!(
-        calls(&s.fake),
+        calls(s.fake()),
         [
             "Tasks.Kill",
             "Tasks.Delete",
@@ -284,14 +210,23 @@ async fn a_restart_policy_restarts_through_containerd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_top_and_etc_files_come_from_the_host_paths() {
-    let s = setup().await;
-    let d = &s.daemon;
-    let host = s._dir.path().join("host");
+    // A prepared host of its own: cgroup v1 (no cgroup.controllers), 1 GiB, named "box".
+    let hostdir = tempfile::tempdir().unwrap();
+    let host = hostdir.path().to_path_buf();
     let put = |rel: &str, text: &str| {
         let p = host.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     };
+    put("proc/sys/kernel/hostname", "box\n");
+    put("proc/meminfo", "MemTotal: 1048576 kB\n");
+    put("proc/self/status", "Cpus_allowed_list:\t0-1\n");
+    let s = TestEngine::builder()
+        .fake_containerd()
+        .host_root(&host)
+        .build();
+    s.import_image("fake/img:1").await;
+    let d = &s.daemon;
     put("etc/hosts", "10.1.1.1\tthe-host\n");
     put("etc/resolv.conf", "nameserver 10.1.1.53\n");
 
@@ -330,7 +265,7 @@ async fn stats_top_and_etc_files_come_from_the_host_paths() {
         "4096\n",
     );
     put(&format!("sys/fs/cgroup/pids/mine/{id}/pids.current"), "2\n");
-    let (_, stats) = d.container_stats("hostnet").unwrap();
+    let stats = d.container_stats("hostnet").unwrap().cgroup;
     assert_eq!((stats.memory_usage, stats.pids), (4096, 2));
     assert_eq!(stats.memory_limit, 1 << 30, "no limit: the host's memory");
 
@@ -365,7 +300,10 @@ async fn stats_top_and_etc_files_come_from_the_host_paths() {
         &format!("sys/fs/cgroup/memory/berth/{other}/memory.usage_in_bytes"),
         "8192\n",
     );
-    assert_eq!(d.container_stats("nonet").unwrap().1.memory_usage, 8192);
+    assert_eq!(
+        d.container_stats("nonet").unwrap().cgroup.memory_usage,
+        8192
+    );
     d.container_kill("hostnet", None).await.unwrap();
     d.container_kill("nonet", None).await.unwrap();
 }

@@ -23,6 +23,27 @@ pub struct DeriveContext {
     pub no_pivot_root: bool,
 }
 
+impl DeriveContext {
+    /// berthd's context: wrapper scripts in `runtimes_dir`, runc's state in `runc_root`, the
+    /// cgroupfs driver (berth has no systemd driver), and no-pivot-root exactly when
+    /// dockerd's would be: `DOCKER_RAMDISK` is set and not empty (dockerd's
+    /// `NoPivotRoot: os.Getenv("DOCKER_RAMDISK") != ""`; there is no flag or daemon.json key
+    /// for it).
+    pub fn new(runtimes_dir: impl Into<PathBuf>, runc_root: impl Into<PathBuf>) -> DeriveContext {
+        DeriveContext {
+            runtimes_dir: runtimes_dir.into(),
+            runc_root: runc_root.into(),
+            systemd_cgroup: false,
+            no_pivot_root: ramdisk(std::env::var_os("DOCKER_RAMDISK").as_deref()),
+        }
+    }
+}
+
+/// Whether a `DOCKER_RAMDISK` value asks for no-pivot-root: any non-empty value does.
+fn ramdisk(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
+}
+
 /// What a runtime name resolves to: the shim containerd runs, and its options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResolvedRuntime {
@@ -257,12 +278,7 @@ mod tests {
         let rt = dir.path().join("runtimes");
         crate::reset_runtimes_dir(&rt).unwrap();
         Fixture {
-            ctx: DeriveContext {
-                runtimes_dir: rt,
-                runc_root: PathBuf::from("/run/berth/runtime-runc"),
-                systemd_cgroup: false,
-                no_pivot_root: false,
-            },
+            ctx: DeriveContext::new(rt, "/run/berth/runtime-runc"),
             _dir: dir,
         }
     }
@@ -283,6 +299,17 @@ mod tests {
     }
     fn err(json: &str) -> String {
         derive(json).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn no_pivot_root_follows_a_non_empty_docker_ramdisk() {
+        use std::ffi::OsStr;
+        assert!(!ramdisk(None));
+        assert!(!ramdisk(Some(OsStr::new(""))));
+        assert!(ramdisk(Some(OsStr::new("1"))));
+        let ctx = DeriveContext::new("/rt", "/run/berth/runtime-runc");
+        assert!(!ctx.systemd_cgroup);
+        assert_eq!(ctx.runc_root, PathBuf::from("/run/berth/runtime-runc"));
     }
 
     #[test]

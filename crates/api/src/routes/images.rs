@@ -1,33 +1,21 @@
 //! `/images/...`: import, load, save, list, inspect, history, tag, remove, prune.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use berth_daemon::Daemon;
-use berth_images::{DeleteResult, ImageRecord, ImportOptions, Reference};
-use futures_util::TryStreamExt;
-use http::header::CONTENT_TYPE;
-use serde_json::{Value, json};
-use tokio_util::io::{ReaderStream, StreamReader};
+use berth_daemon::{CommitRequest, Daemon, DaemonError, ImageRecord, ImportOptions, Reference};
+use serde_json::Value;
 
-use crate::ApiError;
+use super::common::{body_reader, json_lines, tar_response};
 use crate::query::{Query, glob};
+use crate::{ApiError, body, wire};
 
-pub(crate) fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
-    StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
-}
-
-fn json_lines(lines: Vec<Value>) -> Response {
-    let mut text = String::new();
-    for l in lines {
-        text.push_str(&l.to_string());
-        text.push_str("\r\n");
-    }
-    ([(CONTENT_TYPE, "application/json")], text).into_response()
+/// An image reference from the query; a malformed one is the engine's 400.
+fn reference(name: &str) -> Result<Reference, ApiError> {
+    Reference::parse(name).map_err(|e| ApiError::from(DaemonError::from(e)))
 }
 
 /// `POST /images/create`: `fromSrc=-` imports the request body. Pulling needs a registry,
@@ -54,11 +42,9 @@ pub(crate) async fn create(
     let reference = match q.get("repo").filter(|r| !r.is_empty()) {
         None => None,
         Some(repo) => {
-            let r = Reference::parse(repo)
-                .map_err(|e| ApiError::from(berth_daemon::DaemonError::from(e)))?;
+            let r = reference(repo)?;
             Some(match q.get("tag").filter(|t| !t.is_empty()) {
-                Some(t) => Reference::parse(&format!("{}:{t}", r.familiar_name()))
-                    .map_err(|e| ApiError::from(berth_daemon::DaemonError::from(e)))?,
+                Some(t) => reference(&format!("{}:{t}", r.familiar_name()))?,
                 None => r,
             })
         }
@@ -69,30 +55,13 @@ pub(crate) async fn create(
         changes: q.all("changes"),
     };
     let id = d.image_import(body_reader(body), opts).await?;
-    Ok(json_lines(vec![json!({ "status": id })]))
+    Ok(json_lines(wire::images::imported(&id)))
 }
 
 /// `POST /images/load`.
 pub(crate) async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Result<Response, ApiError> {
     let loaded = d.image_load(body_reader(body)).await?;
-    let mut lines = Vec::new();
-    for image in loaded {
-        if image.tags.is_empty() {
-            lines.push(json!({ "stream": format!("Loaded image ID: {}\n", image.id) }));
-        }
-        for t in image.tags {
-            lines.push(json!({ "stream": format!("Loaded image: {t}\n") }));
-        }
-    }
-    Ok(json_lines(lines))
-}
-
-fn tar_response(reader: tokio::io::DuplexStream) -> Response {
-    (
-        [(CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(ReaderStream::new(reader)),
-    )
-        .into_response()
+    Ok(json_lines(wire::images::loaded(loaded)))
 }
 
 /// `GET /images/get?names=a&names=b`.
@@ -105,25 +74,6 @@ pub(crate) async fn save_many(
         return Err(ApiError::bad_request("no image names given"));
     }
     Ok(tar_response(d.image_save(&names)?))
-}
-
-fn unix(secs: i64) -> String {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_nanos(t).to_string()
-}
-
-pub(crate) fn summary(r: &ImageRecord) -> Value {
-    json!({
-        "Containers": -1,
-        "Created": r.created,
-        "Id": r.id,
-        "Labels": r.config.config.labels,
-        "ParentId": "",
-        "RepoDigests": [],
-        "RepoTags": r.repo_tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "SharedSize": -1,
-        "Size": r.size,
-    })
 }
 
 /// Docker's image reference filter: the pattern against `name` and `name:tag`.
@@ -176,106 +126,9 @@ pub(crate) async fn list(
                 }
             })
         })
-        .map(summary)
+        .map(wire::images::summary)
         .collect();
     Ok(Json(out))
-}
-
-fn inspect(r: &ImageRecord) -> Value {
-    let c = &r.config;
-    let mut config = serde_json::to_value(&c.config).unwrap_or_else(|_| json!({}));
-    if let Value::Object(m) = &mut config {
-        for (k, v) in [
-            ("Hostname", json!("")),
-            ("Domainname", json!("")),
-            ("AttachStdin", json!(false)),
-            ("AttachStdout", json!(false)),
-            ("AttachStderr", json!(false)),
-            ("Tty", json!(false)),
-            ("OpenStdin", json!(false)),
-            ("StdinOnce", json!(false)),
-            ("Image", json!("")),
-            ("OnBuild", Value::Null),
-        ] {
-            m.entry(k).or_insert(v);
-        }
-        m.entry("User").or_insert(json!(""));
-        m.entry("WorkingDir").or_insert(json!(""));
-        m.entry("Env").or_insert(Value::Null);
-        m.entry("Cmd").or_insert(Value::Null);
-        m.entry("Entrypoint").or_insert(Value::Null);
-        m.entry("Labels").or_insert(Value::Null);
-    }
-    json!({
-        "Id": r.id,
-        "RepoTags": r.repo_tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-        "RepoDigests": [],
-        "Parent": "",
-        "Comment": c.comment,
-        "Created": c.created.clone().unwrap_or_else(|| unix(r.created)),
-        "DockerVersion": "",
-        "Author": c.author,
-        "Config": config,
-        "Architecture": c.architecture,
-        "Os": c.os,
-        "Size": r.size,
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "LowerDir": r.layer_dirs.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
-            }
-        },
-        "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    })
-}
-
-fn history(d: &Daemon, r: &ImageRecord) -> Vec<Value> {
-    let mut layers = r.config.rootfs.diff_ids.iter();
-    let mut out: Vec<Value> = Vec::new();
-    let entries = if r.config.history.is_empty() {
-        r.config
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|_| berth_images::HistoryEntry::default())
-            .collect()
-    } else {
-        r.config.history.clone()
-    };
-    for h in &entries {
-        let size = if h.empty_layer {
-            0
-        } else {
-            layers.next().map(|l| d.image_layer_size(l)).unwrap_or(0)
-        };
-        let created = h
-            .created
-            .as_deref()
-            .and_then(|c| humantime::parse_rfc3339_weak(c.trim_end_matches('Z')).ok())
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        out.push(json!({
-            "Id": "<missing>",
-            "Created": created,
-            "CreatedBy": h.created_by,
-            "Tags": Value::Null,
-            "Size": size,
-            "Comment": h.comment,
-        }));
-    }
-    out.reverse();
-    if let Some(top) = out.first_mut() {
-        top["Id"] = json!(r.id);
-        top["Tags"] = json!(
-            r.repo_tags
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-        );
-    }
-    out
 }
 
 /// Splits `acc/busybox:1/json` into (`acc/busybox:1`, `json`).
@@ -294,10 +147,9 @@ pub(crate) async fn get_by_name(
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
     match split_action(&rest) {
-        (name, "json") => Ok(Json(inspect(&d.image_get(name)?)).into_response()),
+        (name, "json") => Ok(Json(wire::images::inspect(&d.image_get(name)?)).into_response()),
         (name, "history") => {
-            let r = d.image_get(name)?;
-            Ok(Json(history(&d, &r)).into_response())
+            Ok(Json(wire::images::history(&d.image_history(name)?)).into_response())
         }
         (name, "get") => Ok(tar_response(d.image_save(&[name.to_string()])?)),
         _ => Err(ApiError::not_found("page not found")),
@@ -330,16 +182,6 @@ pub(crate) async fn post_by_name(
     }
 }
 
-fn delete_results(results: Vec<DeleteResult>) -> Vec<Value> {
-    results
-        .into_iter()
-        .map(|r| match r {
-            DeleteResult::Untagged(t) => json!({ "Untagged": t }),
-            DeleteResult::Deleted(id) => json!({ "Deleted": id }),
-        })
-        .collect()
-}
-
 /// `DELETE /images/{name}?force=`.
 pub(crate) async fn delete(
     State(d): State<Arc<Daemon>>,
@@ -347,7 +189,7 @@ pub(crate) async fn delete(
     q: Query,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let results = d.image_delete(&rest, q.bool("force")).await?;
-    Ok(Json(delete_results(results)))
+    Ok(Json(wire::images::deleted(results)))
 }
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
@@ -367,19 +209,12 @@ pub(crate) async fn commit(
                 Some(t) => format!("{repo}:{t}"),
                 None => repo.to_string(),
             };
-            Some(
-                Reference::parse(&full)
-                    .map_err(|e| ApiError::from(berth_daemon::DaemonError::from(e)))?,
-            )
+            Some(reference(&full)?)
         }
     };
-    let config = if body.iter().all(u8::is_ascii_whitespace) || &body[..] == b"null" {
-        None
-    } else {
-        Some(super::containers::parse_body::<berth_model::ContainerConfig>(&body)?)
-    };
+    let config = body::commit(&body)?;
     let id = d
-        .container_commit(berth_daemon::CommitRequest {
+        .container_commit(CommitRequest {
             container: container.to_string(),
             reference,
             comment: q.get("comment").unwrap_or_default().to_string(),
@@ -389,7 +224,7 @@ pub(crate) async fn commit(
             config,
         })
         .await?;
-    Ok((http::StatusCode::CREATED, Json(json!({ "Id": id }))).into_response())
+    Ok((http::StatusCode::CREATED, Json(wire::id(&id))).into_response())
 }
 
 /// `POST /images/prune`.
@@ -398,8 +233,5 @@ pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json
     filters.only(&["dangling", "until", "label"])?;
     filters.bool("dangling")?;
     let (deleted, reclaimed) = d.image_prune()?;
-    Ok(Json(json!({
-        "ImagesDeleted": delete_results(deleted),
-        "SpaceReclaimed": reclaimed,
-    })))
+    Ok(Json(wire::images::pruned(deleted, reclaimed)))
 }

@@ -1,6 +1,7 @@
 //! The route table: one module per resource.
 
-pub(crate) mod containers;
+mod common;
+mod containers;
 mod exec;
 mod images;
 mod system;

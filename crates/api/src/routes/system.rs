@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::ApiError;
 use crate::query::Query;
-use crate::types::{Info, Version};
+use crate::wire::{self, Info, Version};
 
 pub(crate) async fn ping() -> impl IntoResponse {
     (
@@ -37,48 +37,16 @@ pub(crate) async fn info(State(d): State<Arc<Daemon>>) -> Json<Info> {
     Json(d.info().await.into())
 }
 
-/// One event as dockerd sends it, with the pre-1.22 `status`/`id`/`from` fields for container
-/// and image events.
-fn event_json(e: &berth_daemon::events::Event) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "Type": e.kind,
-        "Action": e.action,
-        "Actor": {"ID": e.actor_id, "Attributes": e.attributes},
-        "scope": "local",
-        "time": e.time_nano.div_euclid(1_000_000_000),
-        "timeNano": e.time_nano,
-    });
-    if matches!(e.kind, "container" | "image") {
-        v["status"] = e.action.clone().into();
-        v["id"] = e.actor_id.clone().into();
-        if let Some(from) = e.attributes.get("image") {
-            v["from"] = from.clone().into();
-        }
-    }
-    v
-}
-
 /// One event on the stream: its JSON and a newline.
 fn event_line(e: &berth_daemon::events::Event) -> Bytes {
-    Bytes::from(format!("{}\n", event_json(e)))
-}
-
-fn time_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
-    match q.get(key).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => berth_daemon::events::parse_timestamp(s)
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("failed to parse value {s} as a time for {key}"))
-            }),
-    }
+    Bytes::from(format!("{}\n", wire::system::event(e)))
 }
 
 /// `GET /events`: the kept past between `since` and `until`, then live events, until `until`
 /// passes or the client goes.
 pub(crate) async fn events(State(d): State<Arc<Daemon>>, q: Query) -> Result<Response, ApiError> {
-    let since = time_param(&q, "since")?;
-    let until = time_param(&q, "until")?;
+    let since = q.event_time("since")?;
+    let until = q.event_time("until")?;
     if let (Some(s), Some(u)) = (since, until)
         && s > u
     {
@@ -148,31 +116,5 @@ pub(crate) async fn df(State(d): State<Arc<Daemon>>) -> Result<Json<serde_json::
     let usage = tokio::task::spawn_blocking(move || d.system_df())
         .await
         .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    let images: Vec<_> = usage
-        .images
-        .iter()
-        .map(|u| {
-            let mut v = super::images::summary(&u.image);
-            v["Containers"] = u.containers.into();
-            v["SharedSize"] = u.shared_size.into();
-            v
-        })
-        .collect();
-    let containers: Vec<_> = usage
-        .containers
-        .iter()
-        .map(|u| {
-            let mut v = super::containers::summary_json(&u.summary);
-            v["SizeRw"] = u.size_rw.into();
-            v["SizeRootFs"] = u.size_root_fs.into();
-            v
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "LayersSize": usage.layers_size,
-        "Images": images,
-        "Containers": containers,
-        "Volumes": [],
-        "BuildCache": [],
-    })))
+    Ok(Json(wire::system::disk_usage(&usage)))
 }

@@ -1,83 +1,32 @@
 //! Routing against a fake engine: status codes, headers, bodies, version prefixes.
 
-use std::sync::Arc;
-
 use axum::body::Body;
-use berth_config::{DaemonConfig, FileConfig, Flags};
-use berth_containerd::Client;
-use berth_containerd::RpcCounter;
-use berth_daemon::{ConfigStore, Daemon};
-use berth_runtimes::DeriveContext;
-use clap::Parser;
+use berth_daemon::testing::TestEngine;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use crate::router;
 
-/// A real engine on temporary folders, with no containerd behind it and a prepared host root.
-pub(crate) struct Engine {
-    pub daemon: Arc<Daemon>,
-    pub dir: tempfile::TempDir,
-}
+/// The shared test engine (no containerd behind it unless built with the fake), reached
+/// through the router.
+pub(crate) struct Engine(TestEngine);
 
 impl Engine {
+    /// An engine with an extra runtime and live-restore, and no containerd.
     pub(crate) fn new() -> Engine {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let flags = Flags::try_parse_from([
-            "berthd",
-            "--data-root",
-            data.to_str().unwrap(),
-            "--exec-root",
-            dir.path().join("exec").to_str().unwrap(),
-        ])
-        .unwrap();
-        let file = FileConfig::parse(
-            br#"{"runtimes": {"alt": {"path": "/usr/bin/runc"}}, "live-restore": true}"#,
+        Engine(
+            TestEngine::builder()
+                .daemon_json(
+                    r#"{"runtimes": {"alt": {"path": "/usr/bin/runc"}}, "live-restore": true}"#,
+                )
+                .build(),
         )
-        .unwrap();
-        let config = DaemonConfig::build(&flags, &file).unwrap();
-        let rt = data.join("runtimes");
-        berth_runtimes::reset_runtimes_dir(&rt).unwrap();
-        let store = ConfigStore::new(
-            config,
-            flags,
-            DeriveContext {
-                runtimes_dir: rt,
-                runc_root: dir.path().join("runc"),
-                systemd_cgroup: false,
-                no_pivot_root: false,
-            },
-        )
-        .unwrap();
-        let host = dir.path().join("host");
-        for (p, text) in [
-            ("proc/sys/kernel/osrelease", "6.1.0-test\n"),
-            ("proc/sys/kernel/hostname", "box\n"),
-            ("proc/meminfo", "MemTotal: 1048576 kB\n"),
-            ("proc/self/status", "Cpus_allowed_list:\t0-1\n"),
-            (
-                "sys/fs/cgroup/cgroup.controllers",
-                "cpuset cpu memory pids\n",
-            ),
-            ("sys/fs/cgroup/cpuset.cpus.effective", "0-1\n"),
-            ("sys/fs/cgroup/cpuset.mems.effective", "0\n"),
-        ] {
-            let p = host.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        let client = Client::new(
-            dir.path().join("no-containerd.sock").to_str().unwrap(),
-            "berth-test",
-            RpcCounter::new(),
-        )
-        .unwrap();
-        Engine {
-            daemon: Arc::new(Daemon::new(store, client, host).unwrap()),
-            dir,
-        }
+    }
+
+    /// An engine over the fake containerd: containers start, stop and exec.
+    pub(crate) fn with_fake_containerd() -> Engine {
+        Engine(TestEngine::builder().fake_containerd().build())
     }
 
     pub(crate) async fn call(
@@ -86,7 +35,7 @@ impl Engine {
         uri: &str,
         body: Vec<u8>,
     ) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-        let resp = router(self.daemon.clone())
+        let resp = router(self.0.daemon.clone())
             .oneshot(
                 Request::builder()
                     .method(method)
@@ -188,7 +137,7 @@ async fn info_reports_config_and_counts() {
     assert_eq!(i["Runtimes"]["alt"]["path"], "/usr/bin/runc");
     assert_eq!(
         i["DockerRootDir"],
-        e.dir.path().join("data").display().to_string()
+        e.0.dir().join("data").display().to_string()
     );
     assert_eq!(i["KernelVersion"], "6.1.0-test");
     assert_eq!(i["Name"], "box");
@@ -237,17 +186,7 @@ async fn wrong_method_is_not_a_200() {
 }
 
 fn layer_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    let data = b"#!/bin/sh\n";
-    h.set_size(data.len() as u64);
-    h.set_mode(0o755);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
-    b.append_data(&mut h, "bin/sh", &data[..]).unwrap();
-    b.into_inner().unwrap()
+    berth_daemon::testing::layer_tar("bin/sh", b"#!/bin/sh\n")
 }
 
 #[tokio::test]
@@ -803,4 +742,159 @@ async fn resize_refuses_bad_sizes_before_looking_up_the_target() {
         .call("POST", "/containers/nope/resize?h=24&w=80", vec![])
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "good sizes reach the lookup");
+}
+
+/// An engine over the fake containerd with one image, `fake/img:1`.
+async fn running_engine() -> Engine {
+    let e = Engine::with_fake_containerd();
+    e.0.import_image("fake/img:1").await;
+    e
+}
+
+impl Engine {
+    /// `POST /containers/create` of `fake/img:1` running `sleep`; the new ID.
+    async fn create_sleeper(&self, name: &str) -> String {
+        let (status, _, body) = self
+            .call(
+                "POST",
+                &format!("/containers/create?name={name}"),
+                br#"{"Image": "fake/img:1", "Cmd": ["sleep"]}"#.to_vec(),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        json(&body)["Id"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_already_so_is_304_without_a_body() {
+    let e = running_engine().await;
+    let id = e.create_sleeper("svc").await;
+
+    // Stop of a container that never ran.
+    let (status, _, body) = e.call("POST", "/v1.47/containers/svc/stop", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+
+    let (status, _, _) = e.call("POST", "/v1.47/containers/svc/start", vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Start of a started container.
+    let (status, _, body) = e
+        .call("POST", &format!("/containers/{id}/start"), vec![])
+        .await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+
+    let (status, _, _) = e.call("POST", "/containers/svc/stop?t=5", vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Stop of a stopped container.
+    let (status, _, body) = e.call("POST", "/containers/svc/stop", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_containers_images_and_execs_are_404_with_dockers_messages() {
+    let e = Engine::new();
+    let cases: [(&str, &str, &[u8], &str); 9] = [
+        (
+            "GET",
+            "/containers/nope/json",
+            b"",
+            "No such container: nope",
+        ),
+        (
+            "POST",
+            "/containers/nope/start",
+            b"",
+            "No such container: nope",
+        ),
+        (
+            "POST",
+            "/containers/nope/stop",
+            b"",
+            "No such container: nope",
+        ),
+        ("DELETE", "/containers/nope", b"", "No such container: nope"),
+        (
+            "POST",
+            "/containers/nope/exec",
+            br#"{"Cmd": ["true"]}"#,
+            "No such container: nope",
+        ),
+        ("GET", "/images/nope:1/json", b"", "No such image: nope:1"),
+        (
+            "POST",
+            "/containers/create",
+            br#"{"Image": "nope:1"}"#,
+            "No such image: nope:1",
+        ),
+        ("GET", "/exec/nope/json", b"", "No such exec instance: nope"),
+        (
+            "POST",
+            "/exec/nope/resize?h=1&w=1",
+            b"",
+            "No such exec instance: nope",
+        ),
+    ];
+    for (method, uri, body, says) in cases {
+        let (status, _, out) = e.call(method, uri, body.to_vec()).await;
+        let message = json(&out)["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {message}");
+        assert!(message.contains(says), "{method} {uri}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_running_container_and_exec_in_a_stopped_one_are_409() {
+    let e = running_engine().await;
+    let id = e.create_sleeper("svc").await;
+
+    // Exec in a container that is not running.
+    let (status, _, body) = e
+        .call(
+            "POST",
+            "/containers/svc/exec",
+            br#"{"Cmd": ["true"]}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        json(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not running")
+    );
+
+    let (status, _, _) = e.call("POST", "/containers/svc/start", vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Removal of a running container without force.
+    let (status, _, body) = e.call("DELETE", "/containers/svc", vec![]).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let message = json(&body)["message"].as_str().unwrap().to_string();
+    assert!(
+        message
+            .contains("container is running: stop the container before removing or force remove"),
+        "{message}"
+    );
+    // With force it goes.
+    let (status, _, _) = e.call("DELETE", "/containers/svc?force=1", vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = e
+        .call("GET", &format!("/containers/{id}/json"), vec![])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

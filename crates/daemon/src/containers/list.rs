@@ -20,6 +20,7 @@ pub struct Summary {
     pub record: Record,
     /// The image as the container was created from it (name or ID).
     pub image_name: String,
+    pub mounts: Vec<berth_model::MountPoint>,
 }
 
 const FILTERS: &[&str] = &[
@@ -140,6 +141,7 @@ impl Daemon {
             })
             .map(|record| Summary {
                 image_name: record.config.image.clone(),
+                mounts: super::inspect::mount_points(&record),
                 record,
             })
             .collect();

@@ -1,4 +1,5 @@
-//! Containers: the store, the persisted record, and the lifecycle (one file per verb).
+//! Containers: the store, the persisted record, the lifecycle (one file per verb), and the
+//! values inspect and stats report.
 
 mod archive;
 mod attach;
@@ -8,6 +9,7 @@ mod exec;
 mod exit;
 mod extract;
 mod fs;
+mod inspect;
 mod io;
 pub(crate) mod kill;
 mod list;
@@ -20,10 +22,9 @@ mod restart;
 mod restore;
 mod start;
 pub mod state;
-mod stats;
 mod stop;
 mod top;
-mod validate;
+pub(crate) mod validate;
 pub(crate) mod wait;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ pub use changes::{Change, UpdateRequest};
 pub use exec::{Exec, ExecConfig, ExecInspect};
 pub use extract::{UNTAR_HELPER, untar_helper_main};
 pub use fs::CgroupStats;
+pub use inspect::{ContainerInspect, StatsSample};
 pub use io::{OutputChunk, StdinMsg, StreamKind};
 pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogOptions};

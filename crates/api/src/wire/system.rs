@@ -1,11 +1,12 @@
-//! Wire shapes of the Docker Engine API (PascalCase JSON), built from the engine's facts.
+//! `/version`, `/info`, `/events` and `/system/df`.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use berth_daemon::{SystemInfo, SystemVersion};
-use berth_runtimes::RuntimeInfo;
+use berth_daemon::events::Event;
+use berth_daemon::{DiskUsage, RuntimeInfo, SystemInfo, SystemVersion};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::{MAX_API_VERSION, MIN_API_VERSION};
 
@@ -312,6 +313,53 @@ impl From<SystemInfo> for Info {
             warnings,
         }
     }
+}
+
+/// One event as dockerd sends it, with the pre-1.22 `status`/`id`/`from` fields for container
+/// and image events.
+pub(crate) fn event(e: &Event) -> Value {
+    let mut v = json!({
+        "Type": e.kind,
+        "Action": e.action,
+        "Actor": {"ID": e.actor_id, "Attributes": e.attributes},
+        "scope": "local",
+        "time": e.time_nano.div_euclid(1_000_000_000),
+        "timeNano": e.time_nano,
+    });
+    if matches!(e.kind, "container" | "image") {
+        v["status"] = e.action.clone().into();
+        v["id"] = e.actor_id.clone().into();
+        if let Some(from) = e.attributes.get("image") {
+            v["from"] = from.clone().into();
+        }
+    }
+    v
+}
+
+/// `GET /system/df`: images, containers and their sizes (no volumes or build cache in berth).
+pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
+    let images: Vec<_> = usage
+        .images
+        .iter()
+        .map(|u| {
+            let mut v = super::images::summary(&u.image);
+            v["Containers"] = u.containers.into();
+            v["SharedSize"] = u.shared_size.into();
+            v
+        })
+        .collect();
+    let containers: Vec<_> = usage
+        .containers
+        .iter()
+        .map(|u| super::containers::summary(&u.summary, Some((u.size_rw, u.size_root_fs))))
+        .collect();
+    json!({
+        "LayersSize": usage.layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": [],
+        "BuildCache": [],
+    })
 }
 
 /// RFC 3339 with nanoseconds in UTC, as Go formats `time.Time`.

@@ -1,0 +1,26 @@
+//! Exec instances on the wire.
+
+use berth_daemon::ExecInspect;
+use serde_json::{Value, json};
+
+/// `GET /exec/{id}/json`.
+pub(crate) fn inspect(e: &ExecInspect) -> Value {
+    let (entry, args) = match e.config.cmd.split_first() {
+        Some((a, rest)) => (a.clone(), rest.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    json!({
+        "ID": e.id,
+        "Running": e.running,
+        "ExitCode": e.exit_code,
+        "ProcessConfig": {"tty": e.config.tty, "entrypoint": entry, "arguments": args,
+                          "privileged": e.config.privileged, "user": e.config.user},
+        "OpenStdin": e.config.attach_stdin,
+        "OpenStderr": e.config.attach_stderr,
+        "OpenStdout": e.config.attach_stdout,
+        "CanRemove": false,
+        "ContainerID": e.container_id,
+        "DetachKeys": e.config.detach_keys,
+        "Pid": e.pid,
+    })
+}
