@@ -106,10 +106,12 @@ fn each_policy_restarts_as_dockerd_with_its_backoff() {
         .lines()
         .filter(|a| *a == "start" || *a == "die")
         .collect();
-    assert!(
-        actions.starts_with(&["start", "die", "start", "die", "start", "die"]),
-        "{out}"
-    );
+    // Each restart's start follows the die before it (the events may still be catching up
+    // with the last restarts).
+    assert!(actions.len() >= 4, "{out}");
+    for (i, a) in actions.iter().enumerate() {
+        assert_eq!(*a, ["start", "die"][i % 2], "{out}");
+    }
 
     // A manual stop is final; the count holds.
     assert_eq!(d.docker(&["stop", "-t", "1", "always"]).0, 0);
