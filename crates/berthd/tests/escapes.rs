@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{TestDaemon, import_busybox};
+use common::{TestDaemon, import_busybox, import_busybox_as as import_with};
 
 /// A file on the host that no container has: its text must never come back.
 struct Sentinel {
@@ -32,42 +29,6 @@ fn sentinel() -> Sentinel {
     )
     .unwrap();
     Sentinel { dir, text }
-}
-
-/// `docker import` of the busybox root plus what `extra` adds to it.
-fn import_with(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) {
-    let root = d
-        .dir
-        .path()
-        .join(format!("rootfs-{}", name.replace([':', '/'], "-")));
-    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "true", "cat", "ln", "sleep", "id"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    extra(&root);
-    let tar = root.with_extension("tar");
-    let ok = Command::new("tar")
-        .args([
-            "-C",
-            root.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), name]);
-    assert_eq!(code, 0, "{err}");
 }
 
 /// `docker cp NAME:PATH -`: (exit code, the tar's bytes as text, stderr).

@@ -623,14 +623,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn layers_show_the_top_file_and_follow_links_across_layers() {
+    /// Three layers: the bottom has /etc/passwd, /etc/group and /real/file; the middle a
+    /// link /alias -> /real.
+    fn three_layers() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
         let d = tempfile::tempdir().unwrap();
-        let (up, mid, low) = (
-            d.path().join("up"),
-            d.path().join("mid"),
-            d.path().join("low"),
-        );
+        let [up, mid, low] = ["up", "mid", "low"].map(|n| d.path().join(n));
         for l in [&up, &mid, &low] {
             std::fs::create_dir_all(l.join("etc")).unwrap();
         }
@@ -638,8 +635,13 @@ mod tests {
         std::fs::write(low.join("etc/group"), "low-group").unwrap();
         std::fs::create_dir_all(low.join("real")).unwrap();
         std::fs::write(low.join("real/file"), "low-real").unwrap();
-        // A link in the middle layer to a folder of the bottom one.
         symlink("/real", mid.join("alias")).unwrap();
+        (d, up, mid, low)
+    }
+
+    #[test]
+    fn layers_show_the_top_file_and_follow_links_across_layers() {
+        let (_d, up, mid, low) = three_layers();
         std::fs::write(up.join("etc/passwd"), "up").unwrap();
         let layers = Layers::open(&[up.clone(), mid.clone(), low.clone()]).unwrap();
         assert_eq!(read(&layers, "/etc/passwd").as_deref(), Some("up"));
@@ -651,20 +653,7 @@ mod tests {
     #[test]
     #[ignore = "needs root: mknod of a whiteout, trusted.* xattrs"]
     fn layers_honour_whiteouts_and_opaque_folders() {
-        let d = tempfile::tempdir().unwrap();
-        let (up, mid, low) = (
-            d.path().join("up"),
-            d.path().join("mid"),
-            d.path().join("low"),
-        );
-        for l in [&up, &mid, &low] {
-            std::fs::create_dir_all(l.join("etc")).unwrap();
-        }
-        std::fs::write(low.join("etc/group"), "low-group").unwrap();
-        std::fs::write(low.join("etc/passwd"), "low").unwrap();
-        std::fs::create_dir_all(low.join("real")).unwrap();
-        std::fs::write(low.join("real/file"), "low-real").unwrap();
-        symlink("/real", mid.join("alias")).unwrap();
+        let (_d, up, mid, low) = three_layers();
         // A whiteout in the middle hides the bottom's group file; an opaque folder on top
         // hides the bottom's folder of the same name.
         nix::sys::stat::mknod(

@@ -136,16 +136,7 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
                     .map_err(RootError::Stream)?
                     .ok_or_else(|| bad("a link without a target"))?;
                 symlinkat(target.as_ref(), &pfd, name).map_err(io)?;
-                if as_root {
-                    fchownat(
-                        &pfd,
-                        name,
-                        Some(Uid::from_raw(uid)),
-                        Some(Gid::from_raw(gid)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(RootError::io(&path))?;
-                }
+                own_at(&pfd, name, as_root, uid, gid).map_err(RootError::io(&path))?;
                 let t = TimeSpec::new(mtime, 0);
                 nix::sys::stat::utimensat(&pfd, name, &t, &t, UtimensatFlags::NoFollowSymlink)
                     .map_err(RootError::io(&path))?;
@@ -184,16 +175,7 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
                     }
                 };
                 mknodat(&pfd, name, sflag, mode, dev).map_err(io)?;
-                if as_root {
-                    fchownat(
-                        &pfd,
-                        name,
-                        Some(Uid::from_raw(uid)),
-                        Some(Gid::from_raw(gid)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(RootError::io(&path))?;
-                }
+                own_at(&pfd, name, as_root, uid, gid).map_err(RootError::io(&path))?;
                 fchmodat(
                     &pfd,
                     name,
@@ -248,6 +230,20 @@ fn finish(
         }
     }
     Ok(())
+}
+
+/// The owner of `name` in `dir` (the entry itself, never what a link names); as root only.
+fn own_at(dir: &OwnedFd, name: &OsStr, as_root: bool, uid: u32, gid: u32) -> nix::Result<()> {
+    if !as_root {
+        return Ok(());
+    }
+    fchownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
 
 fn set_times(fd: &OwnedFd, mtime: i64) -> nix::Result<()> {

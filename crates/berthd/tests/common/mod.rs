@@ -412,7 +412,15 @@ impl Drop for TestDaemon {
 
 /// A busybox root file system as a tarball, imported as `test/busybox:1`.
 pub fn import_busybox(d: &TestDaemon) {
-    let root = d.dir.path().join("rootfs");
+    import_busybox_as(d, "test/busybox:1", |_| {});
+}
+
+/// The busybox root file system, changed by `extra` (given its folder), imported as `name`.
+pub fn import_busybox_as(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) {
+    let root = d
+        .dir
+        .path()
+        .join(format!("rootfs-{}", name.replace([':', '/'], "-")));
     for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -425,7 +433,8 @@ pub fn import_busybox(d: &TestDaemon) {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let tar = d.dir.path().join("rootfs.tar");
+    extra(&root);
+    let tar = root.with_extension("tar");
     let ok = std::process::Command::new("tar")
         .args([
             "-C",
@@ -438,6 +447,6 @@ pub fn import_busybox(d: &TestDaemon) {
         .unwrap()
         .success();
     assert!(ok);
-    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), "test/busybox:1"]);
+    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), name]);
     assert_eq!(code, 0, "{err}");
 }
