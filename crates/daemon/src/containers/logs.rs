@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use tokio::sync::mpsc;
 
-use super::{Container, StreamKind};
+use super::StreamKind;
 use crate::{Daemon, DaemonError};
 
 /// What `docker logs` asks for.
@@ -169,52 +169,32 @@ fn send_lines(
     }
 }
 
-/// The log reader, on a blocking thread: the existing lines (from the tail's offset), then
-/// with `follow` new ones until the container stops. Memory: one block and one line.
-fn stream_log(
+/// Sends the whole lines of the log from `pos` (or, first time, from the tail's offset)
+/// that `o` selects; on a blocking thread. Returns where the next read starts, or `None`
+/// when the client is gone. Memory: one block and one line.
+fn read_from(
     path: &Path,
+    pos: Option<u64>,
     o: &LogOptions,
     tx: &mpsc::Sender<LogLine>,
-    c: &Container,
-    rt: &tokio::runtime::Handle,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<u64>> {
     let mut f = File::open(path)?;
-    let mut pos = match o.tail {
-        Some(n) => tail_offset(&mut f, n, o)?,
-        None => 0,
+    let start = match (pos, o.tail) {
+        (Some(p), _) => p,
+        (None, Some(n)) => tail_offset(&mut f, n, o)?,
+        (None, None) => 0,
     };
-    let mut changes = c.subscribe();
-    f.seek(SeekFrom::Start(pos))?;
+    f.seek(SeekFrom::Start(start))?;
     let mut reader = BufReader::with_capacity(BLOCK, f);
-    let mut line = Vec::new();
-    loop {
-        let running = c.state().running();
-        reader.seek(SeekFrom::Start(pos))?;
-        match send_lines(&mut reader, &mut line, o, tx)? {
-            None => return Ok(()),
-            Some(n) => pos += n,
-        }
-        if !o.follow || !running || c.is_removed() {
-            return Ok(());
-        }
-        let closed = rt.block_on(async {
-            tokio::select! {
-                _ = changes.changed() => false,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => false,
-                _ = tx.closed() => true,
-            }
-        });
-        if closed {
-            return Ok(());
-        }
-    }
+    Ok(send_lines(&mut reader, &mut Vec::new(), o, tx)?.map(|n| start + n))
 }
 
 impl Daemon {
     /// Streams a container's log lines into `tx`: the existing ones, then (with `follow`)
-    /// new ones until the container stops. The file is read on a blocking thread and each
+    /// new ones until the container stops. Each read runs on a blocking thread and each
     /// line waits for the client to take the one before (the channel is bounded), so a slow
-    /// or stuck client holds a block and a few lines, not the log.
+    /// or stuck client holds a block and a few lines, not the log; a follower between reads
+    /// holds no thread.
     pub async fn container_logs(
         &self,
         name: &str,
@@ -223,12 +203,32 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let path = PathBuf::from(c.record().log_path);
-        let rt = tokio::runtime::Handle::current();
-        let p = path.clone();
-        tokio::task::spawn_blocking(move || stream_log(&p, &o, &tx, &c, &rt))
-            .await
-            .map_err(|e| DaemonError::Task(e.to_string()))?
-            .map_err(|source| DaemonError::Io { path, source })
+        let mut changes = c.subscribe();
+        let o = std::sync::Arc::new(o);
+        let mut pos = None;
+        loop {
+            let running = c.state().running();
+            let (p, o2, tx2) = (path.clone(), o.clone(), tx.clone());
+            let read = tokio::task::spawn_blocking(move || read_from(&p, pos, &o2, &tx2))
+                .await
+                .map_err(|e| DaemonError::Task(e.to_string()))?
+                .map_err(|source| DaemonError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            let Some(next) = read else {
+                return Ok(());
+            };
+            pos = Some(next);
+            if !o.follow || !running || c.is_removed() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = tx.closed() => return Ok(()),
+            }
+        }
     }
 }
 
