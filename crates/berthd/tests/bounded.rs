@@ -109,3 +109,43 @@ fn logs_of_a_200_mb_log_keep_berthds_memory_flat() {
         || d.request("GET", "/_ping").is_some_and(|r| r.0 == 200),
     );
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
+fn stdin_to_a_container_that_does_not_read_it_keeps_berthds_memory_flat() {
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    d.run_d(&["-i", "--name", "sink", "test/busybox:1", "sleep", "1000"]);
+    let pid = d.pid();
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    write!(
+        s,
+        "POST /containers/sink/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+         Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101", "{}", String::from_utf8_lossy(&head));
+    // Write as fast as berthd takes it, for a bounded time and at most 1 GiB.
+    s.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0u64;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until && sent < 1 << 30 {
+        match s.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(_) => break,
+        }
+    }
+    let rss = status_kib(pid, "VmRSS:");
+    eprintln!("berthd RSS {rss} KiB after {sent} bytes of stdin nobody reads");
+    assert!(sent > 0);
+    assert!(
+        rss < LIMIT_KIB,
+        "RSS {rss} KiB after {sent} bytes of unread stdin"
+    );
+    drop(s);
+    assert_eq!(d.request("GET", "/_ping").map(|r| r.0), Some(200));
+}

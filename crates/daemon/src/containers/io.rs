@@ -44,20 +44,21 @@ pub struct Attachment {
     pub tx: mpsc::Sender<OutputChunk>,
 }
 
+/// Chunks of a client's stdin queued for a process (up to 32 KiB each): a client sending
+/// faster than the process reads waits (its socket fills), it does not grow berthd.
+pub const STDIN_QUEUE: usize = 16;
+
 /// The stdio hub of a container or exec.
 #[derive(Debug)]
 pub(crate) struct Io {
     pub tty: bool,
     attached: Mutex<Vec<Arc<Attachment>>>,
-    stdin: Mutex<(
-        mpsc::UnboundedSender<StdinMsg>,
-        Option<mpsc::UnboundedReceiver<StdinMsg>>,
-    )>,
+    stdin: Mutex<(mpsc::Sender<StdinMsg>, Option<mpsc::Receiver<StdinMsg>>)>,
 }
 
 impl Io {
     pub fn new(tty: bool) -> Io {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STDIN_QUEUE);
         Io {
             tty,
             attached: Mutex::new(Vec::new()),
@@ -76,7 +77,7 @@ impl Io {
     }
 
     /// Where a client's stdin goes (buffered until the process starts).
-    pub fn stdin_sender(&self) -> mpsc::UnboundedSender<StdinMsg> {
+    pub fn stdin_sender(&self) -> mpsc::Sender<StdinMsg> {
         self.stdin
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -85,7 +86,7 @@ impl Io {
     }
 
     /// Takes the stdin queue for a starting process.
-    fn take_stdin(&self) -> Option<mpsc::UnboundedReceiver<StdinMsg>> {
+    fn take_stdin(&self) -> Option<mpsc::Receiver<StdinMsg>> {
         self.stdin
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -100,7 +101,7 @@ impl Io {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STDIN_QUEUE);
         *self.stdin.lock().unwrap_or_else(PoisonError::into_inner) = (tx, Some(rx));
     }
 

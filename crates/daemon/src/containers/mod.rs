@@ -41,7 +41,7 @@ pub use exec::{Exec, ExecConfig, ExecInspect};
 pub use extract::{UNTAR_HELPER, untar_helper_main};
 pub use fs::CgroupStats;
 pub use inspect::{ContainerInspect, StatsSample};
-pub use io::{OutputChunk, StdinMsg, StreamKind};
+pub use io::{OutputChunk, STDIN_QUEUE, StdinMsg, StreamKind};
 pub use list::{ListOptions, Summary};
 pub use logs::{LogLine, LogOptions};
 pub use state::{State, Status};
