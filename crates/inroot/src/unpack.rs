@@ -62,6 +62,11 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
             continue;
         }
         if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+            if matches!(hidden, b"" | b"." | b"..") {
+                // `.wh..` and `.wh...` would white out the folder itself or its parent
+                // (for the layer's top folder, a folder outside the layer).
+                return Err(bad("a whiteout of no name, `.` or `..`"));
+            }
             let hidden = OsStr::from_bytes(hidden);
             remove_at(&pfd, hidden).map_err(RootError::io(&path))?;
             mknodat(
@@ -270,6 +275,10 @@ fn pax_xattrs<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>
 /// Removes `name` in the folder `dir`, a folder with everything in it; missing is fine.
 /// Never follows a link.
 fn remove_at(dir: &OwnedFd, name: &OsStr) -> nix::Result<()> {
+    if matches!(name.as_bytes(), b"" | b"." | b"..") || name.as_bytes().contains(&b'/') {
+        // Only ever a name in `dir`: `..` would be the folder above it.
+        return Err(Errno::EINVAL);
+    }
     match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(Errno::EISDIR | Errno::EPERM) => {
@@ -418,6 +427,27 @@ mod tests {
     }
 
     #[test]
+    fn whiteouts_of_dot_and_dot_dot_are_refused_and_remove_nothing() {
+        let s = sandbox();
+        // A sibling of the destination (another layer in the store) and something in it.
+        std::fs::create_dir_all(s.top.join("sibling")).unwrap();
+        std::fs::write(s.top.join("sibling/f"), "other layer").unwrap();
+        for name in [".wh...", ".wh..", "d/.wh...", "d/.wh.."] {
+            std::fs::create_dir_all(s.dest.join("d")).unwrap();
+            std::fs::write(s.dest.join("d/kept"), "kept").unwrap();
+            let before = snapshot(&s.top, &s.top.join("none"));
+            let tar = craft(&[E::Dir("d".into()), E::File(name.into(), vec![])]);
+            let err = unpack(&tar[..], &s.dest).unwrap_err();
+            assert!(matches!(err, RootError::BadEntry { .. }), "{name}: {err}");
+            assert_eq!(
+                snapshot(&s.top, &s.top.join("none")),
+                before,
+                "{name} removed something"
+            );
+        }
+    }
+
+    #[test]
     #[ignore = "needs root: mknod of a whiteout"]
     fn whiteouts_through_a_link_land_where_the_link_leads_inside_the_layer() {
         let s = sandbox();
@@ -521,8 +551,17 @@ mod tests {
         use proptest::prelude::*;
 
         fn name() -> impl Strategy<Value = String> {
-            let part =
-                prop::sample::select(vec!["a", "b", "c", ".wh.a", ".wh..wh..opq", "..", "."]);
+            let part = prop::sample::select(vec![
+                "a",
+                "b",
+                "c",
+                ".wh.a",
+                ".wh..wh..opq",
+                ".wh..",
+                ".wh...",
+                "..",
+                ".",
+            ]);
             prop::collection::vec(part, 1..4).prop_map(|v| v.join("/"))
         }
 
