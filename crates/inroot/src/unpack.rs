@@ -15,10 +15,10 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, fchmod, fchmodat, mkdirat, mknodat};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 
 use crate::resolve::{Meta, reopen, split_last};
-use crate::tar_out::children;
+use crate::walk::remove_all_at;
 use crate::{Found, Root, RootError, Tree};
 
 /// Unpacks the layer tar `src` into the folder `dest` (made if missing). Returns the bytes of
@@ -68,7 +68,7 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
                 return Err(bad("a whiteout of no name, `.` or `..`"));
             }
             let hidden = OsStr::from_bytes(hidden);
-            remove_at(&pfd, hidden).map_err(RootError::io(&path))?;
+            remove_all_at(&pfd, hidden).map_err(RootError::io(&path))?;
             mknodat(
                 &pfd,
                 hidden,
@@ -99,7 +99,7 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
         if let Some(m) = existing
             && !(kind.is_dir() && m.is_dir())
         {
-            remove_at(&pfd, name).map_err(RootError::io(&path))?;
+            remove_all_at(&pfd, name).map_err(RootError::io(&path))?;
         }
         let io = RootError::io(&path);
         match kind {
@@ -272,31 +272,6 @@ fn pax_xattrs<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>
     Ok(out)
 }
 
-/// Removes `name` in the folder `dir`, a folder with everything in it; missing is fine.
-/// Never follows a link.
-fn remove_at(dir: &OwnedFd, name: &OsStr) -> nix::Result<()> {
-    if matches!(name.as_bytes(), b"" | b"." | b"..") || name.as_bytes().contains(&b'/') {
-        // Only ever a name in `dir`: `..` would be the folder above it.
-        return Err(Errno::EINVAL);
-    }
-    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EISDIR | Errno::EPERM) => {
-            let sub = openat(
-                dir,
-                name,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            for child in children(&sub)? {
-                remove_at(&sub, &child)?;
-            }
-            unlinkat(dir, name, UnlinkatFlags::RemoveDir)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +399,40 @@ mod tests {
             let err = unpack(&tar[..], &s.dest).unwrap_err();
             assert_eq!(snapshot(&s.top, &s.dest), before, "{err}");
         }
+    }
+
+    #[test]
+    fn deep_entries_and_deep_replaced_folders_unpack_on_a_blocking_threads_stack() {
+        let s = sandbox();
+        // 2047 levels: the deepest name the kernel resolves (PATH_MAX); a folder entry there,
+        // then a file replacing the top folder (the whole tree removed).
+        let deep = vec!["a"; 2047].join("/");
+        let tar = craft_long(&[
+            E::Dir(deep.clone()),
+            E::File(format!("{deep}/f"), b"x".to_vec()),
+            E::File("a".into(), b"replaced".to_vec()),
+        ]);
+        let dest = s.dest.clone();
+        crate::walk::tests::on_blocking_threads_stack(move || unpack(&tar[..], &dest).unwrap());
+        assert_eq!(std::fs::read(s.dest.join("a")).unwrap(), b"replaced");
+    }
+
+    /// As `craft`, names of any length (GNU long-name records).
+    fn craft_long(entries: &[E]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            let (name, data, kind): (&str, &[u8], _) = match e {
+                E::File(n, d) => (n, d, tar::EntryType::Regular),
+                E::Dir(n) => (n, &[], tar::EntryType::Directory),
+                _ => unreachable!(),
+            };
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
     }
 
     #[test]
