@@ -23,7 +23,7 @@ pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
 /// What flows over an upgraded connection.
 pub(crate) struct Session {
     pub output: mpsc::Receiver<OutputChunk>,
-    pub stdin: Option<mpsc::UnboundedSender<StdinMsg>>,
+    pub stdin: Option<mpsc::Sender<StdinMsg>>,
     pub tty: bool,
     /// Written (on stderr, or raw with a terminal) when output ends: a start failure.
     pub error: Option<String>,
@@ -72,7 +72,7 @@ where
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => {
                     if let Some(tx) = &s.stdin {
-                        let _ = tx.send(StdinMsg::Eof);
+                        let _ = tx.send(StdinMsg::Eof).await;
                     }
                     return;
                 }
@@ -80,6 +80,7 @@ where
                     if let Some(tx) = &s.stdin
                         && tx
                             .send(StdinMsg::Data(Bytes::copy_from_slice(&buf[..n])))
+                            .await
                             .is_err()
                     {
                         return;
@@ -130,7 +131,7 @@ mod tests {
     async fn session_frames_output_and_forwards_stdin() {
         let (client, server) = tokio::io::duplex(1 << 16);
         let (out_tx, out_rx) = mpsc::channel(4);
-        let (in_tx, mut in_rx) = mpsc::unbounded_channel();
+        let (in_tx, mut in_rx) = mpsc::channel(16);
         let task = tokio::spawn(run(
             server,
             Session {

@@ -109,3 +109,44 @@ fn logs_of_a_200_mb_log_keep_berthds_memory_flat() {
         || d.request("GET", "/_ping").is_some_and(|r| r.0 == 200),
     );
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
+fn stdin_a_container_never_reads_keeps_berthds_memory_flat() {
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    d.run_d(&["-i", "--name", "deaf", "test/busybox:1", "sleep", "1000"]);
+    let pid = d.pid();
+    // Attached with stdin, 200 MB sent as fast as berthd takes them (for 10 s at most) to a
+    // process that never reads: berthd held all of it in an unbounded queue (343 MB RSS for
+    // 300 MB sent).
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    write!(
+        s,
+        "POST /containers/deaf/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+         Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101", "{}", String::from_utf8_lossy(&head));
+    s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    while sent < LOG_BYTES && started.elapsed() < Duration::from_secs(10) {
+        match s.write(&chunk) {
+            Ok(n) => sent += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(d.request("GET", "/_ping").map(|r| r.0), Some(200));
+    let rss = status_kib(pid, "VmRSS:");
+    eprintln!("berthd RSS {rss} KiB after {sent} bytes of stdin nobody reads");
+    assert!(rss < LIMIT_KIB, "RSS {rss} KiB after {sent} bytes of stdin");
+    drop(s);
+    let (code, _, err) = d.docker(&["rm", "-f", "deaf"]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -9,7 +9,7 @@ use crate::{Daemon, DaemonError};
 pub type Attached = (
     Arc<Container>,
     tokio::sync::mpsc::Receiver<super::OutputChunk>,
-    tokio::sync::mpsc::UnboundedSender<super::StdinMsg>,
+    tokio::sync::mpsc::Sender<super::StdinMsg>,
 );
 
 impl Daemon {

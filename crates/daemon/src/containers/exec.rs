@@ -105,11 +105,7 @@ impl Exec {
 }
 
 /// The output and stdin of a started, attached exec.
-pub type ExecStreams = (
-    mpsc::Receiver<OutputChunk>,
-    mpsc::UnboundedSender<StdinMsg>,
-    bool,
-);
+pub type ExecStreams = (mpsc::Receiver<OutputChunk>, mpsc::Sender<StdinMsg>, bool);
 
 impl Daemon {
     /// Creates an exec instance in a running container.

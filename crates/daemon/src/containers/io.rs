@@ -49,15 +49,16 @@ pub struct Attachment {
 pub(crate) struct Io {
     pub tty: bool,
     attached: Mutex<Vec<Arc<Attachment>>>,
-    stdin: Mutex<(
-        mpsc::UnboundedSender<StdinMsg>,
-        Option<mpsc::UnboundedReceiver<StdinMsg>>,
-    )>,
+    stdin: Mutex<(mpsc::Sender<StdinMsg>, Option<mpsc::Receiver<StdinMsg>>)>,
 }
+
+/// Stdin chunks (of at most 32 KiB each) queued for a process: the memory a client's stdin
+/// can hold in berthd however fast it sends and however slowly (or never) the process reads.
+pub const STDIN_QUEUE: usize = 16;
 
 impl Io {
     pub fn new(tty: bool) -> Io {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STDIN_QUEUE);
         Io {
             tty,
             attached: Mutex::new(Vec::new()),
@@ -75,8 +76,9 @@ impl Io {
         rx
     }
 
-    /// Where a client's stdin goes (buffered until the process starts).
-    pub fn stdin_sender(&self) -> mpsc::UnboundedSender<StdinMsg> {
+    /// Where a client's stdin goes (queued until the process starts, [`STDIN_QUEUE`] chunks
+    /// at most: a client sending faster than the process reads waits, it is not buffered).
+    pub fn stdin_sender(&self) -> mpsc::Sender<StdinMsg> {
         self.stdin
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -85,7 +87,7 @@ impl Io {
     }
 
     /// Takes the stdin queue for a starting process.
-    fn take_stdin(&self) -> Option<mpsc::UnboundedReceiver<StdinMsg>> {
+    fn take_stdin(&self) -> Option<mpsc::Receiver<StdinMsg>> {
         self.stdin
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -100,7 +102,7 @@ impl Io {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(STDIN_QUEUE);
         *self.stdin.lock().unwrap_or_else(PoisonError::into_inner) = (tx, Some(rx));
     }
 
@@ -391,5 +393,30 @@ fn log_chunk(log: &JsonLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8
     } else if partial.len() >= 16 * 1024 {
         log.write_lines(kind, &[&partial[..]]);
         partial.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_waiting_for_a_process_is_bounded() {
+        // Before the process starts (or while it does not read), a client's stdin queues
+        // up to the bound; past it the client waits instead of berthd's memory growing.
+        let io = Io::new(false);
+        let tx = io.stdin_sender();
+        for _ in 0..STDIN_QUEUE {
+            tx.try_send(StdinMsg::Data(Bytes::from_static(b"x")))
+                .unwrap();
+        }
+        assert!(tx.try_send(StdinMsg::Eof).is_err());
+        // A restart's fresh queue is bounded the same way.
+        io.close_outputs();
+        let tx = io.stdin_sender();
+        for _ in 0..STDIN_QUEUE {
+            tx.try_send(StdinMsg::Eof).unwrap();
+        }
+        assert!(tx.try_send(StdinMsg::Eof).is_err());
     }
 }
