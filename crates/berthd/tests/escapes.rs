@@ -186,3 +186,38 @@ fn an_images_passwd_cannot_block_the_daemon_or_name_host_users() {
     assert!(err.contains("not a regular file"), "{err}");
     ping_stays_up(&d, "exec");
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
+fn a_folder_nested_thousands_deep_cannot_crash_the_daemon() {
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    d.run_d(&["--name", "deep", "test/busybox:1", "sleep", "1000"]);
+    // 3000 levels, past PATH_MAX, one `mv` at a time (no path is ever long).
+    let (code, _, err) = d.docker(&[
+        "exec",
+        "deep",
+        "sh",
+        "-c",
+        "cd /tmp && busybox mkdir d && for i in $(busybox seq 3000); do \
+         busybox mkdir n && busybox mv d n/d && busybox mv n d || exit 1; done",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Each walked the tree by recursion and overflowed berthd's stack (the daemon aborted).
+    let (code, out, err) = d.docker(&["export", "deep"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.len() > 3000 * 512, "{}", out.len());
+    ping_stays_up(&d, "export");
+    let (code, out, err) = d.docker(&["diff", "deep"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().count() > 3000, "{out}");
+    ping_stays_up(&d, "diff");
+    let (code, _, err) = cp_out(&d, "deep", "/tmp");
+    assert_eq!(code, 0, "{err}");
+    ping_stays_up(&d, "cp");
+    let (code, _, err) = d.docker(&["ps", "-a", "-s"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = d.docker(&["rm", "-f", "deep"]);
+    assert_eq!(code, 0, "{err}");
+    ping_stays_up(&d, "rm");
+}

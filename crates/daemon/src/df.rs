@@ -1,7 +1,6 @@
 //! `docker system df`: what images and containers take on disk.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use berth_images::ImageRecord;
@@ -40,22 +39,27 @@ pub struct DiskUsage {
 
 /// Bytes of the regular files under `dir` (links and folders count nothing; hard links once
 /// per path, as `du --apparent-size` without `-l` would not, close enough for a report).
+/// Walked by descriptor, so a running container swapping one of its folders for a link to
+/// the host cannot make it count (or walk) the host's files, and without recursion.
 pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(root) = berth_inroot::Root::open(dir) else {
+        return 0;
+    };
+    let Ok(fd) = root.fd().try_clone_to_owned() else {
+        return 0;
+    };
+    let Ok(mut walk) = berth_inroot::walk::Walk::new(fd, Path::new("")) else {
+        return 0;
+    };
     let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
+    while let Some(item) = walk.next() {
+        let Ok(item) = item else {
             continue;
         };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file() {
-                total += m.size();
-            }
+        if item.meta.is_dir() {
+            let _ = walk.descend(item);
+        } else if item.meta.is_file() {
+            total += item.meta.size;
         }
     }
     total

@@ -63,8 +63,11 @@ fn bad(msg: impl Into<String>) -> ImageError {
     ImageError::BadArchive(msg.into())
 }
 
-/// The most a JSON file of an archive (manifest, index, config) may weigh.
-const JSON_LIMIT: u64 = 32 << 20;
+/// The most a JSON file of an archive (manifest, index, config) may weigh: containerd's
+/// limit for a manifest. Parsed, JSON of many short strings takes some 25 times its size (a
+/// 28 MB `manifest.json` of one-letter layer names peaked berthd at 819 MB under the former
+/// 32 MiB limit), so the limit is what bounds `docker load`'s memory.
+const JSON_LIMIT: u64 = 4 << 20;
 
 /// A JSON file of the unpacked archive, resolved inside it: a regular file of at most
 /// [`JSON_LIMIT`] bytes (a link to `/dev/zero` or a FIFO cannot stall or flood the daemon).
@@ -489,5 +492,28 @@ mod tests {
         b.append_link(&mut h, "l.tar", &secret).unwrap();
         let err = store.load(&b.into_inner().unwrap()[..]).unwrap_err();
         assert!(err.to_string().contains("l.tar is missing"), "{err}");
+    }
+
+    #[test]
+    fn json_over_the_limit_is_refused_before_it_is_parsed() {
+        // Millions of one-letter layer names: small on disk, hundreds of MB once parsed.
+        let n = (JSON_LIMIT as usize) / 4 + 1;
+        let manifest = format!(
+            r#"[{{"Config":"c.json","RepoTags":[],"Layers":[{}]}}]"#,
+            vec![r#""a""#; n].join(",")
+        );
+        assert!(manifest.len() as u64 > JSON_LIMIT);
+        let mut b = tar::Builder::new(Vec::new());
+        append_bytes(&mut b, "manifest.json", manifest.as_bytes()).unwrap();
+        append_bytes(&mut b, "c.json", b"{}").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let err = s.load(&b.into_inner().unwrap()[..]).unwrap_err();
+        assert!(matches!(err, ImageError::BadArchive(_)), "{err}");
+        assert!(err.to_string().contains("manifest.json"), "{err}");
+        assert!(
+            err.to_string().contains("larger than 4194304 bytes"),
+            "{err}"
+        );
     }
 }

@@ -13,6 +13,8 @@
 //! - [`tar_out`]: tar streams of a tree walked by file descriptors (cp out, export, commit).
 //! - [`unpack`]: layer tars unpacked with every entry resolved inside the destination
 //!   (import, load, pull, build), whiteouts and device nodes included.
+//! - [`walk`]: trees walked by descriptor without recursion (any depth on a small stack), and
+//!   removed the same way.
 //!
 //! Everything here is blocking: callers on an async runtime run it on a blocking thread.
 //! Must not depend on any other berth crate.
@@ -21,6 +23,7 @@ mod error;
 mod resolve;
 pub mod tar_out;
 pub mod unpack;
+pub mod walk;
 
 pub use error::RootError;
 pub use resolve::{Found, Layers, Meta, Root, Tree, reopen};

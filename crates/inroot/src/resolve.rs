@@ -248,36 +248,47 @@ impl Root {
     }
 
     /// The folder at `path` in the root, made with its missing parents (mode 0755) as
-    /// `mkdir -p` run inside the root would.
+    /// `mkdir -p` run inside the root would. Without recursion: a path of thousands of
+    /// names costs no stack.
     pub fn mkdir_all(&self, path: &Path) -> Result<OwnedFd, RootError> {
-        match self.lookup(path, true)? {
-            Some(Found::Dir(mut d)) => return Ok(d.swap_remove(0)),
-            Some(Found::Entry { .. }) => {
+        // Up from `path` to the first folder that exists, then down making the rest.
+        let mut missing: Vec<OsString> = Vec::new();
+        let mut at = path.to_path_buf();
+        let mut fd = loop {
+            match self.lookup(&at, true)? {
+                Some(Found::Dir(mut d)) => break d.swap_remove(0),
+                Some(Found::Entry { .. }) => {
+                    return Err(RootError::Io {
+                        path: at,
+                        source: Errno::ENOTDIR.into(),
+                    });
+                }
+                None => {}
+            }
+            let (parent, Some(name)) = split_last(&at) else {
                 return Err(RootError::Io {
                     path: path.into(),
-                    source: Errno::ENOTDIR.into(),
+                    source: Errno::ENOENT.into(),
                 });
-            }
-            None => {}
-        }
-        let (parent, Some(name)) = split_last(path) else {
-            return Err(RootError::Io {
-                path: path.into(),
-                source: Errno::ENOENT.into(),
-            });
+            };
+            missing.push(name);
+            at = parent;
         };
-        let pfd = self.mkdir_all(&parent)?;
-        match nix::sys::stat::mkdirat(&pfd, name.as_os_str(), Mode::from_bits_truncate(0o755)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(RootError::io(path)(e)),
+        while let Some(name) = missing.pop() {
+            at.push(&name);
+            match nix::sys::stat::mkdirat(&fd, name.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(RootError::io(&at)(e)),
+            }
+            fd = openat(
+                &fd,
+                name.as_os_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(RootError::io(&at))?;
         }
-        openat(
-            &pfd,
-            name.as_os_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(RootError::io(path))
+        Ok(fd)
     }
 }
 

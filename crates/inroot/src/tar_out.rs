@@ -10,11 +10,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat, readlinkat};
+use nix::fcntl::{OFlag, readlinkat};
 use nix::sys::stat::Mode;
 
 use crate::resolve::{Meta, is_opaque, reopen};
+use crate::walk::Walk;
 use crate::{Found, RootError};
 
 /// How a tree is written.
@@ -57,28 +57,25 @@ impl<'a, W: Write> TarWriter<'a, W> {
             Found::Dir(mut dirs) => {
                 let fd = dirs.swap_remove(0);
                 let meta = Meta::of(&fd).map_err(RootError::io(name))?;
-                self.entry(fd, meta, name)
+                if self.entry(&fd, meta, name)? {
+                    self.append_contents(&fd, name)?;
+                }
+                Ok(())
             }
-            Found::Entry { fd, meta } => self.entry(fd, meta, name),
+            Found::Entry { fd, meta } => self.entry(&fd, meta, name).map(drop),
         }
     }
 
-    /// Everything under the folder `dir` (not the folder itself), named from `prefix`.
+    /// Everything under the folder `dir` (not the folder itself), named from `prefix`. The
+    /// walk does not recurse: any depth is archived on a small stack.
     pub fn append_contents(&mut self, dir: &OwnedFd, prefix: &Path) -> Result<(), RootError> {
-        for child in children(dir).map_err(RootError::io(prefix))? {
-            let name = prefix.join(&child);
-            let fd = match openat(
-                dir,
-                child.as_os_str(),
-                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            ) {
-                // Gone since it was listed.
-                Err(Errno::ENOENT) => continue,
-                r => r.map_err(RootError::io(&name))?,
-            };
-            let meta = Meta::of(&fd).map_err(RootError::io(&name))?;
-            self.entry(fd, meta, &name)?;
+        let dir = dir.try_clone().map_err(RootError::std_io(prefix))?;
+        let mut walk = Walk::new(dir, prefix)?;
+        while let Some(item) = walk.next() {
+            let item = item?;
+            if self.entry(&item.fd, item.meta, &item.path)? {
+                walk.descend(item)?;
+            }
         }
         Ok(())
     }
@@ -105,7 +102,9 @@ impl<'a, W: Write> TarWriter<'a, W> {
             .map_err(RootError::Stream)
     }
 
-    fn entry(&mut self, fd: OwnedFd, meta: Meta, name: &Path) -> Result<(), RootError> {
+    /// Writes the one entry `fd` (not what is in it); true for a folder, whose contents
+    /// come next.
+    fn entry(&mut self, fd: &OwnedFd, meta: Meta, name: &Path) -> Result<bool, RootError> {
         let err = |e: std::io::Error| RootError::Io {
             path: name.into(),
             source: e,
@@ -113,28 +112,32 @@ impl<'a, W: Write> TarWriter<'a, W> {
         if self.opts.overlay_whiteouts && meta.is_whiteout() {
             let mut wh = OsString::from(".wh.");
             wh.push(name.file_name().unwrap_or_default());
-            return self.empty_file(&name.with_file_name(wh));
+            return self.empty_file(&name.with_file_name(wh)).map(|()| false);
         }
         if meta.is_dir() {
             let mut h = Self::header(&meta, tar::EntryType::Directory);
             self.b
                 .append_data(&mut h, name, std::io::empty())
                 .map_err(err)?;
-            if self.opts.overlay_whiteouts && is_opaque(&fd) {
+            if self.opts.overlay_whiteouts && is_opaque(fd) {
                 self.empty_file(&name.join(".wh..wh..opq"))?;
             }
-            return self.append_contents(&fd, name);
+            return Ok(true);
         }
         if meta.is_file() {
             if meta.nlink > 1 {
                 if let Some(first) = self.seen.get(&(meta.dev, meta.ino)) {
                     let mut h = Self::header(&meta, tar::EntryType::Link);
                     let first = first.clone();
-                    return self.b.append_link(&mut h, name, first).map_err(err);
+                    return self
+                        .b
+                        .append_link(&mut h, name, first)
+                        .map(|()| false)
+                        .map_err(err);
                 }
                 self.seen.insert((meta.dev, meta.ino), name.to_path_buf());
             }
-            let f = std::fs::File::from(reopen(&fd, OFlag::O_RDONLY).map_err(RootError::io(name))?);
+            let f = std::fs::File::from(reopen(fd, OFlag::O_RDONLY).map_err(RootError::io(name))?);
             let size = Meta::of(&f).map_err(RootError::io(name))?.size;
             if let Ok(Some(cap)) = xattr::FileExt::get_xattr(&f, "security.capability") {
                 self.b
@@ -146,10 +149,14 @@ impl<'a, W: Write> TarWriter<'a, W> {
             // Exactly `size` bytes, whatever the file does meanwhile: cut when it grew, zeros
             // when it shrank.
             let data = f.take(size).chain(std::io::repeat(0)).take(size);
-            return self.b.append_data(&mut h, name, data).map_err(err);
+            return self
+                .b
+                .append_data(&mut h, name, data)
+                .map(|()| false)
+                .map_err(err);
         }
         if meta.is_symlink() {
-            let target = readlinkat(&fd, "").map_err(RootError::io(name))?;
+            let target = readlinkat(fd, "").map_err(RootError::io(name))?;
             let mut h = Self::header(&meta, tar::EntryType::Symlink);
             // The target as it is, byte for byte (the builder would normalise `/` to `//`);
             // a long one through the builder's GNU long-link record.
@@ -158,9 +165,14 @@ impl<'a, W: Write> TarWriter<'a, W> {
                 return self
                     .b
                     .append_data(&mut h, name, std::io::empty())
+                    .map(|()| false)
                     .map_err(err);
             }
-            return self.b.append_link(&mut h, name, target).map_err(err);
+            return self
+                .b
+                .append_link(&mut h, name, target)
+                .map(|()| false)
+                .map_err(err);
         }
         let kind = if meta.is_char_device() {
             tar::EntryType::Char
@@ -170,7 +182,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
             tar::EntryType::Fifo
         } else {
             // Sockets are not archived, as in Docker.
-            return Ok(());
+            return Ok(false);
         };
         let mut h = Self::header(&meta, kind);
         h.set_device_major(nix::sys::stat::major(meta.rdev) as u32)
@@ -179,6 +191,7 @@ impl<'a, W: Write> TarWriter<'a, W> {
             .map_err(err)?;
         self.b
             .append_data(&mut h, name, std::io::empty())
+            .map(|()| false)
             .map_err(err)
     }
 }
@@ -253,5 +266,26 @@ mod tests {
         assert_eq!(entries[2].2, "hello");
         assert_eq!(entries[4].1, tar::EntryType::Link);
         assert_eq!(entries[4].2, "data/g");
+    }
+
+    #[test]
+    fn a_tree_deeper_than_path_max_is_archived_on_a_small_stack() {
+        let d = tempfile::tempdir().unwrap();
+        crate::walk::tests::deep_tree(d.path(), 5000);
+        let top = d.path().to_path_buf();
+        let entries = crate::walk::tests::on_blocking_threads_stack(move || {
+            let root = Root::open(&top).unwrap();
+            let dir = root.fd().try_clone_to_owned().unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            TarWriter::new(&mut b, TarOptions::default())
+                .append_contents(&dir, Path::new(""))
+                .unwrap();
+            list(&b.into_inner().unwrap())
+        });
+        assert_eq!(entries.len(), 5001);
+        assert_eq!(entries[0].0, "deep");
+        assert_eq!(entries[4999].0.matches('/').count(), 4999);
+        assert!(entries[5000].0.ends_with("/d/bottom"));
+        assert_eq!(entries[5000].1, tar::EntryType::Regular);
     }
 }

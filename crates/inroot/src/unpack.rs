@@ -15,10 +15,10 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags, fchmod, fchmodat, mkdirat, mknodat};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 
 use crate::resolve::{Meta, reopen, split_last};
-use crate::tar_out::children;
+use crate::walk::remove_all_at;
 use crate::{Found, Root, RootError, Tree};
 
 /// Unpacks the layer tar `src` into the folder `dest` (made if missing). Returns the bytes of
@@ -62,8 +62,13 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
             continue;
         }
         if let Some(hidden) = name_bytes.strip_prefix(b".wh.") {
+            if matches!(hidden, b"" | b"." | b"..") {
+                // `.wh..` and `.wh...` would white out the folder itself or its parent
+                // (for the layer's top folder, a folder outside the layer).
+                return Err(bad("a whiteout of no name, `.` or `..`"));
+            }
             let hidden = OsStr::from_bytes(hidden);
-            remove_at(&pfd, hidden).map_err(RootError::io(&path))?;
+            remove_all_at(&pfd, hidden).map_err(RootError::io(&path))?;
             mknodat(
                 &pfd,
                 hidden,
@@ -94,7 +99,7 @@ pub fn unpack(src: impl Read, dest: &Path) -> Result<u64, RootError> {
         if let Some(m) = existing
             && !(kind.is_dir() && m.is_dir())
         {
-            remove_at(&pfd, name).map_err(RootError::io(&path))?;
+            remove_all_at(&pfd, name).map_err(RootError::io(&path))?;
         }
         let io = RootError::io(&path);
         match kind {
@@ -267,27 +272,6 @@ fn pax_xattrs<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>
     Ok(out)
 }
 
-/// Removes `name` in the folder `dir`, a folder with everything in it; missing is fine.
-/// Never follows a link.
-fn remove_at(dir: &OwnedFd, name: &OsStr) -> nix::Result<()> {
-    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(Errno::EISDIR | Errno::EPERM) => {
-            let sub = openat(
-                dir,
-                name,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            for child in children(&sub)? {
-                remove_at(&sub, &child)?;
-            }
-            unlinkat(dir, name, UnlinkatFlags::RemoveDir)
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +402,61 @@ mod tests {
     }
 
     #[test]
+    fn deep_entries_and_deep_replaced_folders_unpack_on_a_blocking_threads_stack() {
+        let s = sandbox();
+        // 2047 levels: the deepest name the kernel resolves (PATH_MAX); a folder entry there,
+        // then a file replacing the top folder (the whole tree removed).
+        let deep = vec!["a"; 2047].join("/");
+        let tar = craft_long(&[
+            E::Dir(deep.clone()),
+            E::File(format!("{deep}/f"), b"x".to_vec()),
+            E::File("a".into(), b"replaced".to_vec()),
+        ]);
+        let dest = s.dest.clone();
+        crate::walk::tests::on_blocking_threads_stack(move || unpack(&tar[..], &dest).unwrap());
+        assert_eq!(std::fs::read(s.dest.join("a")).unwrap(), b"replaced");
+    }
+
+    /// As `craft`, names of any length (GNU long-name records).
+    fn craft_long(entries: &[E]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            let (name, data, kind): (&str, &[u8], _) = match e {
+                E::File(n, d) => (n, d, tar::EntryType::Regular),
+                E::Dir(n) => (n, &[], tar::EntryType::Directory),
+                _ => unreachable!(),
+            };
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dot_dot_are_refused_and_remove_nothing() {
+        let s = sandbox();
+        // A sibling of the destination (another layer in the store) and something in it.
+        std::fs::create_dir_all(s.top.join("sibling")).unwrap();
+        std::fs::write(s.top.join("sibling/f"), "other layer").unwrap();
+        for name in [".wh...", ".wh..", "d/.wh...", "d/.wh.."] {
+            std::fs::create_dir_all(s.dest.join("d")).unwrap();
+            std::fs::write(s.dest.join("d/kept"), "kept").unwrap();
+            let before = snapshot(&s.top, &s.top.join("none"));
+            let tar = craft(&[E::Dir("d".into()), E::File(name.into(), vec![])]);
+            let err = unpack(&tar[..], &s.dest).unwrap_err();
+            assert!(matches!(err, RootError::BadEntry { .. }), "{name}: {err}");
+            assert_eq!(
+                snapshot(&s.top, &s.top.join("none")),
+                before,
+                "{name} removed something"
+            );
+        }
+    }
+
+    #[test]
     #[ignore = "needs root: mknod of a whiteout"]
     fn whiteouts_through_a_link_land_where_the_link_leads_inside_the_layer() {
         let s = sandbox();
@@ -521,8 +560,17 @@ mod tests {
         use proptest::prelude::*;
 
         fn name() -> impl Strategy<Value = String> {
-            let part =
-                prop::sample::select(vec!["a", "b", "c", ".wh.a", ".wh..wh..opq", "..", "."]);
+            let part = prop::sample::select(vec![
+                "a",
+                "b",
+                "c",
+                ".wh.a",
+                ".wh..wh..opq",
+                ".wh..",
+                ".wh...",
+                "..",
+                ".",
+            ]);
             prop::collection::vec(part, 1..4).prop_map(|v| v.join("/"))
         }
 

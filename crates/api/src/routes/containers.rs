@@ -332,7 +332,9 @@ pub(crate) async fn changes(
     State(d): State<Arc<Daemon>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(wire::containers::changes(&d.container_changes(&id)?)))
+    Ok(Json(wire::containers::changes(
+        &d.container_changes(&id).await?,
+    )))
 }
 
 /// `POST /containers/{id}/update`.

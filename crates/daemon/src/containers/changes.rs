@@ -1,11 +1,9 @@
 //! `docker diff` and `docker update`.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use berth_inroot::{Meta, Root};
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use berth_inroot::Root;
+use berth_inroot::walk::Walk;
 
 use berth_model::HostConfig;
 use serde::Deserialize;
@@ -26,40 +24,27 @@ pub struct Change {
 pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<Change> {
     let mut out = Vec::new();
     let lowers: Vec<Root> = lowers.iter().filter_map(|l| Root::open(l).ok()).collect();
-    if let Ok(root) = Root::open(upper)
-        && let Ok(fd) = root.fd().try_clone_to_owned()
-    {
-        walk(&fd, Path::new("/"), &lowers, &mut out);
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out
-}
-
-const MOUNT_TARGETS: &[&str] = &["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
-
-fn walk(dir: &OwnedFd, rel: &Path, lowers: &[Root], out: &mut Vec<Change>) {
-    let Ok(names) = berth_inroot::tar_out::children(dir) else {
-        return;
+    let Ok(root) = Root::open(upper) else {
+        return out;
     };
-    for n in names {
-        let name = rel.join(&n);
-        let Ok(fd) = nix::fcntl::openat(
-            dir,
-            n.as_os_str(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) else {
+    let Ok(fd) = root.fd().try_clone_to_owned() else {
+        return out;
+    };
+    // Without recursion: a container's folders may nest thousands deep.
+    let Ok(mut walk) = Walk::new(fd, Path::new("/")) else {
+        return out;
+    };
+    while let Some(item) = walk.next() {
+        let Ok(item) = item else {
             continue;
         };
-        let Ok(m) = Meta::of(&fd) else {
-            continue;
-        };
+        let m = item.meta;
         // The empty files runc makes to mount the generated /etc files on are not changes.
-        let name_str = name.display().to_string();
+        let name_str = item.path.display().to_string();
         if MOUNT_TARGETS.contains(&name_str.as_str()) && m.is_file() && m.size == 0 {
             continue;
         }
-        let in_image = lowers.iter().any(|l| l.has_plain(&name));
+        let in_image = lowers.iter().any(|l| l.has_plain(&item.path));
         let kind = if m.is_whiteout() {
             2
         } else if in_image {
@@ -72,10 +57,15 @@ fn walk(dir: &OwnedFd, rel: &Path, lowers: &[Root], out: &mut Vec<Change>) {
             kind,
         });
         if m.is_dir() {
-            walk(&fd, &name, lowers, out);
+            // A folder that cannot be listed is shown without its contents.
+            let _ = walk.descend(item);
         }
     }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
 }
+
+const MOUNT_TARGETS: &[&str] = &["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"];
 
 /// What `docker update` may change.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -171,14 +161,15 @@ impl UpdateRequest {
 }
 
 impl Daemon {
-    /// `docker diff`.
-    pub fn container_changes(&self, name: &str) -> Result<Vec<Change>, DaemonError> {
+    /// `docker diff`: the walk on a blocking thread (a container's folder may hold
+    /// millions of entries).
+    pub async fn container_changes(&self, name: &str) -> Result<Vec<Change>, DaemonError> {
         let c = self.containers.get(name)?;
         let image = self.images.get(&c.record().image)?;
-        Ok(changes(
-            &c.dir().join("fs").join("upper"),
-            &image.layer_dirs,
-        ))
+        let upper = c.dir().join("fs").join("upper");
+        tokio::task::spawn_blocking(move || changes(&upper, &image.layer_dirs))
+            .await
+            .map_err(|e| DaemonError::Task(e.to_string()))
     }
 
     /// `docker update`: the new limits are stored, and applied at once to a running task.
@@ -256,6 +247,31 @@ mod tests {
                 ("/new/file".into(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn a_folder_nested_thousands_deep_is_diffed_on_a_blocking_threads_stack() {
+        use nix::fcntl::{OFlag, open, openat};
+        use nix::sys::stat::{Mode, mkdirat};
+        let d = tempfile::tempdir().unwrap();
+        let (lower, upper) = (d.path().join("l"), d.path().join("u"));
+        std::fs::create_dir_all(&lower).unwrap();
+        std::fs::create_dir_all(&upper).unwrap();
+        // 5000 levels, made by descriptor as a container's `mv` loop makes them.
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let mut at = open(&upper, flags, Mode::empty()).unwrap();
+        for _ in 0..5000 {
+            mkdirat(&at, "d", Mode::from_bits_truncate(0o755)).unwrap();
+            at = openat(&at, "d", flags, Mode::empty()).unwrap();
+        }
+        let got = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || changes(&upper, &[lower]))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got.len(), 5000);
+        assert!(got.iter().all(|c| c.kind == 1));
     }
 
     #[test]

@@ -44,10 +44,6 @@ pub struct Attachment {
     pub tx: mpsc::Sender<OutputChunk>,
 }
 
-/// Chunks of a client's stdin queued for a process (up to 32 KiB each): a client sending
-/// faster than the process reads waits (its socket fills), it does not grow berthd.
-pub const STDIN_QUEUE: usize = 16;
-
 /// The stdio hub of a container or exec.
 #[derive(Debug)]
 pub(crate) struct Io {
@@ -55,6 +51,10 @@ pub(crate) struct Io {
     attached: Mutex<Vec<Arc<Attachment>>>,
     stdin: Mutex<(mpsc::Sender<StdinMsg>, Option<mpsc::Receiver<StdinMsg>>)>,
 }
+
+/// Stdin chunks (of at most 32 KiB each) queued for a process: the memory a client's stdin
+/// can hold in berthd however fast it sends and however slowly (or never) the process reads.
+pub const STDIN_QUEUE: usize = 16;
 
 impl Io {
     pub fn new(tty: bool) -> Io {
@@ -76,7 +76,8 @@ impl Io {
         rx
     }
 
-    /// Where a client's stdin goes (buffered until the process starts).
+    /// Where a client's stdin goes (queued until the process starts, [`STDIN_QUEUE`] chunks
+    /// at most: a client sending faster than the process reads waits, it is not buffered).
     pub fn stdin_sender(&self) -> mpsc::Sender<StdinMsg> {
         self.stdin
             .lock()
@@ -392,5 +393,30 @@ fn log_chunk(log: &JsonLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8
     } else if partial.len() >= 16 * 1024 {
         log.write_lines(kind, &[&partial[..]]);
         partial.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_waiting_for_a_process_is_bounded() {
+        // Before the process starts (or while it does not read), a client's stdin queues
+        // up to the bound; past it the client waits instead of berthd's memory growing.
+        let io = Io::new(false);
+        let tx = io.stdin_sender();
+        for _ in 0..STDIN_QUEUE {
+            tx.try_send(StdinMsg::Data(Bytes::from_static(b"x")))
+                .unwrap();
+        }
+        assert!(tx.try_send(StdinMsg::Eof).is_err());
+        // A restart's fresh queue is bounded the same way.
+        io.close_outputs();
+        let tx = io.stdin_sender();
+        for _ in 0..STDIN_QUEUE {
+            tx.try_send(StdinMsg::Eof).unwrap();
+        }
+        assert!(tx.try_send(StdinMsg::Eof).is_err());
     }
 }
