@@ -334,3 +334,32 @@ fn run_rm_leaves_nothing_behind() {
         );
     }
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc, mount"]
+fn views_left_mounted_by_a_crash_are_unmounted_at_the_next_start() {
+    common::require_root_tier("stale_views", TOOLS);
+    let mut d = TestDaemon::new().start(&[]);
+    d.crash();
+    // What a berthd killed in the middle of a cp or an export leaves: a mounted view.
+    let view = d.exec_root.join("views/0123456789abcdef");
+    std::fs::create_dir_all(&view).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &view,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .unwrap();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(view.to_str().unwrap())
+    };
+    assert!(mounted());
+    let d = d.start(&[]);
+    assert!(!mounted(), "the view is still mounted");
+    assert!(!view.exists(), "the view's folder is still there");
+    drop(d);
+}

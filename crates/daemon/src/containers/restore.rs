@@ -25,6 +25,7 @@ impl Daemon {
     /// exit recorded as any other; restart policies then bring back what they would at a
     /// daemon start (`start_by_policy`), not the exit itself.
     pub async fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
+        self.remove_stale_views();
         let tasks: HashMap<String, berth_containerd::TaskInfo> = self
             .containerd()
             .list_tasks()
@@ -279,4 +280,29 @@ fn reopen_output(dir: &std::path::Path, tty: bool, log: &str) -> Option<(Readers
     let readers = Readers::open(&fifos).ok()?;
     let log = Arc::new(JsonLog::open(std::path::Path::new(log)).ok()?);
     Some((readers, log))
+}
+
+impl Daemon {
+    /// Views (the read-only and writable mounts of cp, export and commit) a berthd that died
+    /// mid-operation left under `<exec-root>/views`: unmounted and removed.
+    fn remove_stale_views(&self) {
+        let views = self.paths().exec_root.join("views");
+        let Ok(entries) = std::fs::read_dir(&views) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                Ok(()) => tracing::info!(view = %p.display(), "unmounted a view left by a crash"),
+                // Not a mount (any more): only the folder is left.
+                Err(nix::errno::Errno::EINVAL) => {}
+                Err(e) => {
+                    tracing::warn!(view = %p.display(), error = %e, "cannot unmount a stale view")
+                }
+            }
+            if let Err(e) = std::fs::remove_dir(&p) {
+                tracing::warn!(view = %p.display(), error = %e, "cannot remove a stale view");
+            }
+        }
+    }
 }
