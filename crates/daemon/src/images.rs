@@ -7,7 +7,7 @@ use berth_images::{
 use tokio::io::{AsyncRead, DuplexStream};
 use tokio_util::io::SyncIoBridge;
 
-use crate::{Daemon, DaemonError};
+use crate::{Credentials, Daemon, DaemonError, Platform, ProgressSink};
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
@@ -33,6 +33,48 @@ impl Daemon {
             self.image_event("tag", &id, Some(&r.to_string()));
         }
         Ok(id)
+    }
+
+    /// `docker pull` (and the CLI's pull before `run` of a missing image): the registry's
+    /// image into the store, dockerd's progress messages into `progress`. An error before
+    /// the first message is the request's; after it, the stream's.
+    pub async fn image_pull(
+        &self,
+        reference: Reference,
+        platform: Option<&str>,
+        credentials: Option<Credentials>,
+        progress: ProgressSink,
+    ) -> Result<(), DaemonError> {
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(Platform::parse)
+            .transpose()?;
+        let settings = self.registry_settings();
+        let req = berth_registry::PullRequest {
+            reference: reference.clone(),
+            platform,
+            credentials,
+        };
+        let outcome = berth_registry::pull(self.images.clone(), &settings, req, &progress).await?;
+        let name = reference.to_string();
+        tracing::debug!(image = %outcome.id, %name, up_to_date = outcome.up_to_date, "pulled");
+        self.image_event("pull", &name, Some(&name));
+        Ok(())
+    }
+
+    /// `docker login`: the credentials tried against the registry (nothing is kept).
+    pub async fn registry_login(
+        &self,
+        server: &str,
+        credentials: Credentials,
+    ) -> Result<(), DaemonError> {
+        let settings = self.registry_settings();
+        Ok(berth_registry::login(&settings, server, credentials).await?)
+    }
+
+    /// The registry part of the configuration snapshot.
+    fn registry_settings(&self) -> berth_registry::RegistrySettings {
+        berth_registry::RegistrySettings::default()
     }
 
     /// `docker load`.

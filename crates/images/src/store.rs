@@ -21,6 +21,8 @@ pub struct ImageRecord {
     pub id: ImageId,
     pub config: ImageConfig,
     pub repo_tags: Vec<Reference>,
+    /// `repo@sha256:<manifest digest>` for each repository it was pulled from or pushed to.
+    pub repo_digests: Vec<Reference>,
     /// Bytes of file content over all its layers.
     pub size: u64,
     /// Seconds since the epoch (0 when the config has no valid `created`).
@@ -48,6 +50,9 @@ pub struct ImportOptions {
 struct Repositories {
     schema: u32,
     tags: BTreeMap<String, ImageId>,
+    /// `docker.io/library/busybox@sha256:...` → image (absent in stores written before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    digests: BTreeMap<String, ImageId>,
 }
 
 #[derive(Debug)]
@@ -60,6 +65,8 @@ struct Entry {
 struct Index {
     images: BTreeMap<ImageId, Entry>,
     tags: BTreeMap<Reference, ImageId>,
+    /// Repository digests (references with a digest and no tag).
+    digests: BTreeMap<Reference, ImageId>,
     layer_sizes: BTreeMap<DiffId, u64>,
 }
 
@@ -171,6 +178,11 @@ impl ImageStore {
                     index.tags.insert(r, id);
                 }
             }
+            for (name, id) in repos.digests {
+                if let (Ok(r), true) = (Reference::parse(&name), index.images.contains_key(&id)) {
+                    index.digests.insert(r, id);
+                }
+            }
         }
         Ok(ImageStore {
             root,
@@ -193,7 +205,9 @@ impl ImageStore {
         self.root.join("layers").join(hex_of(diff_id))
     }
 
-    pub(crate) fn tmp_dir(&self) -> Result<PathBuf, ImageError> {
+    /// A new, empty folder of the store's own for work in progress (on the store's file
+    /// system, emptied when the store opens); the caller removes it.
+    pub fn tmp_dir(&self) -> Result<PathBuf, ImageError> {
         let mut bytes = [0u8; 8];
         fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut bytes))
@@ -206,6 +220,21 @@ impl ImageStore {
     /// Stores a layer stream (plain or gzip tar) once: a layer already present is not
     /// unpacked again. Returns its diff ID.
     pub(crate) fn put_layer(&self, src: impl Read) -> Result<DiffId, ImageError> {
+        self.put_layer_checked(src, None)
+    }
+
+    /// Stores a layer stream that must be `expected` (a diff ID): a stream of other content
+    /// is refused (`DiffMismatch`) and leaves nothing behind. Unpacked with every entry
+    /// kept inside the layer (`berth_inroot::unpack`).
+    pub fn put_layer_verified(&self, src: impl Read, expected: &str) -> Result<(), ImageError> {
+        self.put_layer_checked(src, Some(expected)).map(|_| ())
+    }
+
+    fn put_layer_checked(
+        &self,
+        src: impl Read,
+        expected: Option<&str>,
+    ) -> Result<DiffId, ImageError> {
         let work = self.tmp_dir()?;
         let result = layer::ingest(src, &work.join("layer.tar"), &work.join("diff"));
         let ingested = match result {
@@ -215,6 +244,15 @@ impl ImageStore {
                 return Err(e);
             }
         };
+        if let Some(expected) = expected
+            && ingested.diff_id != expected
+        {
+            let _ = fs::remove_dir_all(&work);
+            return Err(ImageError::DiffMismatch {
+                expected: expected.to_string(),
+                actual: ingested.diff_id,
+            });
+        }
         let _guard = self.serialise();
         let target = self.layer_dir(&ingested.diff_id);
         if self.read().layer_sizes.contains_key(&ingested.diff_id) {
@@ -233,7 +271,7 @@ impl ImageStore {
     }
 
     /// Whether the layer is stored.
-    pub(crate) fn has_layer(&self, diff_id: &str) -> bool {
+    pub fn has_layer(&self, diff_id: &str) -> bool {
         self.read().layer_sizes.contains_key(diff_id)
     }
 
@@ -242,6 +280,17 @@ impl ImageStore {
         &self,
         raw_config: &[u8],
         tags: &[Reference],
+    ) -> Result<ImageId, ImageError> {
+        self.put_named_image(raw_config, tags, &[])
+    }
+
+    /// Stores an image config whose layers are all stored (a pull's last step), names it
+    /// with `tags` and records its repository digests (`repo@sha256:...`).
+    pub fn put_named_image(
+        &self,
+        raw_config: &[u8],
+        tags: &[Reference],
+        digests: &[Reference],
     ) -> Result<ImageId, ImageError> {
         let config: ImageConfig = serde_json::from_slice(raw_config)
             .map_err(|e| ImageError::BadArchive(format!("image config: {e}")))?;
@@ -260,6 +309,9 @@ impl ImageStore {
         for t in tags {
             index.tags.insert(t.clone(), id.clone());
         }
+        for d in digests {
+            index.digests.insert(d.clone(), id.clone());
+        }
         self.persist_tags(&index)?;
         Ok(id)
     }
@@ -273,6 +325,16 @@ impl ImageStore {
                 .map(|(r, id)| {
                     (
                         format!("{}:{}", r.full_name(), r.tag.clone().unwrap_or_default()),
+                        id.clone(),
+                    )
+                })
+                .collect(),
+            digests: index
+                .digests
+                .iter()
+                .map(|(r, id)| {
+                    (
+                        format!("{}@{}", r.full_name(), r.digest.clone().unwrap_or_default()),
                         id.clone(),
                     )
                 })
@@ -322,7 +384,7 @@ impl ImageStore {
             return prefix_match(&index, hex).ok_or_else(not_found);
         }
         if let Ok(r) = Reference::parse(name)
-            && let Some(id) = index.tags.get(&r)
+            && let Some(id) = index.tags.get(&r).or_else(|| index.digests.get(&r))
         {
             return Ok(id.clone());
         }
@@ -360,6 +422,12 @@ impl ImageStore {
             config: e.config.clone(),
             repo_tags: index
                 .tags
+                .iter()
+                .filter(|(_, i)| i.as_str() == id)
+                .map(|(r, _)| r.clone())
+                .collect(),
+            repo_digests: index
+                .digests
                 .iter()
                 .filter(|(_, i)| i.as_str() == id)
                 .map(|(r, _)| r.clone())
@@ -421,9 +489,10 @@ impl ImageStore {
         in_use: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<DeleteResult>, ImageError> {
         let id = self.resolve(name)?;
-        let by_tag = Reference::parse(name)
-            .ok()
-            .filter(|r| self.read().tags.get(r) == Some(&id));
+        let by_tag = Reference::parse(name).ok().filter(|r| {
+            let index = self.read();
+            index.tags.get(r) == Some(&id) || index.digests.get(r) == Some(&id)
+        });
         let _guard = self.serialise();
         let mut index = self.write();
         let tags: Vec<Reference> = index
@@ -432,21 +501,38 @@ impl ImageStore {
             .filter(|(_, i)| **i == id)
             .map(|(r, _)| r.clone())
             .collect();
+        let digests: Vec<Reference> = index
+            .digests
+            .iter()
+            .filter(|(_, i)| **i == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        // A name is a tag or a repository digest; an image whose last tag goes loses its
+        // digests with it, as dockerd's `rmi` untags them too.
+        let remaining = |r: &Reference| match r.digest {
+            Some(_) => tags.len() + digests.len() - 1,
+            None => tags.len() - 1,
+        };
         let short = &hex_of(&id)[..12];
         let mut out = Vec::new();
         match by_tag {
             Some(r) => {
-                if tags.len() == 1 && in_use(&id) && !force {
+                if remaining(&r) == 0 && in_use(&id) && !force {
                     return Err(ImageError::Conflict(format!(
                         "conflict: unable to remove repository reference \"{r}\" (must force) - \
                          a container is using its referenced image {short}"
                     )));
                 }
                 index.tags.remove(&r);
+                index.digests.remove(&r);
                 out.push(DeleteResult::Untagged(r.to_string()));
-                if tags.len() > 1 || in_use(&id) {
+                if remaining(&r) > 0 || in_use(&id) {
                     self.persist_tags(&index)?;
                     return Ok(out);
+                }
+                for d in digests.iter().filter(|d| **d != r) {
+                    index.digests.remove(d);
+                    out.push(DeleteResult::Untagged(d.to_string()));
                 }
             }
             None => {
@@ -459,6 +545,10 @@ impl ImageStore {
                     }
                     for r in &tags {
                         index.tags.remove(r);
+                        out.push(DeleteResult::Untagged(r.to_string()));
+                    }
+                    for r in &digests {
+                        index.digests.remove(r);
                         out.push(DeleteResult::Untagged(r.to_string()));
                     }
                     self.persist_tags(&index)?;
@@ -474,6 +564,10 @@ impl ImageStore {
                     index.tags.remove(r);
                     out.push(DeleteResult::Untagged(r.to_string()));
                 }
+                for r in &digests {
+                    index.digests.remove(r);
+                    out.push(DeleteResult::Untagged(r.to_string()));
+                }
             }
         }
         self.persist_tags(&index)?;
@@ -487,6 +581,7 @@ impl ImageStore {
         let Some(entry) = index.images.remove(id) else {
             return Ok(());
         };
+        index.digests.retain(|_, i| i != id);
         let p = self.root.join("imagedb").join(hex_of(id));
         fs::remove_file(&p).map_err(io(&p))?;
         let still_used: BTreeSet<&DiffId> = index
@@ -674,6 +769,53 @@ pub(crate) mod tests {
         assert_eq!(gone, vec![DeleteResult::Deleted(dangling)]);
         assert_eq!(bytes, 2);
         assert!(s.get(&kept).is_ok());
+    }
+
+    #[test]
+    fn repository_digests_name_an_image_persist_and_go_with_its_last_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let tar = tar_with(&[("f", "pulled")]);
+        let diff_id = format!("sha256:{}", sha256_hex(&tar));
+        // A layer that is not what the config says is refused and leaves nothing.
+        let err = s
+            .put_layer_verified(&tar[..], &format!("sha256:{}", "0".repeat(64)))
+            .unwrap_err();
+        assert!(matches!(err, ImageError::DiffMismatch { .. }), "{err:?}");
+        assert!(!s.has_layer(&diff_id));
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        s.put_layer_verified(&tar[..], &diff_id).unwrap();
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+        );
+        let digest = format!("sha256:{}", "d".repeat(64));
+        let tag = Reference::parse("127.0.0.1:5000/acc/x:1").unwrap();
+        let by_digest = Reference::parse(&format!("127.0.0.1:5000/acc/x@{digest}")).unwrap();
+        let id = s
+            .put_named_image(
+                config.as_bytes(),
+                std::slice::from_ref(&tag),
+                std::slice::from_ref(&by_digest),
+            )
+            .unwrap();
+        drop(s);
+        let s = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(s.resolve(&by_digest.to_string()).unwrap(), id);
+        let r = s.get(&id).unwrap();
+        assert_eq!(r.repo_digests, vec![by_digest.clone()]);
+        assert_eq!(r.repo_tags, vec![tag]);
+        let out = s
+            .delete("127.0.0.1:5000/acc/x:1", false, &|_| false)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                DeleteResult::Untagged("127.0.0.1:5000/acc/x:1".into()),
+                DeleteResult::Untagged(by_digest.to_string()),
+                DeleteResult::Deleted(id),
+            ]
+        );
     }
 
     #[test]

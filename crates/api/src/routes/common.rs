@@ -9,6 +9,58 @@ use http::header::CONTENT_TYPE;
 use serde_json::Value;
 use tokio_util::io::{ReaderStream, StreamReader};
 
+/// A pull's (or push's) progress, streamed as dockerd streams it: the engine runs on its own
+/// task; an error before its first message is the request's (a status and
+/// `{"message"}`), an error after it the stream's last line (`errorDetail`). When the
+/// client goes away the channel closes and the engine stops at its next message.
+pub(crate) async fn progress_stream<Fut>(
+    run: impl FnOnce(berth_daemon::ProgressSink) -> Fut,
+) -> Result<Response, crate::ApiError>
+where
+    Fut: std::future::Future<Output = Result<(), berth_daemon::DaemonError>> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(run(tx));
+    let Some(first) = rx.recv().await else {
+        // Ended without a message.
+        return match task.await {
+            Ok(Ok(())) => Ok(json_lines(Vec::new())),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(crate::ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            )),
+        };
+    };
+    let line = |v: &berth_daemon::Progress| {
+        let mut s = serde_json::to_string(v).unwrap_or_default();
+        s.push_str("\r\n");
+        bytes::Bytes::from(s)
+    };
+    let head = futures_util::stream::once({
+        let first = line(&first);
+        async move { Ok::<_, std::io::Error>(first) }
+    });
+    let rest = futures_util::stream::unfold((rx, Some(task)), move |(mut rx, task)| async move {
+        if let Some(m) = rx.recv().await {
+            return Some((Ok(line(&m)), (rx, task)));
+        }
+        let result = task?.await;
+        let error = match result {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => crate::ApiError::from(e).message,
+            Err(e) => e.to_string(),
+        };
+        let v = serde_json::json!({ "errorDetail": { "message": error }, "error": error });
+        Some((Ok(bytes::Bytes::from(format!("{v}\r\n"))), (rx, None)))
+    });
+    Ok((
+        [(CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures_util::StreamExt::chain(head, rest)),
+    )
+        .into_response())
+}
+
 /// A request body as an async reader (image archives, `docker cp` tars).
 pub(crate) fn body_reader(body: Body) -> impl tokio::io::AsyncRead + Send + Unpin + 'static {
     StreamReader::new(body.into_data_stream().map_err(std::io::Error::other))
