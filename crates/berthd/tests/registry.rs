@@ -354,3 +354,75 @@ fn basic_auth_pull_and_login() {
     let (code, out, err) = d.docker(&["run", "--rm", "--network", "none", &name, "echo", "ok"]);
     assert_eq!((code, out.as_str()), (0, "ok"), "{err}");
 }
+
+#[test]
+#[ignore = "needs root: containerd, runc, docker-registry"]
+fn push_then_again_then_pull_back() {
+    require_root_tier("push_then_again_then_pull_back", TOOLS);
+    let reg = Registry::start(false);
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let name = format!("{}/acc/pushed:1", reg.host());
+    let (code, _, err) = d.docker(&["tag", "test/busybox:1", &name]);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = d.docker(&["push", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/acc/pushed]",
+            reg.host()
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let last = out.lines().last().unwrap_or_default().to_string();
+    let digest = last
+        .strip_prefix("1: digest: ")
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(last.contains(" size: "), "{last}");
+    let tags = Command::new("curl")
+        .args([
+            "-s",
+            &format!("http://{}/v2/acc/pushed/tags/list", reg.host()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tags.stdout).trim(),
+        r#"{"name":"acc/pushed","tags":["1"]}"#
+    );
+    assert_eq!(
+        d.docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name])
+            .1,
+        format!("[\"{}/acc/pushed@{digest}\"]", reg.host())
+    );
+
+    // Again: the registry has the layer (HEAD), nothing is uploaded; the same manifest.
+    let (code, out, err) = d.docker(&["push", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": Layer already exists"), "{out}");
+    assert!(!out.contains(": Pushed"), "{out}");
+    assert!(out.contains(&format!("1: digest: {digest} ")), "{out}");
+
+    // What was pushed comes back as the same image.
+    let id = d.inspect(&name, "{{.Id}}");
+    for n in [name.as_str(), "test/busybox:1"] {
+        let (code, _, err) = d.docker(&["rmi", n]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, _, err) = d.docker(&["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(d.inspect(&name, "{{.Id}}"), id);
+    let (code, out, err) = d.docker(&["run", "--rm", "--network", "none", &name, "echo", "back"]);
+    assert_eq!((code, out.as_str()), (0, "back"), "{err}");
+
+    let (code, _, err) = d.docker(&["push", &format!("{}/acc/nosuch:1", reg.host())]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("An image does not exist locally with the tag"),
+        "{err}"
+    );
+}

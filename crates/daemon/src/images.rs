@@ -62,6 +62,57 @@ impl Daemon {
         Ok(())
     }
 
+    /// `docker push NAME[:TAG]`: one tag, or every tag of the repository when `tag` is
+    /// empty (as dockerd). An image that is not here is refused before anything is sent.
+    pub async fn image_push(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        credentials: Option<Credentials>,
+        progress: ProgressSink,
+    ) -> Result<(), DaemonError> {
+        let repo = Reference::parse_with(name, false)?;
+        let wanted: Vec<Reference> = match (tag.filter(|t| !t.is_empty()), &repo.tag) {
+            (Some(t), _) => vec![repo.with_tag(t)],
+            (None, Some(_)) => vec![repo.clone()],
+            (None, None) => self
+                .images
+                .list()
+                .into_iter()
+                .flat_map(|r| r.repo_tags)
+                .filter(|t| t.full_name() == repo.full_name())
+                .collect(),
+        };
+        if wanted.is_empty() {
+            return Err(berth_images::ImageError::NotFound(format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar_name()
+            ))
+            .into());
+        }
+        let mut pushes = Vec::new();
+        for r in wanted {
+            let image = self.images.resolve(&r.to_string()).map_err(|_| {
+                berth_images::ImageError::NotFound(format!(
+                    "An image does not exist locally with the tag: {r}"
+                ))
+            })?;
+            pushes.push((r, image));
+        }
+        let settings = self.registry_settings();
+        for (reference, image) in pushes {
+            let req = berth_registry::PushRequest {
+                reference: reference.clone(),
+                image,
+                credentials: credentials.clone(),
+            };
+            berth_registry::push(self.images.clone(), &settings, req, &progress).await?;
+            let name = reference.to_string();
+            self.image_event("push", &name, Some(&name));
+        }
+        Ok(())
+    }
+
     /// `docker login`: the credentials tried against the registry (nothing is kept).
     pub async fn registry_login(
         &self,

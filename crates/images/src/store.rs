@@ -470,6 +470,55 @@ impl ImageStore {
         self.layer_dir(diff_id).join("layer.tar")
     }
 
+    /// The compressed forms of a stored layer a registry is known to hold (dockerd's
+    /// distribution metadata): `(digest, size)`, the newest last. A push asks the registry for
+    /// these before compressing the layer again.
+    pub fn layer_blobs(&self, diff_id: &str) -> Vec<(String, u64)> {
+        let p = self.layer_dir(diff_id).join("blobs");
+        fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (d, size) = l.split_once(' ')?;
+                Some((d.to_string(), size.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Remembers that `digest` (`size` bytes) is a compressed form of a stored layer.
+    pub fn remember_layer_blob(
+        &self,
+        diff_id: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<(), ImageError> {
+        let _guard = self.serialise();
+        if !self.has_layer(diff_id) {
+            return Ok(());
+        }
+        let mut known = self.layer_blobs(diff_id);
+        known.retain(|(d, _)| d != digest);
+        known.push((digest.to_string(), size));
+        // A few forms are plenty; the oldest go first.
+        let skip = known.len().saturating_sub(8);
+        let text: String = known[skip..]
+            .iter()
+            .map(|(d, s)| format!("{d} {s}\n"))
+            .collect();
+        write_atomic(&self.layer_dir(diff_id).join("blobs"), text.as_bytes())
+    }
+
+    /// Records `repo@digest` for an image (a push's manifest digest).
+    pub fn add_repo_digest(&self, id: &str, reference: Reference) -> Result<(), ImageError> {
+        let _guard = self.serialise();
+        let mut index = self.write();
+        if !index.images.contains_key(id) {
+            return Err(ImageError::NotFound(id.to_string()));
+        }
+        index.digests.insert(reference, id.to_string());
+        self.persist_tags(&index)
+    }
+
     /// Names `id` as `reference` (moving the name if another image had it).
     pub fn tag(&self, id: &str, reference: Reference) -> Result<(), ImageError> {
         let _guard = self.serialise();
@@ -786,6 +835,14 @@ pub(crate) mod tests {
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         s.put_layer_verified(&tar[..], &diff_id).unwrap();
+        // The compressed forms a registry holds, newest last, kept with the layer.
+        s.remember_layer_blob(&diff_id, "sha256:aa", 3).unwrap();
+        s.remember_layer_blob(&diff_id, "sha256:bb", 4).unwrap();
+        s.remember_layer_blob(&diff_id, "sha256:aa", 3).unwrap();
+        assert_eq!(
+            s.layer_blobs(&diff_id),
+            vec![("sha256:bb".to_string(), 4), ("sha256:aa".to_string(), 3)]
+        );
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
         );

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri, header};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -15,7 +16,15 @@ use hyper_util::rt::TokioExecutor;
 use crate::auth::{Challenge, Credentials, parse_challenges};
 use crate::{RegistryError, RegistrySettings};
 
-type Http = Client<HttpConnector, Full<Bytes>>;
+/// A request body: empty, whole, or streamed (a layer being pushed).
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+type Http = Client<HttpConnector, Body>;
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// A registry's base address, spoken to over plain HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,7 +313,7 @@ impl Session {
             req = req.header(header::AUTHORIZATION, basic);
         }
         let req = req
-            .body(Full::new(Bytes::new()))
+            .body(full(Bytes::new()))
             .map_err(|_| RegistryError::BadAddress(url.clone()))?;
         let resp = self
             .http
@@ -381,7 +390,7 @@ impl Session {
                 req = req.header(k, v);
             }
             let req = req
-                .body(Full::new(Bytes::new()))
+                .body(full(Bytes::new()))
                 .map_err(|_| RegistryError::BadAddress(url.clone()))?;
             let resp = self
                 .http
@@ -409,6 +418,43 @@ impl Session {
         Err(RegistryError::BadAddress(format!(
             "{url}: too many redirects"
         )))
+    }
+
+    /// One request with a body (an upload), with the session's Authorization; no
+    /// redirects, no retries (the body is gone once sent).
+    pub async fn send_body(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Body,
+    ) -> Result<Response<Incoming>, RegistryError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| RegistryError::BadAddress(url.to_string()))?;
+        let mut req = Request::builder().method(method.clone()).uri(uri);
+        if url.starts_with(&format!("{}/", self.endpoint.base)) {
+            match self.lock().clone() {
+                Auth::Anonymous => {}
+                Auth::Header(h) => req = req.header(header::AUTHORIZATION, h),
+                Auth::MissingBasic => {
+                    return Err(RegistryError::NoCredentials {
+                        method: method_name(&method),
+                        url: url.to_string(),
+                    });
+                }
+            }
+        }
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req
+            .body(body)
+            .map_err(|_| RegistryError::BadAddress(url.to_string()))?;
+        self.http
+            .request(req)
+            .await
+            .map_err(|e| connect_error(&method_name(&method), url, e))
     }
 
     /// `send_once`, tried again on 5xx, 429 and network faults, up to the session's attempts.

@@ -5,7 +5,8 @@
 //! OCI) and indexes (manifest lists, with the platform choice), and the pull pipeline: blobs
 //! streamed to the image store's work folder and verified against their digests, then
 //! unpacked in order through `ImageStore::put_layer_verified` (diff IDs checked against the
-//! config), with dockerd's progress messages on the way.
+//! config), with dockerd's progress messages on the way; and the push pipeline (HEAD for
+//! blobs the registry has, layers gzip-compressed once and uploaded, the manifest last).
 //!
 //! It depends on berth-images for the store and references, and must not depend on
 //! berth-daemon or berth-api. No TLS client yet: an HTTPS registry is refused with a clear
@@ -17,6 +18,7 @@ mod error;
 mod manifest;
 mod progress;
 mod pull;
+mod push;
 mod settings;
 
 pub use auth::{Challenge, Credentials, login, parse_challenges};
@@ -24,4 +26,5 @@ pub use error::RegistryError;
 pub use manifest::{Descriptor, ImageManifest, Manifest, Platform};
 pub use progress::{Detail, Progress, ProgressSink};
 pub use pull::{PullOutcome, PullRequest, pull};
+pub use push::{PushOutcome, PushRequest, push};
 pub use settings::RegistrySettings;

@@ -44,12 +44,12 @@ pub struct PullOutcome {
     pub up_to_date: bool,
 }
 
-fn send(p: &ProgressSink, m: Progress) -> Result<(), RegistryError> {
+pub(crate) fn send(p: &ProgressSink, m: Progress) -> Result<(), RegistryError> {
     p.send(m).map_err(|_| RegistryError::Cancelled)
 }
 
 /// The host serving a reference's domain (Docker Hub's is not `docker.io`).
-fn registry_host(r: &Reference) -> &str {
+pub(crate) fn registry_host(r: &Reference) -> &str {
     if r.domain == "docker.io" {
         "registry-1.docker.io"
     } else {
@@ -194,7 +194,7 @@ async fn fetch_small_blob(
 }
 
 /// The store's work folder of one pull, removed when the pull ends either way.
-struct WorkDir(PathBuf);
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -214,7 +214,7 @@ impl Drop for Tasks {
 }
 
 /// The 12-digit id dockerd shows for a layer (of its compressed digest).
-fn short(digest: &str) -> String {
+pub(crate) fn short(digest: &str) -> String {
     digest
         .trim_start_matches("sha256:")
         .chars()
@@ -384,10 +384,12 @@ async fn fetch_layers(
         };
         let id = short(&l.digest);
         let (store, sink, expected, size) = (store.clone(), progress.clone(), d.clone(), l.size);
-        let id2 = id.clone();
-        tokio::task::spawn_blocking(move || extract(&store, &path, &expected, &id2, size, &sink))
-            .await
-            .map_err(|e| RegistryError::Task(e.to_string()))??;
+        let (id2, blob) = (id.clone(), l.digest.clone());
+        tokio::task::spawn_blocking(move || {
+            extract(&store, &path, &blob, &expected, &id2, size, &sink)
+        })
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))??;
         send(progress, Progress::layer(&id, "Pull complete"))?;
     }
     Ok(())
@@ -397,6 +399,7 @@ async fn fetch_layers(
 fn extract(
     store: &ImageStore,
     path: &Path,
+    blob_digest: &str,
     diff_id: &str,
     id: &str,
     size: u64,
@@ -436,6 +439,8 @@ fn extract(
         progress,
     };
     store.put_layer_verified(reader, diff_id)?;
+    // A later push to this registry finds the blob without compressing the layer again.
+    store.remember_layer_blob(diff_id, blob_digest, size)?;
     send(progress, Progress::bytes(id, "Extracting", size, size))?;
     let _ = std::fs::remove_file(path);
     Ok(())

@@ -182,11 +182,12 @@ pub(crate) async fn get_by_name(
     }
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
+/// `POST /images/{name}/tag?repo=&tag=`, `POST /images/{name}/push?tag=`.
 pub(crate) async fn post_by_name(
     State(d): State<Arc<Daemon>>,
     Path(rest): Path<String>,
     q: Query,
+    headers: http::HeaderMap,
 ) -> Result<Response, ApiError> {
     match split_action(&rest) {
         (name, "tag") => {
@@ -201,9 +202,14 @@ pub(crate) async fn post_by_name(
             d.image_tag(name, &target)?;
             Ok((http::StatusCode::CREATED, "").into_response())
         }
-        (name, "push") => Err(ApiError::bad_request(format!(
-            "cannot push {name}: berth cannot reach a registry yet"
-        ))),
+        (name, "push") => {
+            let (name, tag) = (name.to_string(), q.get("tag").map(str::to_string));
+            let auth = registry_auth(&headers);
+            progress_stream(
+                move |tx| async move { d.image_push(&name, tag.as_deref(), auth, tx).await },
+            )
+            .await
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }
