@@ -426,3 +426,42 @@ fn push_then_again_then_pull_back() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs root: containerd, runc, docker-registry, skopeo"]
+fn docker_hub_names_come_from_a_mirror() {
+    require_root_tier("docker_hub_names_come_from_a_mirror", TOOLS);
+    let reg = Registry::start(false);
+    let d = TestDaemon::new();
+    d.write_config(&format!(
+        r#"{{"registry-mirrors": ["http://{}"], "max-concurrent-downloads": 1}}"#,
+        reg.host()
+    ));
+    let d = d.start(&[]);
+    import_busybox(&d);
+    seed(&d, &reg, "library/mirrored:1", None);
+    let (code, _, err) = d.docker(&["rmi", "test/busybox:1"]);
+    assert_eq!(code, 0, "{err}");
+    // `mirrored:1` is docker.io/library/mirrored:1: the mirror has it, the Hub is not asked.
+    let (code, out, err) = d.docker(&["pull", "mirrored:1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Pulling from library/mirrored"), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image for mirrored:1"),
+        "{out}"
+    );
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "mirrored:1",
+        "echo",
+        "m",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "m"), "{err}");
+    // Not on the mirror: the Hub is next, which needs TLS berth does not have.
+    let (code, _, err) = d.docker(&["pull", "elsewhere:1"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("registry-1.docker.io speaks HTTPS"), "{err}");
+}

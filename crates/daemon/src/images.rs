@@ -123,9 +123,18 @@ impl Daemon {
         Ok(berth_registry::login(&settings, server, credentials).await?)
     }
 
-    /// The registry part of the configuration snapshot.
+    /// The registry part of the configuration snapshot (loaded once per pull, push or
+    /// login; a reload applies to the next one).
     fn registry_settings(&self) -> berth_registry::RegistrySettings {
-        berth_registry::RegistrySettings::default()
+        let snapshot = self.config();
+        let c = &snapshot.config;
+        berth_registry::RegistrySettings {
+            insecure: c.insecure_registries.clone(),
+            mirrors: c.registry_mirrors.clone(),
+            max_concurrent_downloads: c.max_concurrent_downloads as usize,
+            max_concurrent_uploads: c.max_concurrent_uploads as usize,
+            max_download_attempts: c.max_download_attempts,
+        }
     }
 
     /// `docker load`.
