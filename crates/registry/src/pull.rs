@@ -474,7 +474,14 @@ async fn download(
             Ok(()) => break,
             Err(e) if e.retryable() && attempt < session.attempts => {
                 tracing::info!(blob = %d.digest, attempt, error = %e, "blob download failed; resuming");
-                tokio::time::sleep(backoff(attempt)).await;
+                let wait = backoff(attempt);
+                let secs = wait.as_secs_f64().ceil() as u64;
+                let plural = if secs == 1 { "" } else { "s" };
+                send(
+                    progress,
+                    Progress::layer(&id, &format!("Retrying in {secs} second{plural}")),
+                )?;
+                tokio::time::sleep(wait).await;
                 attempt += 1;
             }
             Err(e) => return Err(e),

@@ -283,6 +283,8 @@ async fn bearer_token_then_500_429_and_a_cut_blob_resumed_with_a_range() {
         "Download complete",
         "Extracting",
         "Pull complete",
+        "Retrying in 1 second",
+        "Retrying in 2 seconds",
     ] {
         assert!(s.iter().any(|m| m == want), "{want} in {s:#?}");
     }
