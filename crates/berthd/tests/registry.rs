@@ -465,3 +465,60 @@ fn docker_hub_names_come_from_a_mirror() {
     assert_ne!(code, 0);
     assert!(err.contains("registry-1.docker.io speaks HTTPS"), "{err}");
 }
+
+/// A `/proc/PID/status` value in KiB.
+fn status_kib(pid: i32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs root: containerd, runc, docker-registry, skopeo"]
+fn a_100_mib_pull_keeps_berthd_under_64_mib() {
+    require_root_tier("a_100_mib_pull_keeps_berthd_under_64_mib", TOOLS);
+    const LIMIT_KIB: u64 = 64 * 1024;
+    let reg = Registry::start(false);
+    let d = TestDaemon::new().start(&[]);
+    import_busybox_big(&d);
+    seed(&d, &reg, "acc/big:1", None);
+    let (code, _, err) = d.docker(&["rmi", "test/busybox:1"]);
+    assert_eq!(code, 0, "{err}");
+    // The peak so far (import, save) is not the pull's: reset it.
+    std::fs::write(format!("/proc/{}/clear_refs", d.pid()), "5").unwrap();
+    let name = format!("{}/acc/big:1", reg.host());
+    let started = Instant::now();
+    let (code, _, err) = d.docker(&["pull", &name]);
+    assert_eq!(code, 0, "{err}");
+    let peak = status_kib(d.pid(), "VmHWM:");
+    eprintln!(
+        "berthd peak RSS {peak} KiB pulling 100 MiB of incompressible data in {:?}",
+        started.elapsed()
+    );
+    assert!(peak < LIMIT_KIB, "peak RSS {peak} KiB");
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "wc",
+        "-c",
+        "/big",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("104857600"), "{out}");
+}
+
+/// `test/busybox:1` with /big: 100 MiB from /dev/urandom (gzip cannot shrink it).
+fn import_busybox_big(d: &TestDaemon) {
+    common::import_busybox_as(d, "test/busybox:1", |root| {
+        let mut src = std::fs::File::open("/dev/urandom").unwrap();
+        let mut dst = std::fs::File::create(root.join("big")).unwrap();
+        std::io::copy(&mut std::io::Read::take(&mut src, 100 << 20), &mut dst).unwrap();
+    });
+}
