@@ -407,6 +407,15 @@ fn push_then_again_then_pull_back() {
     assert!(!out.contains(": Pushed"), "{out}");
     assert!(out.contains(&format!("1: digest: {digest} ")), "{out}");
 
+    // Another repository of the same registry: the layer is mounted, not uploaded.
+    let other = format!("{}/acc/other:1", reg.host());
+    assert_eq!(d.docker(&["tag", &name, &other]).0, 0);
+    let (code, out, err) = d.docker(&["push", &other]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(": Mounted from acc/pushed"), "{out}");
+    assert!(!out.contains(": Pushed"), "{out}");
+    assert_eq!(d.docker(&["rmi", &other]).0, 0);
+
     // What was pushed comes back as the same image.
     let id = d.inspect(&name, "{{.Id}}");
     for n in [name.as_str(), "test/busybox:1"] {

@@ -38,6 +38,15 @@ pub enum DeleteResult {
     Deleted(String),
 }
 
+/// A compressed form of a layer that a registry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub digest: String,
+    pub size: u64,
+    /// `host/repository` it was pulled from or pushed to (no spaces in either).
+    pub repository: Option<String>,
+}
+
 /// What `docker import` adds to the layer.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -471,39 +480,41 @@ impl ImageStore {
     }
 
     /// The compressed forms of a stored layer a registry is known to hold (dockerd's
-    /// distribution metadata): `(digest, size)`, the newest last. A push asks the registry for
-    /// these before compressing the layer again.
-    pub fn layer_blobs(&self, diff_id: &str) -> Vec<(String, u64)> {
+    /// distribution metadata), the newest last. A push asks the registry for these before
+    /// compressing the layer again, and mounts them from the repository they are in.
+    pub fn layer_blobs(&self, diff_id: &str) -> Vec<LayerBlob> {
         let p = self.layer_dir(diff_id).join("blobs");
         fs::read_to_string(p)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| {
-                let (d, size) = l.split_once(' ')?;
-                Some((d.to_string(), size.parse().ok()?))
+                let mut f = l.split(' ');
+                Some(LayerBlob {
+                    digest: f.next()?.to_string(),
+                    size: f.next()?.parse().ok()?,
+                    repository: f.next().map(str::to_string),
+                })
             })
             .collect()
     }
 
-    /// Remembers that `digest` (`size` bytes) is a compressed form of a stored layer.
-    pub fn remember_layer_blob(
-        &self,
-        diff_id: &str,
-        digest: &str,
-        size: u64,
-    ) -> Result<(), ImageError> {
+    /// Remembers a compressed form of a stored layer (and the repository holding it).
+    pub fn remember_layer_blob(&self, diff_id: &str, blob: LayerBlob) -> Result<(), ImageError> {
         let _guard = self.serialise();
         if !self.has_layer(diff_id) {
             return Ok(());
         }
         let mut known = self.layer_blobs(diff_id);
-        known.retain(|(d, _)| d != digest);
-        known.push((digest.to_string(), size));
+        known.retain(|b| b.digest != blob.digest || b.repository != blob.repository);
+        known.push(blob);
         // A few forms are plenty; the oldest go first.
         let skip = known.len().saturating_sub(8);
         let text: String = known[skip..]
             .iter()
-            .map(|(d, s)| format!("{d} {s}\n"))
+            .map(|b| match &b.repository {
+                Some(r) => format!("{} {} {r}\n", b.digest, b.size),
+                None => format!("{} {}\n", b.digest, b.size),
+            })
             .collect();
         write_atomic(&self.layer_dir(diff_id).join("blobs"), text.as_bytes())
     }
@@ -836,12 +847,23 @@ pub(crate) mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         s.put_layer_verified(&tar[..], &diff_id).unwrap();
         // The compressed forms a registry holds, newest last, kept with the layer.
-        s.remember_layer_blob(&diff_id, "sha256:aa", 3).unwrap();
-        s.remember_layer_blob(&diff_id, "sha256:bb", 4).unwrap();
-        s.remember_layer_blob(&diff_id, "sha256:aa", 3).unwrap();
+        let blob = |d: &str, size, repo: Option<&str>| LayerBlob {
+            digest: d.into(),
+            size,
+            repository: repo.map(str::to_string),
+        };
+        s.remember_layer_blob(&diff_id, blob("sha256:aa", 3, Some("h:1/a")))
+            .unwrap();
+        s.remember_layer_blob(&diff_id, blob("sha256:bb", 4, None))
+            .unwrap();
+        s.remember_layer_blob(&diff_id, blob("sha256:aa", 3, Some("h:1/a")))
+            .unwrap();
         assert_eq!(
             s.layer_blobs(&diff_id),
-            vec![("sha256:bb".to_string(), 4), ("sha256:aa".to_string(), 3)]
+            vec![
+                blob("sha256:bb", 4, None),
+                blob("sha256:aa", 3, Some("h:1/a"))
+            ]
         );
         let config = format!(
             r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#

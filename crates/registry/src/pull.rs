@@ -385,8 +385,18 @@ async fn fetch_layers(
         let id = short(&l.digest);
         let (store, sink, expected, size) = (store.clone(), progress.clone(), d.clone(), l.size);
         let (id2, blob) = (id.clone(), l.digest.clone());
+        let repository = format!("{}/{}", session.endpoint.host, r.path);
         tokio::task::spawn_blocking(move || {
-            extract(&store, &path, &blob, &expected, &id2, size, &sink)
+            extract(
+                &store,
+                &path,
+                &repository,
+                &blob,
+                &expected,
+                &id2,
+                size,
+                &sink,
+            )
         })
         .await
         .map_err(|e| RegistryError::Task(e.to_string()))??;
@@ -396,9 +406,11 @@ async fn fetch_layers(
 }
 
 /// Unpacks a downloaded blob into the store (on a blocking thread), with `Extracting`.
+#[allow(clippy::too_many_arguments)]
 fn extract(
     store: &ImageStore,
     path: &Path,
+    repository: &str,
     blob_digest: &str,
     diff_id: &str,
     id: &str,
@@ -440,7 +452,14 @@ fn extract(
     };
     store.put_layer_verified(reader, diff_id)?;
     // A later push to this registry finds the blob without compressing the layer again.
-    store.remember_layer_blob(diff_id, blob_digest, size)?;
+    store.remember_layer_blob(
+        diff_id,
+        berth_images::LayerBlob {
+            digest: blob_digest.to_string(),
+            size,
+            repository: Some(repository.to_string()),
+        },
+    )?;
     send(progress, Progress::bytes(id, "Extracting", size, size))?;
     let _ = std::fs::remove_file(path);
     Ok(())

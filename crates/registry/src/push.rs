@@ -218,10 +218,38 @@ async fn push_layer(
     progress: &ProgressSink,
 ) -> Result<Blob, RegistryError> {
     let id = short(diff_id);
-    for (digest, size) in store.layer_blobs(diff_id).into_iter().rev() {
-        if has_blob(session, repo, &digest).await? {
+    let here = format!("{}/{repo}", session.endpoint.host);
+    let known = store.layer_blobs(diff_id);
+    for b in known.iter().rev() {
+        if has_blob(session, repo, &b.digest).await? {
             send(progress, Progress::layer(&id, "Layer already exists"))?;
-            return Ok(Blob { digest, size });
+            return Ok(Blob {
+                digest: b.digest.clone(),
+                size: b.size,
+            });
+        }
+    }
+    // In another repository of this registry: mounted there, nothing uploaded.
+    let host_prefix = format!("{}/", session.endpoint.host);
+    for b in known.iter().rev() {
+        let Some(from) = b
+            .repository
+            .as_deref()
+            .filter(|r| *r != here)
+            .and_then(|r| r.strip_prefix(&host_prefix))
+        else {
+            continue;
+        };
+        if mount(session, repo, &b.digest, from).await? {
+            send(
+                progress,
+                Progress::layer(&id, &format!("Mounted from {from}")),
+            )?;
+            remember(store, diff_id, &b.digest, b.size, &here)?;
+            return Ok(Blob {
+                digest: b.digest.clone(),
+                size: b.size,
+            });
         }
     }
     let tar = store.layer_tar(diff_id);
@@ -239,8 +267,64 @@ async fn push_layer(
         send(progress, Progress::layer(&id, "Layer already exists"))?;
     }
     let _ = tokio::fs::remove_file(&dest).await;
-    store.remember_layer_blob(diff_id, &blob.digest, blob.size)?;
+    remember(store, diff_id, &blob.digest, blob.size, &here)?;
     Ok(blob)
+}
+
+fn remember(
+    store: &ImageStore,
+    diff_id: &str,
+    digest: &str,
+    size: u64,
+    repository: &str,
+) -> Result<(), RegistryError> {
+    Ok(store.remember_layer_blob(
+        diff_id,
+        berth_images::LayerBlob {
+            digest: digest.to_string(),
+            size,
+            repository: Some(repository.to_string()),
+        },
+    )?)
+}
+
+/// A cross-repository mount (`POST uploads/?mount=&from=`): whether the registry mounted
+/// the blob (201). Any other answer (a registry that does not mount, no access to `from`)
+/// is a no: the blob is uploaded instead.
+async fn mount(
+    session: &Session,
+    repo: &str,
+    digest: &str,
+    from: &str,
+) -> Result<bool, RegistryError> {
+    let url = format!(
+        "{}/v2/{repo}/blobs/uploads/?mount={digest}&from={from}",
+        session.endpoint.base
+    );
+    let resp = session
+        .send_body(Method::POST, &url, &[], full(Bytes::new()))
+        .await?;
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string);
+    let _ = read_limited(resp, 1 << 16, "a mount answer", &url).await;
+    if status == StatusCode::ACCEPTED
+        && let Some(location) = location
+    {
+        // An upload was started instead: cancel it.
+        let location = if location.starts_with('/') {
+            format!("{}{location}", session.endpoint.base)
+        } else {
+            location
+        };
+        let _ = session
+            .send_body(Method::DELETE, &location, &[], full(Bytes::new()))
+            .await;
+    }
+    Ok(status == StatusCode::CREATED)
 }
 
 /// Pushes a tagged image, sending dockerd's progress messages; records `repo@digest`.
