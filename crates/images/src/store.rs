@@ -130,6 +130,20 @@ impl ImageStore {
         let tmp = root.join("tmp");
         let _ = fs::remove_dir_all(&tmp);
         crate::files::dir_with_mode(&tmp, DIR_MODE).map_err(io(&tmp))?;
+        // Downloads a later pull may resume; a day old, they are given up.
+        let downloads = root.join("downloads");
+        crate::files::dir_with_mode(&downloads, DIR_MODE).map_err(io(&downloads))?;
+        for e in fs::read_dir(&downloads).map_err(io(&downloads))?.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age > std::time::Duration::from_secs(24 * 3600));
+            if stale {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         // Temporary files a crash left beside `repositories.json`.
         for e in fs::read_dir(&root).map_err(io(&root))?.flatten() {
             if crate::files::is_temporary(&e.file_name().to_string_lossy()) {
@@ -212,6 +226,13 @@ impl ImageStore {
 
     fn layer_dir(&self, diff_id: &str) -> PathBuf {
         self.root.join("layers").join(hex_of(diff_id))
+    }
+
+    /// Where blobs being downloaded live so that a pull cut short can be resumed by the
+    /// next one (`downloads/`, on the store's file system; a day old, they go at open). They
+    /// are blobs, never layers: a layer is only what `put_layer*` renamed into place.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("downloads")
     }
 
     /// A new, empty folder of the store's own for work in progress (on the store's file

@@ -365,12 +365,13 @@ async fn fetch_layers(
         }
         let (session, semaphore, progress) = (session.clone(), semaphore.clone(), progress.clone());
         let (l, path, repo) = (l.clone(), work.0.join(format!("blob-{i}")), r.path.clone());
+        let downloads = store.downloads_dir();
         tasks.0.push(Some(tokio::spawn(async move {
             let _permit = semaphore
                 .acquire_owned()
                 .await
                 .map_err(|e| RegistryError::Task(e.to_string()))?;
-            download(&session, &repo, &l, &path, &progress).await?;
+            download(&session, &repo, &l, &path, &downloads, &progress).await?;
             Ok(path)
         })));
     }
@@ -465,30 +466,139 @@ fn extract(
     Ok(())
 }
 
-/// Streams a blob to `path`, hashing as it goes; a failed attempt (network, 5xx, 429) is
-/// resumed from the bytes already written (a Range request) up to `max-download-attempts`.
+/// The resumable download of a blob, `downloads/<hex>.partial`, claimed with `flock` so
+/// that two pulls of one blob never write the same file (the second downloads privately).
+fn claim_partial(
+    downloads: &Path,
+    digest: &str,
+) -> Option<(PathBuf, nix::fcntl::Flock<std::fs::File>)> {
+    let path = downloads.join(format!("{}.partial", digest.trim_start_matches("sha256:")));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .ok()?;
+    let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
+    Some((path, lock))
+}
+
+/// The bytes a partial download already holds, hashed (on a blocking thread); none when it
+/// is longer than the blob.
+async fn resume_from(path: &Path, size: u64) -> Result<(Sha256, u64), RegistryError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let io = |source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(&path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut hasher = Sha256::new();
+        if len == 0 || len > size {
+            return Ok((hasher, 0));
+        }
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok((hasher, len))
+    })
+    .await
+    .map_err(|e| RegistryError::Task(e.to_string()))?
+}
+
+/// Streams a blob to `dest`, hashing as it goes; a failed attempt (network, 5xx, 429) is
+/// resumed from the bytes already written (a Range request) up to `max-download-attempts`,
+/// and a pull cut short (a client gone, attempts spent) leaves its bytes in `downloads` for
+/// the next pull of the blob to resume from.
 async fn download(
     session: &Session,
     repo: &str,
     d: &Descriptor,
-    path: &Path,
+    dest: &Path,
+    downloads: &Path,
     progress: &ProgressSink,
 ) -> Result<(), RegistryError> {
+    let claimed = claim_partial(downloads, &d.digest);
+    let path = claimed
+        .as_ref()
+        .map_or_else(|| dest.to_path_buf(), |(p, _)| p.clone());
+    let path = path.as_path();
     let io = |source| RegistryError::Io {
         path: path.to_path_buf(),
         source,
     };
     let url = format!("{}/v2/{repo}/blobs/{}", session.endpoint.base, d.digest);
     let id = short(&d.digest);
-    let file = tokio::fs::File::create(path).await.map_err(io)?;
+    let (hasher, have) = match &claimed {
+        Some(_) => resume_from(path, d.size).await?,
+        None => (Sha256::new(), 0),
+    };
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .await
+        .map_err(io)?;
+    file.set_len(have).await.map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(have))
+        .await
+        .map_err(io)?;
+    if have > 0 {
+        tracing::info!(blob = %d.digest, bytes = have, "resuming an earlier download");
+        send(progress, Progress::bytes(&id, "Downloading", have, d.size))?;
+    }
     let mut state = Download {
         file: tokio::io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        have: 0,
+        hasher,
+        have,
         last: None,
     };
+    let result = download_attempts(session, &url, d, &id, progress, path, &mut state).await;
+    // Whatever arrived is kept for the next pull to resume from.
+    let _ = state.file.flush().await;
+    // What is wrong with the bytes themselves cannot be resumed; nothing is not worth it.
+    if result.is_err()
+        && (state.have == 0
+            || matches!(
+                result,
+                Err(RegistryError::DigestMismatch { .. } | RegistryError::Truncated { .. })
+            ))
+    {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    result?;
+    if claimed.is_some() {
+        tokio::fs::rename(path, dest).await.map_err(io)?;
+    }
+    drop(claimed);
+    send(progress, Progress::layer(&id, "Download complete"))
+}
+
+async fn download_attempts(
+    session: &Session,
+    url: &str,
+    d: &Descriptor,
+    id: &str,
+    progress: &ProgressSink,
+    path: &Path,
+    state: &mut Download,
+) -> Result<(), RegistryError> {
+    let io = |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (url, id) = (url.to_string(), id.to_string());
     let mut attempt = 1;
-    loop {
+    // A download an earlier pull finished but did not use needs no request.
+    while state.have < d.size {
         match state.attempt(session, &url, d, &id, progress, path).await {
             Ok(()) => break,
             Err(e) if e.retryable() && attempt < session.attempts => {
@@ -515,14 +625,14 @@ async fn download(
         });
     }
     send(progress, Progress::layer(&id, "Verifying Checksum"))?;
-    let actual = format!("sha256:{}", hex::encode(state.hasher.finalize()));
+    let actual = format!("sha256:{}", hex::encode(state.hasher.clone().finalize()));
     if actual != d.digest {
         return Err(RegistryError::DigestMismatch {
             digest: d.digest.clone(),
             actual,
         });
     }
-    send(progress, Progress::layer(&id, "Download complete"))
+    Ok(())
 }
 
 struct Download {
@@ -533,6 +643,38 @@ struct Download {
 }
 
 impl Download {
+    /// GET the blob from where the bytes kept end.
+    async fn request(
+        &self,
+        session: &Session,
+        url: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>, RegistryError> {
+        let headers = if self.have > 0 {
+            vec![(header::RANGE, format!("bytes={}-", self.have))]
+        } else {
+            vec![]
+        };
+        session.send_once(Method::GET, url, &headers, true).await
+    }
+
+    /// Drops the bytes kept.
+    async fn restart(&mut self, path: &Path) -> Result<(), RegistryError> {
+        let io = |source| RegistryError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        self.file.flush().await.map_err(io)?;
+        self.file.get_mut().set_len(0).await.map_err(io)?;
+        self.file
+            .get_mut()
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(io)?;
+        self.hasher = Sha256::new();
+        self.have = 0;
+        Ok(())
+    }
+
     async fn attempt(
         &mut self,
         session: &Session,
@@ -546,26 +688,18 @@ impl Download {
             path: path.to_path_buf(),
             source,
         };
-        let headers = if self.have > 0 {
-            vec![(header::RANGE, format!("bytes={}-", self.have))]
-        } else {
-            vec![]
-        };
-        let resp = session.send_once(Method::GET, url, &headers, true).await?;
+        let mut resp = self.request(session, url).await?;
+        if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE && self.have > 0 {
+            // The bytes kept are not a prefix the registry knows: start over.
+            self.restart(path).await?;
+            resp = self.request(session, url).await?;
+        }
         match resp.status() {
             StatusCode::PARTIAL_CONTENT if self.have > 0 => {}
             StatusCode::OK => {
                 if self.have > 0 {
                     // The registry ignored the range: start over.
-                    self.file.flush().await.map_err(io)?;
-                    self.file.get_mut().set_len(0).await.map_err(io)?;
-                    self.file
-                        .get_mut()
-                        .seek(std::io::SeekFrom::Start(0))
-                        .await
-                        .map_err(io)?;
-                    self.hasher = Sha256::new();
-                    self.have = 0;
+                    self.restart(path).await?;
                 }
             }
             s => {

@@ -238,12 +238,12 @@ fn settings(attempts: u32) -> RegistrySettings {
     }
 }
 
-/// (layers stored, work folders left, images).
+/// (layers stored, work folders and downloads left, images).
 fn leftovers(root: &std::path::Path, store: &ImageStore) -> (usize, usize, usize) {
     let count = |p: std::path::PathBuf| std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0);
     (
         count(root.join("layers")),
-        count(root.join("tmp")),
+        count(root.join("tmp")) + count(root.join("downloads")),
         store.list().len(),
     )
 }
@@ -378,4 +378,41 @@ async fn a_client_that_goes_away_stops_the_pull() {
         .unwrap_err();
     assert!(matches!(err, RegistryError::Cancelled), "{err:?}");
     assert_eq!(leftovers(dir.path(), &store), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_pull_cut_short_is_resumed_by_the_next_one() {
+    // One attempt: the cut ends the first pull, its bytes stay in downloads/.
+    let fake = start(false, vec![0], None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ImageStore::open(dir.path()).unwrap());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let err = pull(store.clone(), &settings(1), request(&fake, false), &tx)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Body { .. }), "{err:?}");
+    let partial = dir.path().join("downloads").join(format!(
+        "{}.partial",
+        fake.layer.trim_start_matches("sha256:")
+    ));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0, "the bytes that came are kept");
+    assert_eq!(store.list().len(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // The next pull (a daemon restarted in between changes nothing) asks for the rest.
+    drop(store);
+    let store = Arc::new(ImageStore::open(dir.path()).unwrap());
+    pull(store.clone(), &settings(1), request(&fake, false), &tx)
+        .await
+        .unwrap();
+    let log = fake.log.lock().unwrap().clone();
+    let last = log.iter().rev().find(|l| l.contains(&fake.layer)).unwrap();
+    assert!(last.ends_with(&format!(" bytes={kept}-")), "{log:#?}");
+    assert_eq!(leftovers(dir.path(), &store), (1, 0, 1));
 }
