@@ -400,3 +400,30 @@ impl Daemon {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestEngine;
+
+    #[tokio::test]
+    async fn pulls_take_the_registry_keys_from_the_snapshot() {
+        let e = TestEngine::builder()
+            .daemon_json(
+                r#"{"insecure-registries": ["10.9.0.0/16"], "registry-mirrors": ["http://127.0.0.1:5000"],
+                    "max-concurrent-downloads": 1, "max-download-attempts": 2}"#,
+            )
+            .build();
+        let s = e.daemon.registry_settings();
+        assert_eq!(s.insecure, vec!["10.9.0.0/16"]);
+        assert_eq!(s.mirrors, vec!["http://127.0.0.1:5000/"]);
+        assert_eq!(
+            (
+                s.max_concurrent_downloads,
+                s.max_concurrent_uploads,
+                s.max_download_attempts
+            ),
+            (1, 5, 2)
+        );
+        assert!(s.is_insecure("10.9.1.1:5000"));
+    }
+}

@@ -51,8 +51,10 @@ where
             Ok(Err(e)) => crate::ApiError::from(e).message,
             Err(e) => e.to_string(),
         };
-        let v = serde_json::json!({ "errorDetail": { "message": error }, "error": error });
-        Some((Ok(bytes::Bytes::from(format!("{v}\r\n"))), (rx, None)))
+        // dockerd's order: errorDetail, then error.
+        let m = serde_json::to_string(&error).unwrap_or_default();
+        let line = format!("{{\"errorDetail\":{{\"message\":{m}}},\"error\":{m}}}\r\n");
+        Some((Ok(bytes::Bytes::from(line)), (rx, None)))
     });
     Ok((
         [(CONTENT_TYPE, "application/json")],
@@ -87,4 +89,55 @@ pub(crate) fn tar_response(reader: impl tokio::io::AsyncRead + Send + 'static) -
         Body::from_stream(ReaderStream::new(reader)),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_daemon::{DaemonError, Progress};
+    use http_body_util::BodyExt;
+
+    async fn body_text(r: Response) -> String {
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_error_before_the_first_message_is_the_requests_status() {
+        let err = progress_stream(|_tx| async {
+            Err(DaemonError::InvalidParameter("bad platform".into()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "bad platform");
+    }
+
+    #[tokio::test]
+    async fn an_error_after_it_is_the_streams_last_line() {
+        let r = progress_stream(|tx| async move {
+            let _ = tx.send(Progress::with_id("Pulling from acc/x", "1"));
+            let _ = tx.send(Progress::layer("0123456789ab", "Pulling fs layer"));
+            Err(DaemonError::InvalidParameter("broken".into()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+        assert_eq!(
+            body_text(r).await,
+            "{\"status\":\"Pulling from acc/x\",\"id\":\"1\"}\r\n\
+             {\"status\":\"Pulling fs layer\",\"progressDetail\":{},\"id\":\"0123456789ab\"}\r\n\
+             {\"errorDetail\":{\"message\":\"broken\"},\"error\":\"broken\"}\r\n"
+        );
+        let r = progress_stream(|tx| async move {
+            let _ = tx.send(Progress::status("Status: Image is up to date for x:1"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            body_text(r).await,
+            "{\"status\":\"Status: Image is up to date for x:1\"}\r\n"
+        );
+    }
 }
