@@ -2,7 +2,8 @@
 # Installs the Debian packages berth needs, when any is missing. Sourced by the other scripts.
 #   runtime: containerd (with its runc shim), runc, tini (for --init)
 #   build:   protobuf-compiler (protoc, for the containerd API), gcc
-#   tests:   busybox-static (test root file systems), curl, docker.io (dockerd, side by side)
+#   tests:   busybox-static (test root file systems), curl, docker.io (dockerd, side by side),
+#            docker-registry, skopeo, apache2-utils (htpasswd) for the registry tests
 set -euo pipefail
 
 berth_need_packages() {
@@ -17,6 +18,10 @@ berth_need_packages() {
     command -v curl >/dev/null || missing+=(curl)
     # dockerd, for the tests that check berth against it side by side.
     command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+    # A local registry (distribution 2.8), its seeding tool, and htpasswd for basic auth.
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v skopeo >/dev/null || missing+=(skopeo)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
   fi
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

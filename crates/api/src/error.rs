@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_daemon::{Code, DaemonError, ImageError, RootError, StartFailure};
+use berth_daemon::{Code, DaemonError, ImageError, RegistryError, RootError, StartFailure};
 use http::StatusCode;
 
 /// An error as Docker clients receive it: a status and `{"message": "..."}`.
@@ -108,6 +108,7 @@ fn status(e: &DaemonError) -> StatusCode {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         },
+        DaemonError::Registry(r) => registry_status(r),
         DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
         DaemonError::NoSuchContainer(_)
         | DaemonError::NoSuchExec(_)
@@ -139,12 +140,43 @@ fn status(e: &DaemonError) -> StatusCode {
     }
 }
 
+/// dockerd's statuses for a pull or login: an unknown manifest is a 404, a bad request
+/// (platform, unsupported content) a 400; the registry's refusals, the network and our
+/// disk are 500s (dockerd answers a wrong password or missing credentials with 500 too).
+fn registry_status(e: &RegistryError) -> StatusCode {
+    match e {
+        RegistryError::NotFound { .. } => StatusCode::NOT_FOUND,
+        RegistryError::BadPlatform(_)
+        | RegistryError::NoMatchingPlatform(_)
+        | RegistryError::BadAddress(_) => StatusCode::BAD_REQUEST,
+        RegistryError::Image(ImageError::InvalidReference { .. }) => StatusCode::BAD_REQUEST,
+        RegistryError::NoCredentials { .. }
+        | RegistryError::Denied(_)
+        | RegistryError::LoginFailed { .. }
+        | RegistryError::Connect { .. }
+        | RegistryError::Body { .. }
+        | RegistryError::Status { .. }
+        | RegistryError::TlsUnsupported { .. }
+        | RegistryError::DigestMismatch { .. }
+        | RegistryError::Truncated { .. }
+        | RegistryError::TooLarge { .. }
+        | RegistryError::BadManifest(_)
+        | RegistryError::BadConfig(_)
+        | RegistryError::Unsupported(_)
+        | RegistryError::Cancelled
+        | RegistryError::Io { .. }
+        | RegistryError::Image(_)
+        | RegistryError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The inner error says what the user needs; the outer variant only names the layer.
 fn message(e: &DaemonError) -> String {
     match e {
         DaemonError::Config(inner) => chain(inner),
         DaemonError::Runtime(inner) => chain(inner),
         DaemonError::Image(inner) => chain(inner),
+        DaemonError::Registry(inner) => chain(inner),
         DaemonError::Spec(inner) => chain(inner),
         DaemonError::Invalid(inner) => chain(inner),
         DaemonError::NoSuchContainer(_)

@@ -8,9 +8,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Every section of the script.
-const SECTIONS: &str =
-    "daemon images run exec logs lifecycle limits security runtimes reload errors restore";
+/// The sections berth passes.
+const SECTIONS: &str = "daemon images run exec logs lifecycle limits security runtimes reload errors \
+     restore registry";
 
 /// `logs: --tail 1` expects the last of `echo one; echo two >&2; echo three` to be "three",
 /// but stdout and stderr travel through two pipes inside containerd's shim, whose copies
@@ -26,7 +26,16 @@ const FLAKY_SECTION: &str = "logs";
 fn acceptance_sections_pass() {
     common::require_root_tier(
         "acceptance",
-        &["containerd", "runc", "docker", "busybox", "curl"],
+        &[
+            "containerd",
+            "runc",
+            "docker",
+            "busybox",
+            "curl",
+            "docker-registry",
+            "skopeo",
+            "htpasswd",
+        ],
     );
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/acceptance/docker-cli.sh");

@@ -95,6 +95,13 @@ pub struct DaemonConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub labels: Vec<String>,
     pub shutdown_timeout: i64,
+    /// Registries spoken to over plain HTTP (host[:port], names, CIDRs), besides 127.0.0.0/8.
+    pub insecure_registries: Vec<String>,
+    /// Mirrors tried first for Docker Hub, normalised with a trailing `/`.
+    pub registry_mirrors: Vec<String>,
+    pub max_concurrent_downloads: u32,
+    pub max_concurrent_uploads: u32,
+    pub max_download_attempts: u32,
     #[serde(skip)]
     pub tls: TlsConfig,
     /// The configuration file this config was read from (reloads read it again).
@@ -125,6 +132,11 @@ impl Default for DaemonConfig {
             metrics_addr: None,
             labels: Vec::new(),
             shutdown_timeout: 15,
+            insecure_registries: Vec::new(),
+            registry_mirrors: Vec::new(),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+            max_download_attempts: 5,
             tls: TlsConfig::default(),
             config_file: PathBuf::from(crate::DEFAULT_CONFIG_FILE),
             config_file_explicit: false,
@@ -258,6 +270,33 @@ impl DaemonConfig {
                 .shutdown_timeout
                 .or(file.shutdown_timeout)
                 .unwrap_or(d.shutdown_timeout),
+            insecure_registries: pick_vec(
+                &flags.insecure_registries,
+                &file.insecure_registries,
+                Vec::new(),
+            ),
+            registry_mirrors: normalise_mirrors(&pick_vec(
+                &flags.registry_mirrors,
+                &file.registry_mirrors,
+                Vec::new(),
+            ))?,
+            max_concurrent_downloads: limit(
+                "max concurrent downloads",
+                flags
+                    .max_concurrent_downloads
+                    .or(file.max_concurrent_downloads),
+                d.max_concurrent_downloads,
+            )?,
+            max_concurrent_uploads: limit(
+                "max concurrent uploads",
+                flags.max_concurrent_uploads.or(file.max_concurrent_uploads),
+                d.max_concurrent_uploads,
+            )?,
+            max_download_attempts: limit(
+                "max download attempts",
+                flags.max_download_attempts.or(file.max_download_attempts),
+                d.max_download_attempts,
+            )?,
             tls: TlsConfig {
                 tls: flags.tls.or(file.tls).unwrap_or(false),
                 tlsverify: flags.tlsverify.or(file.tlsverify).unwrap_or(false),
@@ -367,6 +406,21 @@ impl DaemonConfig {
         if file.has("default-ulimits") {
             next.default_ulimits = file.default_ulimits.clone().unwrap_or_default();
         }
+        // dockerd: the limits go back to their defaults, then take the file's non-zero value.
+        let d = DaemonConfig::default();
+        let reset =
+            |v: Option<i64>, default: u32| v.filter(|n| *n > 0).map_or(default, |n| n as u32);
+        next.max_concurrent_downloads =
+            reset(file.max_concurrent_downloads, d.max_concurrent_downloads);
+        next.max_concurrent_uploads = reset(file.max_concurrent_uploads, d.max_concurrent_uploads);
+        next.max_download_attempts = reset(file.max_download_attempts, d.max_download_attempts);
+        if file.has("insecure-registries") {
+            next.insecure_registries = file.insecure_registries.clone().unwrap_or_default();
+        }
+        if file.has("registry-mirrors") {
+            next.registry_mirrors =
+                normalise_mirrors(&file.registry_mirrors.clone().unwrap_or_default())?;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -395,6 +449,11 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "metrics-addr" => show(&file.metrics_addr),
         "labels" => show(&file.labels),
         "shutdown-timeout" => show(&file.shutdown_timeout),
+        "insecure-registries" => show(&file.insecure_registries),
+        "registry-mirrors" => show(&file.registry_mirrors),
+        "max-concurrent-downloads" => show(&file.max_concurrent_downloads),
+        "max-concurrent-uploads" => show(&file.max_concurrent_uploads),
+        "max-download-attempts" => show(&file.max_download_attempts),
         "tls" => show(&file.tls),
         "tlsverify" => show(&file.tlsverify),
         "tlscacert" => show(&file.tlscacert),
@@ -402,6 +461,45 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "tlskey" => show(&file.tlskey),
         _ => String::new(),
     }
+}
+
+/// A registry limit: absent or 0 is the default, negative is dockerd's error.
+fn limit(what: &'static str, v: Option<i64>, default: u32) -> Result<u32, ConfigError> {
+    match v {
+        None | Some(0) => Ok(default),
+        Some(n) if n < 0 || n > i64::from(u32::MAX) => {
+            Err(ConfigError::RegistryLimit { what, value: n })
+        }
+        Some(n) => Ok(n as u32),
+    }
+}
+
+/// dockerd's mirror rules: an http or https URI with no path but `/`, no query, fragment
+/// or user; normalised with a trailing `/`.
+fn normalise_mirrors(mirrors: &[String]) -> Result<Vec<String>, ConfigError> {
+    mirrors
+        .iter()
+        .map(|m| {
+            let (scheme, rest) = m
+                .split_once("://")
+                .ok_or_else(|| ConfigError::Mirror(format!("{m:?} is not a valid URI")))?;
+            if scheme != "http" && scheme != "https" {
+                return Err(ConfigError::Mirror(format!(
+                    "unsupported scheme {scheme:?} in {m:?}"
+                )));
+            }
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if host.is_empty() || host.contains('@') {
+                return Err(ConfigError::Mirror(format!("{m:?} is not a valid URI")));
+            }
+            if !path.is_empty() || rest.contains(['?', '#']) {
+                return Err(ConfigError::Mirror(format!(
+                    "path, query, or fragment at end of the URI {m:?}"
+                )));
+            }
+            Ok(format!("{scheme}://{host}/"))
+        })
+        .collect()
 }
 
 fn absolute(p: Option<PathBuf>, default: PathBuf) -> PathBuf {
@@ -622,6 +720,96 @@ mod tests {
         let c = DaemonConfig::build(&flags(&["--metrics-addr", ":9323"]), &FileConfig::default())
             .unwrap();
         assert_eq!(c.metrics_addr.unwrap().port(), 9323);
+    }
+
+    #[test]
+    fn registry_keys_have_dockerds_defaults_checks_and_reload_rules() {
+        let d = DaemonConfig::build(&flags(&[]), &FileConfig::default()).unwrap();
+        assert_eq!(
+            (
+                d.max_concurrent_downloads,
+                d.max_concurrent_uploads,
+                d.max_download_attempts
+            ),
+            (3, 5, 5)
+        );
+        let f = flags(&[
+            "--insecure-registry",
+            "10.0.0.0/8",
+            "--max-concurrent-uploads",
+            "2",
+        ]);
+        let c = DaemonConfig::build(
+            &f,
+            &file(
+                r#"{"registry-mirrors": ["http://127.0.0.1:5000", "https://m.test/"],
+                    "max-concurrent-downloads": 1, "max-download-attempts": 0}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.insecure_registries, vec!["10.0.0.0/8"]);
+        assert_eq!(
+            c.registry_mirrors,
+            vec!["http://127.0.0.1:5000/", "https://m.test/"]
+        );
+        assert_eq!(
+            (
+                c.max_concurrent_downloads,
+                c.max_concurrent_uploads,
+                c.max_download_attempts
+            ),
+            (1, 2, 5)
+        );
+        for (json, want) in [
+            (
+                r#"{"max-concurrent-downloads": -1}"#,
+                "invalid max concurrent downloads: -1",
+            ),
+            (
+                r#"{"max-download-attempts": -3}"#,
+                "invalid max download attempts: -3",
+            ),
+            (
+                r#"{"registry-mirrors": ["10.10.1.11:5000"]}"#,
+                "invalid mirror",
+            ),
+            (
+                r#"{"registry-mirrors": ["mirror.test1.com"]}"#,
+                "invalid mirror",
+            ),
+            (
+                r#"{"registry-mirrors": ["https://m.test/v2"]}"#,
+                "path, query, or fragment",
+            ),
+            (
+                r#"{"registry-mirrors": ["ftp://m.test"]}"#,
+                "unsupported scheme",
+            ),
+        ] {
+            let err = DaemonConfig::build(&flags(&[]), &file(json)).unwrap_err();
+            assert!(err.to_string().contains(want), "{json}: {err}");
+        }
+        let err = DaemonConfig::build(&f, &file(r#"{"insecure-registries": ["x"]}"#)).unwrap_err();
+        assert!(err.to_string().contains("insecure-registries"), "{err}");
+        // Reload: limits back to their defaults unless the file sets them; lists replaced
+        // when present.
+        let start = DaemonConfig::build(
+            &flags(&[]),
+            &file(r#"{"max-concurrent-downloads": 1, "insecure-registries": ["a.test"]}"#),
+        )
+        .unwrap();
+        let next = start
+            .reloaded(&flags(&[]), &file(r#"{"max-download-attempts": 2}"#))
+            .unwrap();
+        assert_eq!(
+            (next.max_concurrent_downloads, next.max_download_attempts),
+            (3, 2)
+        );
+        assert_eq!(next.insecure_registries, vec!["a.test"], "absent: kept");
+        let next = next
+            .reloaded(&flags(&[]), &file(r#"{"insecure-registries": []}"#))
+            .unwrap();
+        assert!(next.insecure_registries.is_empty());
     }
 
     #[test]

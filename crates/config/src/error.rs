@@ -45,6 +45,10 @@ pub enum ConfigError {
     RelativePath { what: &'static str, path: PathBuf },
     #[error("invalid metrics address {addr}: {reason}")]
     MetricsAddr { addr: String, reason: String },
+    #[error("invalid {what}: {value}")]
+    RegistryLimit { what: &'static str, value: i64 },
+    #[error("invalid mirror: {0}")]
+    Mirror(String),
     #[error("invalid shutdown-timeout {0}: must be -1 or more")]
     ShutdownTimeout(i64),
 }

@@ -102,6 +102,27 @@ pub struct Flags {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub shutdown_timeout: Option<i64>,
 
+    /// A registry spoken to over plain HTTP: host[:port] or CIDR (repeatable; 127.0.0.0/8
+    /// always is)
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    pub insecure_registries: Vec<String>,
+
+    /// A mirror tried before Docker Hub, as a URL (repeatable)
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
+
+    /// Layers downloaded at once by a pull [default: 3]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_concurrent_downloads: Option<i64>,
+
+    /// Layers uploaded at once by a push [default: 5]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_concurrent_uploads: Option<i64>,
+
+    /// Attempts per layer download [default: 5]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub max_download_attempts: Option<i64>,
+
     /// Use TLS on tcp hosts
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
@@ -157,6 +178,15 @@ impl Flags {
             "shutdown-timeout",
             self.shutdown_timeout.map(|t| t.to_string()),
         );
+        opt("insecure-registries", list(&self.insecure_registries));
+        opt("registry-mirrors", list(&self.registry_mirrors));
+        let num = |n: Option<i64>| n.map(|n| n.to_string());
+        opt(
+            "max-concurrent-downloads",
+            num(self.max_concurrent_downloads),
+        );
+        opt("max-concurrent-uploads", num(self.max_concurrent_uploads));
+        opt("max-download-attempts", num(self.max_download_attempts));
         opt("tls", self.tls.map(|b| b.to_string()));
         opt("tlsverify", self.tlsverify.map(|b| b.to_string()));
         opt("tlscacert", path(&self.tlscacert));

@@ -107,6 +107,26 @@ impl Daemon {
                 "shutdown-timeout".to_string(),
                 c.shutdown_timeout.to_string(),
             ),
+            (
+                "insecure-registries".to_string(),
+                serde_json::to_string(&c.insecure_registries).unwrap_or_default(),
+            ),
+            (
+                "registry-mirrors".to_string(),
+                serde_json::to_string(&c.registry_mirrors).unwrap_or_default(),
+            ),
+            (
+                "max-concurrent-downloads".to_string(),
+                c.max_concurrent_downloads.to_string(),
+            ),
+            (
+                "max-concurrent-uploads".to_string(),
+                c.max_concurrent_uploads.to_string(),
+            ),
+            (
+                "max-download-attempts".to_string(),
+                c.max_download_attempts.to_string(),
+            ),
         ]);
         self.events.log(crate::events::Event::new(
             "daemon",

@@ -13,6 +13,8 @@ pub enum DaemonError {
     Containerd(#[from] berth_containerd::ContainerdError),
     #[error("image operation failed")]
     Image(#[from] berth_images::ImageError),
+    #[error("registry operation failed")]
+    Registry(#[from] berth_registry::RegistryError),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("No such exec instance: {0}")]

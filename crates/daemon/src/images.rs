@@ -7,7 +7,7 @@ use berth_images::{
 use tokio::io::{AsyncRead, DuplexStream};
 use tokio_util::io::SyncIoBridge;
 
-use crate::{Daemon, DaemonError};
+use crate::{Credentials, Daemon, DaemonError, Platform, ProgressSink};
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
@@ -33,6 +33,108 @@ impl Daemon {
             self.image_event("tag", &id, Some(&r.to_string()));
         }
         Ok(id)
+    }
+
+    /// `docker pull` (and the CLI's pull before `run` of a missing image): the registry's
+    /// image into the store, dockerd's progress messages into `progress`. An error before
+    /// the first message is the request's; after it, the stream's.
+    pub async fn image_pull(
+        &self,
+        reference: Reference,
+        platform: Option<&str>,
+        credentials: Option<Credentials>,
+        progress: ProgressSink,
+    ) -> Result<(), DaemonError> {
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(Platform::parse)
+            .transpose()?;
+        let settings = self.registry_settings();
+        let req = berth_registry::PullRequest {
+            reference: reference.clone(),
+            platform,
+            credentials,
+        };
+        let outcome = berth_registry::pull(self.images.clone(), &settings, req, &progress).await?;
+        let name = reference.to_string();
+        tracing::debug!(image = %outcome.id, %name, up_to_date = outcome.up_to_date, "pulled");
+        self.image_event("pull", &name, Some(&name));
+        Ok(())
+    }
+
+    /// `docker push NAME[:TAG]`: one tag, or every tag of the repository when `tag` is
+    /// empty (as dockerd). An image that is not here is refused before anything is sent.
+    pub async fn image_push(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        credentials: Option<Credentials>,
+        progress: ProgressSink,
+    ) -> Result<(), DaemonError> {
+        let repo = Reference::parse_with(name, false)?;
+        let wanted: Vec<Reference> = match (tag.filter(|t| !t.is_empty()), &repo.tag) {
+            (Some(t), _) => vec![repo.with_tag(t)],
+            (None, Some(_)) => vec![repo.clone()],
+            (None, None) => self
+                .images
+                .list()
+                .into_iter()
+                .flat_map(|r| r.repo_tags)
+                .filter(|t| t.full_name() == repo.full_name())
+                .collect(),
+        };
+        if wanted.is_empty() {
+            return Err(berth_images::ImageError::NotFound(format!(
+                "An image does not exist locally with the tag: {}",
+                repo.familiar_name()
+            ))
+            .into());
+        }
+        let mut pushes = Vec::new();
+        for r in wanted {
+            let image = self.images.resolve(&r.to_string()).map_err(|_| {
+                berth_images::ImageError::NotFound(format!(
+                    "An image does not exist locally with the tag: {r}"
+                ))
+            })?;
+            pushes.push((r, image));
+        }
+        let settings = self.registry_settings();
+        for (reference, image) in pushes {
+            let req = berth_registry::PushRequest {
+                reference: reference.clone(),
+                image,
+                credentials: credentials.clone(),
+            };
+            berth_registry::push(self.images.clone(), &settings, req, &progress).await?;
+            let name = reference.to_string();
+            self.image_event("push", &name, Some(&name));
+        }
+        Ok(())
+    }
+
+    /// `docker login`: the credentials tried against the registry (nothing is kept).
+    pub async fn registry_login(
+        &self,
+        server: &str,
+        credentials: Credentials,
+    ) -> Result<(), DaemonError> {
+        let settings = self.registry_settings();
+        Ok(berth_registry::login(&settings, server, credentials).await?)
+    }
+
+    /// The registry part of the configuration snapshot (loaded once per pull, push or
+    /// login; a reload applies to the next one).
+    fn registry_settings(&self) -> berth_registry::RegistrySettings {
+        let snapshot = self.config();
+        let c = &snapshot.config;
+        berth_registry::RegistrySettings {
+            insecure: c.insecure_registries.clone(),
+            mirrors: c.registry_mirrors.clone(),
+            max_concurrent_downloads: c.max_concurrent_downloads as usize,
+            max_concurrent_uploads: c.max_concurrent_uploads as usize,
+            max_download_attempts: c.max_download_attempts,
+        }
     }
 
     /// `docker load`.
@@ -296,5 +398,32 @@ impl Daemon {
             self.container_event(&c, "commit", &attrs);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::TestEngine;
+
+    #[tokio::test]
+    async fn pulls_take_the_registry_keys_from_the_snapshot() {
+        let e = TestEngine::builder()
+            .daemon_json(
+                r#"{"insecure-registries": ["10.9.0.0/16"], "registry-mirrors": ["http://127.0.0.1:5000"],
+                    "max-concurrent-downloads": 1, "max-download-attempts": 2}"#,
+            )
+            .build();
+        let s = e.daemon.registry_settings();
+        assert_eq!(s.insecure, vec!["10.9.0.0/16"]);
+        assert_eq!(s.mirrors, vec!["http://127.0.0.1:5000/"]);
+        assert_eq!(
+            (
+                s.max_concurrent_downloads,
+                s.max_concurrent_uploads,
+                s.max_download_attempts
+            ),
+            (1, 5, 2)
+        );
+        assert!(s.is_insecure("10.9.1.1:5000"));
     }
 }

@@ -41,6 +41,7 @@ pub use berth_images::{
     DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
 };
 pub use berth_inroot::RootError;
+pub use berth_registry::{Credentials, Platform, Progress, ProgressSink, RegistryError};
 pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;

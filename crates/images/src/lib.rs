@@ -26,4 +26,4 @@ pub use error::ImageError;
 pub use layer::{DiffId, sha256_hex};
 pub use reference::Reference;
 pub use rootfs::{RootfsLayout, overlay_options};
-pub use store::{DeleteResult, ImageId, ImageRecord, ImageStore, ImportOptions};
+pub use store::{DeleteResult, ImageId, ImageRecord, ImageStore, ImportOptions, LayerBlob};

@@ -21,6 +21,8 @@ pub struct ImageRecord {
     pub id: ImageId,
     pub config: ImageConfig,
     pub repo_tags: Vec<Reference>,
+    /// `repo@sha256:<manifest digest>` for each repository it was pulled from or pushed to.
+    pub repo_digests: Vec<Reference>,
     /// Bytes of file content over all its layers.
     pub size: u64,
     /// Seconds since the epoch (0 when the config has no valid `created`).
@@ -36,6 +38,15 @@ pub enum DeleteResult {
     Deleted(String),
 }
 
+/// A compressed form of a layer that a registry holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub digest: String,
+    pub size: u64,
+    /// `host/repository` it was pulled from or pushed to (no spaces in either).
+    pub repository: Option<String>,
+}
+
 /// What `docker import` adds to the layer.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -48,6 +59,9 @@ pub struct ImportOptions {
 struct Repositories {
     schema: u32,
     tags: BTreeMap<String, ImageId>,
+    /// `docker.io/library/busybox@sha256:...` → image (absent in stores written before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    digests: BTreeMap<String, ImageId>,
 }
 
 #[derive(Debug)]
@@ -60,6 +74,8 @@ struct Entry {
 struct Index {
     images: BTreeMap<ImageId, Entry>,
     tags: BTreeMap<Reference, ImageId>,
+    /// Repository digests (references with a digest and no tag).
+    digests: BTreeMap<Reference, ImageId>,
     layer_sizes: BTreeMap<DiffId, u64>,
 }
 
@@ -114,6 +130,20 @@ impl ImageStore {
         let tmp = root.join("tmp");
         let _ = fs::remove_dir_all(&tmp);
         crate::files::dir_with_mode(&tmp, DIR_MODE).map_err(io(&tmp))?;
+        // Downloads a later pull may resume; a day old, they are given up.
+        let downloads = root.join("downloads");
+        crate::files::dir_with_mode(&downloads, DIR_MODE).map_err(io(&downloads))?;
+        for e in fs::read_dir(&downloads).map_err(io(&downloads))?.flatten() {
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age > std::time::Duration::from_secs(24 * 3600));
+            if stale {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         // Temporary files a crash left beside `repositories.json`.
         for e in fs::read_dir(&root).map_err(io(&root))?.flatten() {
             if crate::files::is_temporary(&e.file_name().to_string_lossy()) {
@@ -171,6 +201,11 @@ impl ImageStore {
                     index.tags.insert(r, id);
                 }
             }
+            for (name, id) in repos.digests {
+                if let (Ok(r), true) = (Reference::parse(&name), index.images.contains_key(&id)) {
+                    index.digests.insert(r, id);
+                }
+            }
         }
         Ok(ImageStore {
             root,
@@ -193,7 +228,16 @@ impl ImageStore {
         self.root.join("layers").join(hex_of(diff_id))
     }
 
-    pub(crate) fn tmp_dir(&self) -> Result<PathBuf, ImageError> {
+    /// Where blobs being downloaded live so that a pull cut short can be resumed by the
+    /// next one (`downloads/`, on the store's file system; a day old, they go at open). They
+    /// are blobs, never layers: a layer is only what `put_layer*` renamed into place.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
+
+    /// A new, empty folder of the store's own for work in progress (on the store's file
+    /// system, emptied when the store opens); the caller removes it.
+    pub fn tmp_dir(&self) -> Result<PathBuf, ImageError> {
         let mut bytes = [0u8; 8];
         fs::File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut bytes))
@@ -206,6 +250,21 @@ impl ImageStore {
     /// Stores a layer stream (plain or gzip tar) once: a layer already present is not
     /// unpacked again. Returns its diff ID.
     pub(crate) fn put_layer(&self, src: impl Read) -> Result<DiffId, ImageError> {
+        self.put_layer_checked(src, None)
+    }
+
+    /// Stores a layer stream that must be `expected` (a diff ID): a stream of other content
+    /// is refused (`DiffMismatch`) and leaves nothing behind. Unpacked with every entry
+    /// kept inside the layer (`berth_inroot::unpack`).
+    pub fn put_layer_verified(&self, src: impl Read, expected: &str) -> Result<(), ImageError> {
+        self.put_layer_checked(src, Some(expected)).map(|_| ())
+    }
+
+    fn put_layer_checked(
+        &self,
+        src: impl Read,
+        expected: Option<&str>,
+    ) -> Result<DiffId, ImageError> {
         let work = self.tmp_dir()?;
         let result = layer::ingest(src, &work.join("layer.tar"), &work.join("diff"));
         let ingested = match result {
@@ -215,6 +274,15 @@ impl ImageStore {
                 return Err(e);
             }
         };
+        if let Some(expected) = expected
+            && ingested.diff_id != expected
+        {
+            let _ = fs::remove_dir_all(&work);
+            return Err(ImageError::DiffMismatch {
+                expected: expected.to_string(),
+                actual: ingested.diff_id,
+            });
+        }
         let _guard = self.serialise();
         let target = self.layer_dir(&ingested.diff_id);
         if self.read().layer_sizes.contains_key(&ingested.diff_id) {
@@ -233,7 +301,7 @@ impl ImageStore {
     }
 
     /// Whether the layer is stored.
-    pub(crate) fn has_layer(&self, diff_id: &str) -> bool {
+    pub fn has_layer(&self, diff_id: &str) -> bool {
         self.read().layer_sizes.contains_key(diff_id)
     }
 
@@ -242,6 +310,17 @@ impl ImageStore {
         &self,
         raw_config: &[u8],
         tags: &[Reference],
+    ) -> Result<ImageId, ImageError> {
+        self.put_named_image(raw_config, tags, &[])
+    }
+
+    /// Stores an image config whose layers are all stored (a pull's last step), names it
+    /// with `tags` and records its repository digests (`repo@sha256:...`).
+    pub fn put_named_image(
+        &self,
+        raw_config: &[u8],
+        tags: &[Reference],
+        digests: &[Reference],
     ) -> Result<ImageId, ImageError> {
         let config: ImageConfig = serde_json::from_slice(raw_config)
             .map_err(|e| ImageError::BadArchive(format!("image config: {e}")))?;
@@ -260,6 +339,9 @@ impl ImageStore {
         for t in tags {
             index.tags.insert(t.clone(), id.clone());
         }
+        for d in digests {
+            index.digests.insert(d.clone(), id.clone());
+        }
         self.persist_tags(&index)?;
         Ok(id)
     }
@@ -273,6 +355,16 @@ impl ImageStore {
                 .map(|(r, id)| {
                     (
                         format!("{}:{}", r.full_name(), r.tag.clone().unwrap_or_default()),
+                        id.clone(),
+                    )
+                })
+                .collect(),
+            digests: index
+                .digests
+                .iter()
+                .map(|(r, id)| {
+                    (
+                        format!("{}@{}", r.full_name(), r.digest.clone().unwrap_or_default()),
                         id.clone(),
                     )
                 })
@@ -322,7 +414,7 @@ impl ImageStore {
             return prefix_match(&index, hex).ok_or_else(not_found);
         }
         if let Ok(r) = Reference::parse(name)
-            && let Some(id) = index.tags.get(&r)
+            && let Some(id) = index.tags.get(&r).or_else(|| index.digests.get(&r))
         {
             return Ok(id.clone());
         }
@@ -360,6 +452,12 @@ impl ImageStore {
             config: e.config.clone(),
             repo_tags: index
                 .tags
+                .iter()
+                .filter(|(_, i)| i.as_str() == id)
+                .map(|(r, _)| r.clone())
+                .collect(),
+            repo_digests: index
+                .digests
                 .iter()
                 .filter(|(_, i)| i.as_str() == id)
                 .map(|(r, _)| r.clone())
@@ -402,6 +500,57 @@ impl ImageStore {
         self.layer_dir(diff_id).join("layer.tar")
     }
 
+    /// The compressed forms of a stored layer a registry is known to hold (dockerd's
+    /// distribution metadata), the newest last. A push asks the registry for these before
+    /// compressing the layer again, and mounts them from the repository they are in.
+    pub fn layer_blobs(&self, diff_id: &str) -> Vec<LayerBlob> {
+        let p = self.layer_dir(diff_id).join("blobs");
+        fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                Some(LayerBlob {
+                    digest: f.next()?.to_string(),
+                    size: f.next()?.parse().ok()?,
+                    repository: f.next().map(str::to_string),
+                })
+            })
+            .collect()
+    }
+
+    /// Remembers a compressed form of a stored layer (and the repository holding it).
+    pub fn remember_layer_blob(&self, diff_id: &str, blob: LayerBlob) -> Result<(), ImageError> {
+        let _guard = self.serialise();
+        if !self.has_layer(diff_id) {
+            return Ok(());
+        }
+        let mut known = self.layer_blobs(diff_id);
+        known.retain(|b| b.digest != blob.digest || b.repository != blob.repository);
+        known.push(blob);
+        // A few forms are plenty; the oldest go first.
+        let skip = known.len().saturating_sub(8);
+        let text: String = known[skip..]
+            .iter()
+            .map(|b| match &b.repository {
+                Some(r) => format!("{} {} {r}\n", b.digest, b.size),
+                None => format!("{} {}\n", b.digest, b.size),
+            })
+            .collect();
+        write_atomic(&self.layer_dir(diff_id).join("blobs"), text.as_bytes())
+    }
+
+    /// Records `repo@digest` for an image (a push's manifest digest).
+    pub fn add_repo_digest(&self, id: &str, reference: Reference) -> Result<(), ImageError> {
+        let _guard = self.serialise();
+        let mut index = self.write();
+        if !index.images.contains_key(id) {
+            return Err(ImageError::NotFound(id.to_string()));
+        }
+        index.digests.insert(reference, id.to_string());
+        self.persist_tags(&index)
+    }
+
     /// Names `id` as `reference` (moving the name if another image had it).
     pub fn tag(&self, id: &str, reference: Reference) -> Result<(), ImageError> {
         let _guard = self.serialise();
@@ -421,9 +570,10 @@ impl ImageStore {
         in_use: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<DeleteResult>, ImageError> {
         let id = self.resolve(name)?;
-        let by_tag = Reference::parse(name)
-            .ok()
-            .filter(|r| self.read().tags.get(r) == Some(&id));
+        let by_tag = Reference::parse(name).ok().filter(|r| {
+            let index = self.read();
+            index.tags.get(r) == Some(&id) || index.digests.get(r) == Some(&id)
+        });
         let _guard = self.serialise();
         let mut index = self.write();
         let tags: Vec<Reference> = index
@@ -432,21 +582,38 @@ impl ImageStore {
             .filter(|(_, i)| **i == id)
             .map(|(r, _)| r.clone())
             .collect();
+        let digests: Vec<Reference> = index
+            .digests
+            .iter()
+            .filter(|(_, i)| **i == id)
+            .map(|(r, _)| r.clone())
+            .collect();
+        // A name is a tag or a repository digest; an image whose last tag goes loses its
+        // digests with it, as dockerd's `rmi` untags them too.
+        let remaining = |r: &Reference| match r.digest {
+            Some(_) => tags.len() + digests.len() - 1,
+            None => tags.len() - 1,
+        };
         let short = &hex_of(&id)[..12];
         let mut out = Vec::new();
         match by_tag {
             Some(r) => {
-                if tags.len() == 1 && in_use(&id) && !force {
+                if remaining(&r) == 0 && in_use(&id) && !force {
                     return Err(ImageError::Conflict(format!(
                         "conflict: unable to remove repository reference \"{r}\" (must force) - \
                          a container is using its referenced image {short}"
                     )));
                 }
                 index.tags.remove(&r);
+                index.digests.remove(&r);
                 out.push(DeleteResult::Untagged(r.to_string()));
-                if tags.len() > 1 || in_use(&id) {
+                if remaining(&r) > 0 || in_use(&id) {
                     self.persist_tags(&index)?;
                     return Ok(out);
+                }
+                for d in digests.iter().filter(|d| **d != r) {
+                    index.digests.remove(d);
+                    out.push(DeleteResult::Untagged(d.to_string()));
                 }
             }
             None => {
@@ -459,6 +626,10 @@ impl ImageStore {
                     }
                     for r in &tags {
                         index.tags.remove(r);
+                        out.push(DeleteResult::Untagged(r.to_string()));
+                    }
+                    for r in &digests {
+                        index.digests.remove(r);
                         out.push(DeleteResult::Untagged(r.to_string()));
                     }
                     self.persist_tags(&index)?;
@@ -474,6 +645,10 @@ impl ImageStore {
                     index.tags.remove(r);
                     out.push(DeleteResult::Untagged(r.to_string()));
                 }
+                for r in &digests {
+                    index.digests.remove(r);
+                    out.push(DeleteResult::Untagged(r.to_string()));
+                }
             }
         }
         self.persist_tags(&index)?;
@@ -487,6 +662,7 @@ impl ImageStore {
         let Some(entry) = index.images.remove(id) else {
             return Ok(());
         };
+        index.digests.retain(|_, i| i != id);
         let p = self.root.join("imagedb").join(hex_of(id));
         fs::remove_file(&p).map_err(io(&p))?;
         let still_used: BTreeSet<&DiffId> = index
@@ -674,6 +850,72 @@ pub(crate) mod tests {
         assert_eq!(gone, vec![DeleteResult::Deleted(dangling)]);
         assert_eq!(bytes, 2);
         assert!(s.get(&kept).is_ok());
+    }
+
+    #[test]
+    fn repository_digests_name_an_image_persist_and_go_with_its_last_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let tar = tar_with(&[("f", "pulled")]);
+        let diff_id = format!("sha256:{}", sha256_hex(&tar));
+        // A layer that is not what the config says is refused and leaves nothing.
+        let err = s
+            .put_layer_verified(&tar[..], &format!("sha256:{}", "0".repeat(64)))
+            .unwrap_err();
+        assert!(matches!(err, ImageError::DiffMismatch { .. }), "{err:?}");
+        assert!(!s.has_layer(&diff_id));
+        assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        s.put_layer_verified(&tar[..], &diff_id).unwrap();
+        // The compressed forms a registry holds, newest last, kept with the layer.
+        let blob = |d: &str, size, repo: Option<&str>| LayerBlob {
+            digest: d.into(),
+            size,
+            repository: repo.map(str::to_string),
+        };
+        s.remember_layer_blob(&diff_id, blob("sha256:aa", 3, Some("h:1/a")))
+            .unwrap();
+        s.remember_layer_blob(&diff_id, blob("sha256:bb", 4, None))
+            .unwrap();
+        s.remember_layer_blob(&diff_id, blob("sha256:aa", 3, Some("h:1/a")))
+            .unwrap();
+        assert_eq!(
+            s.layer_blobs(&diff_id),
+            vec![
+                blob("sha256:bb", 4, None),
+                blob("sha256:aa", 3, Some("h:1/a"))
+            ]
+        );
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+        );
+        let digest = format!("sha256:{}", "d".repeat(64));
+        let tag = Reference::parse("127.0.0.1:5000/acc/x:1").unwrap();
+        let by_digest = Reference::parse(&format!("127.0.0.1:5000/acc/x@{digest}")).unwrap();
+        let id = s
+            .put_named_image(
+                config.as_bytes(),
+                std::slice::from_ref(&tag),
+                std::slice::from_ref(&by_digest),
+            )
+            .unwrap();
+        drop(s);
+        let s = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(s.resolve(&by_digest.to_string()).unwrap(), id);
+        let r = s.get(&id).unwrap();
+        assert_eq!(r.repo_digests, vec![by_digest.clone()]);
+        assert_eq!(r.repo_tags, vec![tag]);
+        let out = s
+            .delete("127.0.0.1:5000/acc/x:1", false, &|_| false)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                DeleteResult::Untagged("127.0.0.1:5000/acc/x:1".into()),
+                DeleteResult::Untagged(by_digest.to_string()),
+                DeleteResult::Deleted(id),
+            ]
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `/images/...`: import, load, save, list, inspect, history, tag, remove, prune.
+//! `/images/...`: pull, import, load, save, list, inspect, history, tag, remove, prune.
 
 use std::sync::Arc;
 
@@ -6,10 +6,12 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use berth_daemon::{CommitRequest, Daemon, DaemonError, ImageRecord, ImportOptions, Reference};
+use berth_daemon::{
+    CommitRequest, Credentials, Daemon, DaemonError, ImageRecord, ImportOptions, Reference,
+};
 use serde_json::Value;
 
-use super::common::{body_reader, json_lines, tar_response};
+use super::common::{body_reader, json_lines, progress_stream, tar_response};
 use crate::query::{Query, glob};
 use crate::{ApiError, body, wire};
 
@@ -18,17 +20,41 @@ fn reference(name: &str) -> Result<Reference, ApiError> {
     Reference::parse(name).map_err(|e| ApiError::from(DaemonError::from(e)))
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body. Pulling needs a registry,
-/// which berth cannot reach yet.
+/// The reference of a pull: `fromImage` with `tag` (a tag, or a digest as the CLI sends it
+/// for `name@sha256:...`).
+fn pull_reference(image: &str, tag: Option<&str>) -> Result<Reference, ApiError> {
+    match tag.filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => reference(&format!("{image}@{t}")),
+        Some(t) => reference(&format!("{image}:{t}")),
+        None => reference(image),
+    }
+}
+
+/// `X-Registry-Auth`: the client's credentials for the registry (none when absent or
+/// unreadable, as dockerd takes it for a pull).
+fn registry_auth(headers: &http::HeaderMap) -> Option<Credentials> {
+    headers
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Credentials::from_header)
+}
+
+/// `POST /images/create`: `fromImage` pulls from a registry (progress streamed),
+/// `fromSrc=-` imports the request body.
 pub(crate) async fn create(
     State(d): State<Arc<Daemon>>,
     q: Query,
+    headers: http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     if let Some(image) = q.get("fromImage") {
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}: berth cannot pull images yet; use docker load or docker import"
-        )));
+        let reference = pull_reference(image, q.get("tag"))?;
+        let platform = q.get("platform").map(str::to_string);
+        let auth = registry_auth(&headers);
+        return progress_stream(move |tx| async move {
+            d.image_pull(reference, platform.as_deref(), auth, tx).await
+        })
+        .await;
     }
     match q.get("fromSrc") {
         Some("-") => {}
@@ -156,11 +182,12 @@ pub(crate) async fn get_by_name(
     }
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
+/// `POST /images/{name}/tag?repo=&tag=`, `POST /images/{name}/push?tag=`.
 pub(crate) async fn post_by_name(
     State(d): State<Arc<Daemon>>,
     Path(rest): Path<String>,
     q: Query,
+    headers: http::HeaderMap,
 ) -> Result<Response, ApiError> {
     match split_action(&rest) {
         (name, "tag") => {
@@ -175,9 +202,14 @@ pub(crate) async fn post_by_name(
             d.image_tag(name, &target)?;
             Ok((http::StatusCode::CREATED, "").into_response())
         }
-        (name, "push") => Err(ApiError::bad_request(format!(
-            "cannot push {name}: berth cannot reach a registry yet"
-        ))),
+        (name, "push") => {
+            let (name, tag) = (name.to_string(), q.get("tag").map(str::to_string));
+            let auth = registry_auth(&headers);
+            progress_stream(
+                move |tx| async move { d.image_push(&name, tag.as_deref(), auth, tx).await },
+            )
+            .await
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }

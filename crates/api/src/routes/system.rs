@@ -118,3 +118,18 @@ pub(crate) async fn df(State(d): State<Arc<Daemon>>) -> Result<Json<serde_json::
         .map_err(|e| ApiError::new(http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Json(wire::system::disk_usage(&usage)))
 }
+
+/// `POST /auth` (`docker login`): the registry tries the credentials; berth keeps nothing
+/// (the CLI stores them and sends them with each pull and push).
+pub(crate) async fn auth(
+    State(d): State<Arc<Daemon>>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let creds: berth_daemon::Credentials = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid login request: {e}")))?;
+    let server = creds.serveraddress.clone();
+    d.registry_login(&server, creds).await?;
+    Ok(Json(
+        serde_json::json!({ "IdentityToken": "", "Status": "Login Succeeded" }),
+    ))
+}

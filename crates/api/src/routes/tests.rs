@@ -898,3 +898,58 @@ async fn removing_a_running_container_and_exec_in_a_stopped_one_are_409() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn pull_errors_before_the_stream_are_statuses_with_dockerds_words() {
+    let e = Engine::new();
+    // Nothing listens on the discard port: the ping fails, and no stream is started.
+    let (status, headers, body) = e
+        .call(
+            "POST",
+            "/images/create?fromImage=127.0.0.1%3A9%2Facc%2Fx&tag=1",
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(headers["content-type"], "application/json");
+    let message = json(&body)["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("Get \"http://127.0.0.1:9/v2/\": ")
+            && message.contains("connection refused"),
+        "{message}"
+    );
+    // Docker Hub needs TLS, which berth does not have yet: refused without a connection.
+    let (status, _, body) = e
+        .call(
+            "POST",
+            "/images/create?fromImage=busybox&tag=latest",
+            vec![],
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        json(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry-1.docker.io speaks HTTPS"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, body) = e
+        .call(
+            "POST",
+            "/images/create?fromImage=127.0.0.1%3A9%2Facc%2Fx&tag=1&platform=linux",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = e
+        .call("POST", "/images/create?fromImage=Bad%2FName&tag=1", vec![])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -15,6 +15,11 @@ fn repo_tags(r: &ImageRecord) -> Vec<String> {
     r.repo_tags.iter().map(|t| t.to_string()).collect()
 }
 
+/// `repo@sha256:...` of each repository the image was pulled from (familiar names).
+fn repo_digests(r: &ImageRecord) -> Vec<String> {
+    r.repo_digests.iter().map(|t| t.to_string()).collect()
+}
+
 /// An image as `docker images` lists it.
 pub(crate) fn summary(r: &ImageRecord) -> Value {
     json!({
@@ -23,7 +28,7 @@ pub(crate) fn summary(r: &ImageRecord) -> Value {
         "Id": r.id,
         "Labels": r.config.config.labels,
         "ParentId": "",
-        "RepoDigests": [],
+        "RepoDigests": repo_digests(r),
         "RepoTags": repo_tags(r),
         "SharedSize": -1,
         "Size": r.size,
@@ -59,7 +64,7 @@ pub(crate) fn inspect(r: &ImageRecord) -> Value {
     json!({
         "Id": r.id,
         "RepoTags": repo_tags(r),
-        "RepoDigests": [],
+        "RepoDigests": repo_digests(r),
         "Parent": "",
         "Comment": c.comment,
         "Created": c.created.clone().unwrap_or_else(|| unix(r.created)),

@@ -366,6 +366,7 @@ mod tests {
                 ..Default::default()
             },
             repo_tags: vec![],
+            repo_digests: vec![],
             size: 0,
             created: 0,
             layer_dirs: vec![],
