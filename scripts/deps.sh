@@ -3,7 +3,8 @@
 #   runtime: containerd (with its runc shim), runc, tini (for --init)
 #   build:   protobuf-compiler (protoc, for the containerd API), gcc
 #   tests:   busybox-static (test root file systems), curl, docker.io (dockerd, side by side),
-#            docker-registry, skopeo, apache2-utils (htpasswd) for the registry tests
+#            docker-registry, skopeo, apache2-utils (htpasswd), openssl (test certificates)
+#            for the registry tests
 set -euo pipefail
 
 berth_need_packages() {
@@ -22,6 +23,7 @@ berth_need_packages() {
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v openssl >/dev/null || missing+=(openssl)
   fi
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -156,7 +156,6 @@ fn registry_status(e: &RegistryError) -> StatusCode {
         | RegistryError::Connect { .. }
         | RegistryError::Body { .. }
         | RegistryError::Status { .. }
-        | RegistryError::TlsUnsupported { .. }
         | RegistryError::DigestMismatch { .. }
         | RegistryError::Truncated { .. }
         | RegistryError::TooLarge { .. }

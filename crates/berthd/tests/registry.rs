@@ -469,10 +469,10 @@ fn docker_hub_names_come_from_a_mirror() {
         "m",
     ]);
     assert_eq!((code, out.as_str()), (0, "m"), "{err}");
-    // Not on the mirror: the Hub is next, which needs TLS berth does not have.
+    // Not on the mirror: the Hub is next, over HTTPS (unreachable offline; no such image
+    // online either).
     let (code, _, err) = d.docker(&["pull", "elsewhere:1"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("registry-1.docker.io speaks HTTPS"), "{err}");
+    assert_ne!(code, 0, "{err}");
 }
 
 /// A `/proc/PID/status` value in KiB.

@@ -134,6 +134,7 @@ impl Daemon {
             max_concurrent_downloads: c.max_concurrent_downloads as usize,
             max_concurrent_uploads: c.max_concurrent_uploads as usize,
             max_download_attempts: c.max_download_attempts,
+            ..Default::default()
         }
     }
 

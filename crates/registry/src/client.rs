@@ -1,7 +1,9 @@
-//! HTTP to one registry: where it is (`Endpoint`), the `/v2/` ping and its challenge, the
-//! Authorization header that answers it (`Session`), redirects and retries.
+//! HTTP(S) to one registry: where it is (`Endpoint`), the TLS roots and client certificate
+//! for it (the system's roots plus `certs.d/<host[:port]>/`), the `/v2/` ping and its
+//! challenge, the Authorization header that answers it (`Session`), redirects and retries.
 
-use std::sync::{Mutex, PoisonError};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,13 +14,15 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::auth::{Challenge, Credentials, parse_challenges};
 use crate::{RegistryError, RegistrySettings};
 
 /// A request body: empty, whole, or streamed (a layer being pushed).
 pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
-type Http = Client<HttpConnector, Body>;
+type Http = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
@@ -26,48 +30,58 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// A registry's base address, spoken to over plain HTTP.
+/// A registry's base address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
-    /// `http://host[:port]`, no trailing slash.
+    /// `https://host[:port]` or `http://host[:port]`, no trailing slash.
     pub base: String,
     /// `host[:port]` as in references.
     pub host: String,
+    /// For an insecure registry spoken to over HTTPS first: the plain HTTP base to fall back
+    /// to when the HTTPS ping fails for a reason other than the certificate.
+    pub fallback: Option<String>,
 }
 
 impl Endpoint {
-    /// The registry of a reference's domain. HTTPS (everything not insecure) is refused
-    /// until berth has a TLS client.
+    /// The registry of a reference's domain, as dockerd chooses: HTTPS for every registry;
+    /// an insecure one (`insecure-registries`, `localhost`) falls back to plain HTTP. A
+    /// loopback address (127.0.0.0/8, `::1`) is plain HTTP at once.
     pub fn for_host(settings: &RegistrySettings, host: &str) -> Result<Endpoint, RegistryError> {
         if host.is_empty() || host.contains(['/', '@', ' ', '?', '#']) {
             return Err(RegistryError::BadAddress(host.to_string()));
         }
-        if !settings.is_insecure(host) {
-            return Err(RegistryError::TlsUnsupported {
-                host: host.to_string(),
+        let host = host.to_string();
+        if settings.is_loopback_address(&host) {
+            return Ok(Endpoint {
+                base: format!("http://{host}"),
+                host,
+                fallback: None,
             });
         }
+        let fallback = settings
+            .is_insecure(&host)
+            .then(|| format!("http://{host}"));
         Ok(Endpoint {
-            base: format!("http://{host}"),
-            host: host.to_string(),
+            base: format!("https://{host}"),
+            host,
+            fallback,
         })
     }
 
-    /// A mirror given as a URL (`http://mirror:5000/`).
+    /// A mirror given as a URL (`http://mirror:5000/`, `https://mirror/`).
     pub fn from_url(url: &str) -> Result<Endpoint, RegistryError> {
         let url = url.trim_end_matches('/');
-        if let Some(host) = url.strip_prefix("http://") {
-            if host.is_empty() || host.contains('/') {
-                return Err(RegistryError::BadAddress(url.to_string()));
-            }
-            return Ok(Endpoint {
-                base: url.to_string(),
-                host: host.to_string(),
-            });
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| RegistryError::BadAddress(url.to_string()))?;
+        if host.is_empty() || host.contains('/') {
+            return Err(RegistryError::BadAddress(url.to_string()));
         }
-        let host = url.strip_prefix("https://").unwrap_or(url);
-        Err(RegistryError::TlsUnsupported {
+        Ok(Endpoint {
+            base: url.to_string(),
             host: host.to_string(),
+            fallback: None,
         })
     }
 }
@@ -89,13 +103,91 @@ pub(crate) struct Session {
     auth: Mutex<Auth>,
 }
 
-fn http_client() -> Http {
+/// The system's roots (`/etc/ssl/certs` and the like), read once.
+fn native_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!(error = %e, "reading the system's TLS roots");
+        }
+        found.certs
+    })
+}
+
+fn tls_error(path: &Path, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    }
+}
+
+fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, RegistryError> {
+    CertificateDer::pem_file_iter(file)
+        .map_err(|e| tls_error(file, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(file, e))
+}
+
+/// The TLS configuration for `host` (`host[:port]`): the system's roots, plus dockerd's
+/// per-registry folders `<certs.d>/<host[:port]>/`: `*.crt` are extra CAs, a `*.cert` with
+/// its `*.key` (`client.cert`, `client.key`) the client certificate.
+pub(crate) fn tls_config(
+    settings: &RegistrySettings,
+    host: &str,
+) -> Result<rustls::ClientConfig, RegistryError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (_added, _ignored) = roots.add_parsable_certificates(native_roots().iter().cloned());
+    let mut client_auth = None;
+    for dir in settings.certs_dirs.iter().map(|d| d.join(host)) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for file in files {
+            match file.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    for c in read_certs(&file)? {
+                        roots.add(c).map_err(|e| tls_error(&file, e))?;
+                    }
+                }
+                Some("cert") if client_auth.is_none() => {
+                    let key = file.with_extension("key");
+                    let k = PrivateKeyDer::from_pem_file(&key).map_err(|e| tls_error(&key, e))?;
+                    client_auth = Some((read_certs(&file)?, k));
+                }
+                _ => {}
+            }
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RegistryError::Unsupported(format!("TLS: {e}")))?
+    .with_root_certificates(roots);
+    match client_auth {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| RegistryError::Unsupported(format!("TLS client certificate: {e}"))),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn http_client(tls: rustls::ClientConfig) -> Http {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(Duration::from_secs(15)));
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
+        .build(https)
 }
 
 fn method_name(m: &Method) -> String {
@@ -192,14 +284,28 @@ impl Session {
         scope: Option<String>,
         creds: Option<&Credentials>,
     ) -> Result<Session, RegistryError> {
-        let session = Session {
-            http: http_client(),
+        let mut session = Session {
+            http: http_client(tls_config(settings, &endpoint.host)?),
             endpoint,
             attempts: settings.max_download_attempts.max(1),
             auth: Mutex::new(Auth::Anonymous),
         };
-        let url = format!("{}/v2/", session.endpoint.base);
-        let resp = session.send_once(Method::GET, &url, &[], false).await?;
+        let mut url = format!("{}/v2/", session.endpoint.base);
+        let resp = match session.send_once(Method::GET, &url, &[], false).await {
+            // dockerd's way with an insecure registry: HTTPS first, then plain HTTP. A
+            // certificate the roots do not vouch for is an answer, not a reason to fall back.
+            Err(e @ RegistryError::Connect { .. })
+                if session.endpoint.fallback.is_some() && !is_certificate_error(&e) =>
+            {
+                tracing::debug!(error = %e, "HTTPS failed; trying plain HTTP");
+                if let Some(base) = session.endpoint.fallback.take() {
+                    session.endpoint.base = base;
+                }
+                url = format!("{}/v2/", session.endpoint.base);
+                session.send_once(Method::GET, &url, &[], false).await?
+            }
+            other => other?,
+        };
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED => {
@@ -301,10 +407,6 @@ impl Session {
                 sep = '&';
             }
         }
-        if !url.starts_with("http://") {
-            let host = url.split('/').nth(2).unwrap_or(&url).to_string();
-            return Err(RegistryError::TlsUnsupported { host });
-        }
         let uri: Uri = url
             .parse()
             .map_err(|_| RegistryError::BadAddress(url.clone()))?;
@@ -405,11 +507,12 @@ impl Session {
             {
                 url = if loc.starts_with('/') {
                     format!("{}{loc}", self.endpoint.base)
-                } else if loc.starts_with("http://") {
+                } else if loc.starts_with("http://") || loc.starts_with("https://") {
                     loc.to_string()
                 } else {
-                    let host = loc.split('/').nth(2).unwrap_or(loc).to_string();
-                    return Err(RegistryError::TlsUnsupported { host });
+                    return Err(RegistryError::BadAddress(format!(
+                        "{url}: redirected to {loc:?}"
+                    )));
                 };
                 continue;
             }
@@ -496,7 +599,52 @@ pub(crate) fn status_text(s: StatusCode) -> String {
         .to_string()
 }
 
+/// Go's words for a certificate the client refuses (`x509: ...`), when `e` is one.
+fn certificate_text(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        // hyper-rustls wraps tokio-rustls's io::Error (which wraps the rustls::Error) in
+        // another io::Error, and io::Error's source() skips what it wraps.
+        let mut inner: &(dyn std::error::Error + 'static) = err;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        let tls = inner.downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(c)) = tls {
+            use rustls::CertificateError as C;
+            let why = match c {
+                C::UnknownIssuer => "certificate signed by unknown authority".to_string(),
+                C::Expired | C::NotValidYet => {
+                    "certificate has expired or is not yet valid".to_string()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "certificate is not valid for the registry's name".to_string()
+                }
+                other => format!("certificate refused ({other:?})"),
+            };
+            return Some(format!("tls: failed to verify certificate: x509: {why}"));
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// Whether a registry error is a refused server certificate.
+pub(crate) fn is_certificate_error(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::Connect { source, .. } if source.to_string().contains("x509: "))
+}
+
 fn connect_error(method: &str, url: &str, e: hyper_util::client::legacy::Error) -> RegistryError {
+    if let Some(text) = certificate_text(&e) {
+        return RegistryError::Connect {
+            method: method.to_string(),
+            url: url.to_string(),
+            source: Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, text)),
+        };
+    }
     // The innermost error says what happened (`Connection refused`); the layers above it
     // ("client error (Connect)", "tcp connect error") say nothing more.
     let mut source: &(dyn std::error::Error + 'static) = &e;
@@ -536,21 +684,31 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_are_plain_http_or_refused() {
-        let s = RegistrySettings::default();
-        assert_eq!(
-            Endpoint::for_host(&s, "127.0.0.1:5000").unwrap().base,
-            "http://127.0.0.1:5000"
-        );
-        assert!(matches!(
-            Endpoint::for_host(&s, "registry-1.docker.io"),
-            Err(RegistryError::TlsUnsupported { .. })
-        ));
+    fn endpoints_choose_the_scheme_as_dockerd() {
+        let s = RegistrySettings {
+            insecure: vec!["plain.test".into()],
+            ..Default::default()
+        };
+        let loopback = Endpoint::for_host(&s, "127.0.0.1:5000").unwrap();
+        assert_eq!(loopback.base, "http://127.0.0.1:5000");
+        assert_eq!(loopback.fallback, None);
+        let hub = Endpoint::for_host(&s, "registry-1.docker.io").unwrap();
+        assert_eq!(hub.base, "https://registry-1.docker.io");
+        assert_eq!(hub.fallback, None);
+        for h in ["plain.test:5000", "localhost:5000"] {
+            let e = Endpoint::for_host(&s, h).unwrap();
+            assert_eq!(e.base, format!("https://{h}"));
+            assert_eq!(e.fallback, Some(format!("http://{h}")));
+        }
         assert_eq!(
             Endpoint::from_url("http://127.0.0.1:5000/").unwrap().host,
             "127.0.0.1:5000"
         );
-        assert!(Endpoint::from_url("https://mirror.test").is_err());
+        assert_eq!(
+            Endpoint::from_url("https://mirror.test/").unwrap().base,
+            "https://mirror.test"
+        );
+        assert!(Endpoint::from_url("mirror.test").is_err());
         assert_eq!(method_name(&Method::HEAD), "Head");
         assert_eq!(
             query_escape("repository:a/b:pull push"),

@@ -31,11 +31,6 @@ pub enum RegistryError {
         status: u16,
         detail: String,
     },
-    #[error(
-        "{host} speaks HTTPS, which berth cannot do yet (no TLS client); list it in \
-         insecure-registries to use plain HTTP"
-    )]
-    TlsUnsupported { host: String },
     #[error("invalid registry address {0:?}")]
     BadAddress(String),
     #[error("filesystem layer verification failed for digest {digest}")]

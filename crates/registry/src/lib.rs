@@ -1,6 +1,8 @@
 //! berth-registry owns the conversation with image registries (the distribution API v2):
-//! where a repository lives (Docker Hub, mirrors, other hosts by `host[:port]`, plain HTTP
-//! for 127.0.0.0/8 and `insecure-registries`), authentication (anonymous, basic and
+//! where a repository lives (Docker Hub, mirrors, other hosts by `host[:port]`; HTTPS through
+//! rustls with the system's roots plus dockerd's `certs.d/<host[:port]>/` CAs and client
+//! certificate, plain HTTP for 127.0.0.0/8, and HTTPS then plain HTTP for `localhost` and
+//! `insecure-registries`), authentication (anonymous, basic and
 //! bearer-token challenges, credentials from `X-Registry-Auth`), manifests (Docker schema 2,
 //! OCI) and indexes (manifest lists, with the platform choice), and the pull pipeline: blobs
 //! streamed to the image store's work folder and verified against their digests, then
@@ -9,8 +11,7 @@
 //! blobs the registry has, layers gzip-compressed once and uploaded, the manifest last).
 //!
 //! It depends on berth-images for the store and references, and must not depend on
-//! berth-daemon or berth-api. No TLS client yet: an HTTPS registry is refused with a clear
-//! error (plain HTTP needs no crypto library).
+//! berth-daemon or berth-api.
 
 mod auth;
 mod client;

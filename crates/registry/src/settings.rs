@@ -1,4 +1,5 @@
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// What the daemon's configuration says about registries (dockerd's keys and defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,9 @@ pub struct RegistrySettings {
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
     pub max_download_attempts: u32,
+    /// Folders of per-registry TLS files, `<dir>/<host[:port]>/`: `*.crt` CAs, and
+    /// `client.cert` with `client.key`. dockerd's `/etc/docker/certs.d`, then berth's own.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for RegistrySettings {
@@ -20,6 +24,10 @@ impl Default for RegistrySettings {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
+            certs_dirs: vec![
+                PathBuf::from("/etc/docker/certs.d"),
+                PathBuf::from("/etc/berth/certs.d"),
+            ],
         }
     }
 }
@@ -45,6 +53,18 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
 }
 
 impl RegistrySettings {
+    /// Whether `host` (`host[:port]`) is a loopback address (127.0.0.0/8, `::1`): spoken to
+    /// over plain HTTP at once, as before berth had TLS (a name, `localhost` too, tries
+    /// HTTPS first).
+    pub fn is_loopback_address(&self, host: &str) -> bool {
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if !h.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// Whether `host` (`host[:port]`) is spoken to over plain HTTP: loopback (127.0.0.0/8,
     /// `::1`, `localhost`) as in dockerd, and what `insecure-registries` names.
     pub fn is_insecure(&self, host: &str) -> bool {
@@ -104,6 +124,12 @@ mod tests {
             "example.com",
         ] {
             assert!(!s.is_insecure(h), "{h}");
+        }
+        for h in ["127.0.0.1:5000", "127.3.4.5", "[::1]:5000", "::1"] {
+            assert!(s.is_loopback_address(h), "{h}");
+        }
+        for h in ["localhost:5000", "10.1.2.3:443", "example.com"] {
+            assert!(!s.is_loopback_address(h), "{h}");
         }
     }
 }
