@@ -104,7 +104,15 @@ fn check_store(d: &TestDaemon) -> (usize, usize) {
         if status == "running" {
             running += 1;
             let pid: i32 = pid.parse().unwrap();
-            assert!(alive(pid), "{id} is running with a live process");
+            assert!(
+                alive(pid),
+                "{id} is running with a live process: pid {pid}\n{}",
+                d.log_text()
+                    .lines()
+                    .filter(|l| l.contains(&id[..12]) || l.contains(*id))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
     }
     // exec reaches a running one.

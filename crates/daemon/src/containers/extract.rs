@@ -157,6 +157,11 @@ impl Daemon {
                 let _ = tokio::io::copy(&mut body, s).await;
             }
             drop(stdin.take());
+            // What the helper left unread is read and dropped, up to 1 MiB (Go's server
+            // drains 256 KiB), so a client still sending a small archive gets the error
+            // instead of a broken pipe.
+            use tokio::io::AsyncReadExt;
+            let _ = tokio::io::copy(&mut (&mut body).take(1 << 20), &mut tokio::io::sink()).await;
         };
         let (_, out) = tokio::join!(copy, async {
             // Read stderr while the body streams, so a chatty helper never blocks.

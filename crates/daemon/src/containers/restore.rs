@@ -59,6 +59,7 @@ impl Daemon {
             );
         }
         let mut adopted = Vec::new();
+        let mut ended = tokio::task::JoinSet::new();
         let candidates: Vec<_> = all
             .into_iter()
             .filter(|c| c.state().running() || tasks.contains_key(&c.id))
@@ -118,34 +119,28 @@ impl Daemon {
                         None if state.restarting() => state.exit_code() as u32,
                         None => 255,
                     };
-                    if other.is_some() {
-                        crate::log_containerd_cleanup(
-                            "deleting an ended task",
-                            &c.id,
-                            ctr.task(0).delete().await,
-                        );
-                    }
-                    crate::log_containerd_cleanup(
-                        "deleting the container of an ended task",
-                        &c.id,
-                        ctr.delete().await,
-                    );
-                    c.lock()
-                        .record
-                        .state
-                        .set_exited(i64::from(code), now_rfc3339());
-                    tracing::info!(container = %c.id, exit_code = code, "exited while berthd was away");
-                    if c.record().host_config.auto_remove {
-                        self.remove_files(&c)?;
-                        continue;
-                    }
+                    // Deleting an ended task can wait on its shim for seconds: the ended
+                    // ones are cleaned up side by side.
+                    let had_task = other.is_some();
+                    let d = self.clone();
+                    ended.spawn(async move {
+                        if let Err(e) = d.record_ended(&c, ctr, had_task, code).await {
+                            tracing::warn!(container = %c.id, error = %e, "cannot record an exit found at start");
+                        }
+                    });
+                    continue;
                 }
             }
             c.persist()?;
             c.notify();
         }
+        while ended.join_next().await.is_some() {}
         self.end_untracked_shims(&tasks).await;
+        // An exit between the Tasks.List above and a container's adoption found no task to
+        // handle it and was dropped: one more list finds those, as after a containerd restart.
+        self.reconcile().await;
         if !self.config().config.live_restore {
+            adopted.retain(|c| c.state().running());
             self.stop_restored(adopted).await;
         }
         Ok(())
@@ -304,5 +299,41 @@ impl Daemon {
                 tracing::warn!(view = %p.display(), error = %e, "cannot remove a stale view");
             }
         }
+    }
+}
+
+impl Daemon {
+    /// A container whose task ended while berthd was away: its task and containerd record
+    /// deleted, its exit recorded (or the container removed, for `--rm`).
+    async fn record_ended(
+        self: &Arc<Self>,
+        c: &Arc<super::Container>,
+        ctr: berth_containerd::Container,
+        had_task: bool,
+        code: u32,
+    ) -> Result<(), DaemonError> {
+        if had_task {
+            crate::log_containerd_cleanup(
+                "deleting an ended task",
+                &c.id,
+                ctr.task(0).delete().await,
+            );
+        }
+        crate::log_containerd_cleanup(
+            "deleting the container of an ended task",
+            &c.id,
+            ctr.delete().await,
+        );
+        c.lock()
+            .record
+            .state
+            .set_exited(i64::from(code), now_rfc3339());
+        tracing::info!(container = %c.id, exit_code = code, "exited while berthd was away");
+        if c.record().host_config.auto_remove {
+            return self.remove_files(c);
+        }
+        c.persist()?;
+        c.notify();
+        Ok(())
     }
 }
