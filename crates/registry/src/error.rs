@@ -64,6 +64,25 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// An unexpected answer: `detail` is the registry's own error text (empty when none).
+    pub(crate) fn status(
+        method: &str,
+        url: impl Into<String>,
+        status: u16,
+        detail: String,
+    ) -> Self {
+        RegistryError::Status {
+            method: method.into(),
+            url: url.into(),
+            status,
+            detail: if detail.is_empty() {
+                detail
+            } else {
+                format!(": {detail}")
+            },
+        }
+    }
+
     /// Whether trying again may help (the network, a 5xx, a 429).
     pub(crate) fn retryable(&self) -> bool {
         match self {

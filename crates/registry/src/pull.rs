@@ -138,16 +138,7 @@ async fn fetch_manifest(
             )));
         }
         s => {
-            return Err(RegistryError::Status {
-                method: "GET".into(),
-                url,
-                status: s.as_u16(),
-                detail: if detail.is_empty() {
-                    detail
-                } else {
-                    format!(": {detail}")
-                },
-            });
+            return Err(RegistryError::status("GET", url, s.as_u16(), detail));
         }
     }
     let digest = format!("sha256:{}", sha256_hex(&body));
@@ -172,16 +163,7 @@ async fn fetch_small_blob(
     let body = read_limited(resp, CONFIG_LIMIT, "an image config", &url).await?;
     if !status.is_success() {
         let detail = registry_errors(&body);
-        return Err(RegistryError::Status {
-            method: "GET".into(),
-            url,
-            status: status.as_u16(),
-            detail: if detail.is_empty() {
-                detail
-            } else {
-                format!(": {detail}")
-            },
-        });
+        return Err(RegistryError::status("GET", url, status.as_u16(), detail));
     }
     let actual = format!("sha256:{}", sha256_hex(&body));
     if actual != d.digest {
@@ -707,16 +689,7 @@ impl Download {
                     .await
                     .unwrap_or_default();
                 let detail = registry_errors(&body);
-                return Err(RegistryError::Status {
-                    method: "GET".into(),
-                    url: url.to_string(),
-                    status: s.as_u16(),
-                    detail: if detail.is_empty() {
-                        detail
-                    } else {
-                        format!(": {detail}")
-                    },
-                });
+                return Err(RegistryError::status("GET", url, s.as_u16(), detail));
             }
         }
         let mut body = resp.into_body();

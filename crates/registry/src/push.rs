@@ -59,16 +59,7 @@ fn status_error(method: &str, url: &str, status: StatusCode, body: &[u8]) -> Reg
             detail
         });
     }
-    RegistryError::Status {
-        method: method.into(),
-        url: url.to_string(),
-        status: status.as_u16(),
-        detail: if detail.is_empty() {
-            detail
-        } else {
-            format!(": {detail}")
-        },
-    }
+    RegistryError::status(method, url, status.as_u16(), detail)
 }
 
 /// Whether the repository holds the blob (HEAD).
