@@ -1,0 +1,19 @@
+//! Container networks, owned here: the network namespaces berthd makes for containers (made
+//! before the task exists and handed to runc by path: no prestart hook), bridges and veth
+//! pairs over netlink, berth's own nftables table (NAT, published ports, isolation between
+//! networks), the host sockets that hold published ports, address management (IPAM) and the
+//! embedded DNS server user-defined networks give their containers at 127.0.0.11.
+//!
+//! The daemon orchestrates (which container joins which network, when); everything that
+//! touches the kernel or a wire protocol for that lives in this crate.
+
+mod error;
+
+pub mod dns;
+pub mod ipam;
+pub mod link;
+pub mod netns;
+pub mod nft;
+pub mod ports;
+
+pub use error::NetworkError;
