@@ -22,4 +22,16 @@ pub enum NetworkError {
     // --- dns (below) ---
 
     // --- ipam and networks (below) ---
+    /// A subnet, gateway or range that cannot be used.
+    #[error("invalid subnet {0}")]
+    InvalidSubnet(String),
+    /// `--ip` outside every subnet of the network.
+    #[error("invalid address {ip}: it does not belong to any of this network's subnets ({subnet})")]
+    AddressOutside {
+        ip: std::net::Ipv4Addr,
+        subnet: crate::ipam::Subnet,
+    },
+    /// `--ip` of an address another endpoint (or the gateway) has.
+    #[error("Address already in use: {0}")]
+    AddressInUse(std::net::Ipv4Addr),
 }
