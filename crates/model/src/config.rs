@@ -140,13 +140,84 @@ pub struct HostConfig {
     pub ulimits: Vec<Ulimit>,
     #[serde(deserialize_with = "nullable")]
     pub devices: Vec<DeviceMapping>,
+    // Networking.
+    /// `-p`: `"80/tcp"` → the host addresses and ports it is published on.
+    #[serde(deserialize_with = "nullable")]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// `-P`: every exposed port on an ephemeral host port.
+    pub publish_all_ports: bool,
+    /// `--link name[:alias]` (the default bridge's legacy links).
+    pub links: Option<Vec<String>>,
 }
 
-/// `NetworkingConfig` of a create request (accepted, not interpreted yet).
+/// One host side of a published port (`127.0.0.1:8080`); ports are strings on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    #[serde(deserialize_with = "nullable")]
+    pub host_ip: String,
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: String,
+}
+
+/// `EndpointSettings.IPAMConfig` (`--ip`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointIpamConfig {
+    #[serde(
+        rename = "IPv4Address",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv4_address: String,
+    #[serde(
+        rename = "IPv6Address",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub ipv6_address: String,
+    #[serde(rename = "LinkLocalIPs", skip_serializing_if = "Option::is_none")]
+    pub link_local_ips: Option<Vec<String>>,
+}
+
+/// A container's place on one network: what was asked (aliases, `--ip`) and, while it runs,
+/// what it got. Docker's `EndpointSettings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    pub links: Option<Vec<String>>,
+    pub aliases: Option<Vec<String>>,
+    #[serde(deserialize_with = "nullable")]
+    pub mac_address: String,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+    #[serde(rename = "NetworkID", deserialize_with = "nullable")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID", deserialize_with = "nullable")]
+    pub endpoint_id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub gateway: String,
+    #[serde(rename = "IPAddress", deserialize_with = "nullable")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway", deserialize_with = "nullable")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address", deserialize_with = "nullable")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Option<Vec<String>>,
+}
+
+/// `NetworkingConfig` of a create request: the networks to join, by name or ID, with their
+/// endpoint settings (API 1.44+ sends every `--network` here).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
-    pub endpoints_config: Option<BTreeMap<String, serde_json::Value>>,
+    pub endpoints_config: Option<BTreeMap<String, EndpointSettings>>,
 }
 
 /// One entry of inspect's `Mounts`.

@@ -9,7 +9,7 @@ mod config;
 mod nullable;
 
 pub use config::{
-    ContainerConfig, DeviceMapping, HostConfig, LogConfig, MountPoint, NetworkingConfig,
-    RestartPolicy,
+    ContainerConfig, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, LogConfig,
+    MountPoint, NetworkingConfig, PortBinding, RestartPolicy,
 };
 pub use nullable::nullable;

@@ -360,7 +360,10 @@ mod tests {
             Some(s("10.5.7.0/24")),
         )
         .unwrap();
-        assert_eq!(ranged.allocate(&|_| false), Some(Ipv4Addr::new(10, 5, 7, 0)));
+        assert_eq!(
+            ranged.allocate(&|_| false),
+            Some(Ipv4Addr::new(10, 5, 7, 0))
+        );
         assert!(AddressSpace::new(s("10.5.0.0/16"), None, Some(s("10.6.0.0/24"))).is_err());
         assert!(
             AddressSpace::new(s("10.5.0.0/16"), Some(Ipv4Addr::new(10, 9, 0, 1)), None).is_err()
