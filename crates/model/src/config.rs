@@ -212,6 +212,24 @@ pub struct EndpointSettings {
     pub dns_names: Option<Vec<String>>,
 }
 
+/// What a container's networking is: its networks (asked, and while it runs, got), its
+/// published ports and its sandbox. Docker's `NetworkSettings` without the deprecated
+/// top-level copies (the API adds those).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    /// Network name → endpoint.
+    #[serde(deserialize_with = "nullable")]
+    pub networks: BTreeMap<String, EndpointSettings>,
+    /// `"80/tcp"` → host sides (`null`: exposed, not published).
+    #[serde(deserialize_with = "nullable")]
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    #[serde(rename = "SandboxID", deserialize_with = "nullable")]
+    pub sandbox_id: String,
+    #[serde(deserialize_with = "nullable")]
+    pub sandbox_key: String,
+}
+
 /// `NetworkingConfig` of a create request: the networks to join, by name or ID, with their
 /// endpoint settings (API 1.44+ sends every `--network` here).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

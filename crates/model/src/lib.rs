@@ -10,6 +10,6 @@ mod nullable;
 
 pub use config::{
     ContainerConfig, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, LogConfig,
-    MountPoint, NetworkingConfig, PortBinding, RestartPolicy,
+    MountPoint, NetworkSettings, NetworkingConfig, PortBinding, RestartPolicy,
 };
 pub use nullable::nullable;

@@ -89,6 +89,7 @@ mod tests {
             etc_files: &[],
             cgroup_parent: "/berth",
             init_binary: None,
+            netns: None,
         })
         .unwrap()
         .process()

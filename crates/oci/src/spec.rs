@@ -56,6 +56,10 @@ pub struct SpecInput<'a> {
     pub cgroup_parent: &'a str,
     /// The init binary on the host (tini), for `--init`.
     pub init_binary: Option<&'a std::path::Path>,
+    /// The network namespace to join, by path (berthd's own for a bridged container, another
+    /// container's for `--network container:`); `None` gives a new, empty one (`none`).
+    /// Unused with `--network host`.
+    pub netns: Option<&'a std::path::Path>,
 }
 
 impl std::fmt::Debug for SpecInput<'_> {
@@ -214,11 +218,12 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         namespaces.push(LinuxNamespaceBuilder::default().typ(t).build()?);
     }
     if !host_network {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::Network)
-                .build()?,
-        );
+        let mut ns = LinuxNamespaceBuilder::default();
+        ns = ns.typ(LinuxNamespaceType::Network);
+        if let Some(p) = input.netns {
+            ns = ns.path(p.to_path_buf());
+        }
+        namespaces.push(ns.build()?);
     }
     if input.host.cgroup_v2() {
         namespaces.push(
@@ -343,6 +348,7 @@ mod tests {
             etc_files: &[],
             cgroup_parent: "/berth",
             init_binary: Some(std::path::Path::new("/usr/bin/tini")),
+            netns: None,
         })
         .unwrap()
     }
@@ -570,6 +576,37 @@ mod tests {
     }
 
     #[test]
+    fn a_given_network_namespace_is_joined_by_path() {
+        let netns = std::path::Path::new("/run/berth/netns/0123456789ab");
+        let s = build_spec(SpecInput {
+            id: "x",
+            config: &cfg(),
+            host_config: &HostConfig::default(),
+            default_ulimits: &BTreeMap::new(),
+            user: &ResolvedUser::default(),
+            host: &host(),
+            etc_files: &[],
+            cgroup_parent: "/berth",
+            init_binary: None,
+            netns: Some(netns),
+        })
+        .unwrap();
+        let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        assert_eq!(net.path().as_deref(), Some(netns));
+        let none = build(&cfg(), &HostConfig::default(), &host());
+        let ns = none.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        assert_eq!(net.path(), &None, "none: a new namespace");
+    }
+
+    #[test]
     fn bad_input_is_an_error() {
         let bad = |h: HostConfig| {
             build_spec(SpecInput {
@@ -582,6 +619,7 @@ mod tests {
                 etc_files: &[],
                 cgroup_parent: "/berth",
                 init_binary: None,
+                netns: None,
             })
             .is_err()
         };

@@ -48,6 +48,7 @@ fn spec(h: &HostConfig, defaults: &BTreeMap<String, Ulimit>, facts: &StaticHost)
         etc_files: &[],
         cgroup_parent: "/berth",
         init_binary: None,
+        netns: None,
     })
     .unwrap()
 }

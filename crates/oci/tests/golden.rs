@@ -46,6 +46,7 @@ fn berth() -> Value {
         etc_files: &etc,
         cgroup_parent: "/berth",
         init_binary: None,
+        netns: None,
     })
     .unwrap();
     serde_json::to_value(spec).unwrap()
