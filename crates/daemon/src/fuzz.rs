@@ -68,6 +68,7 @@ fn validate_create((config, host): (ContainerConfig, HostConfig)) {
         etc_files: &[],
         cgroup_parent: "/berth",
         init_binary: None,
+        netns: None,
     });
     if let Some(s) = &config.stop_signal {
         let _ = crate::parse_signal(s);

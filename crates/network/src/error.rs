@@ -34,4 +34,58 @@ pub enum NetworkError {
     /// `--ip` of an address another endpoint (or the gateway) has.
     #[error("Address already in use: {0}")]
     AddressInUse(std::net::Ipv4Addr),
+    /// No network has this name, ID or ID prefix.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// An ID prefix that fits several networks.
+    #[error("network {0} is ambiguous: it matches several networks")]
+    Ambiguous(String),
+    /// Every pool subnet overlaps a network or a host route.
+    #[error(
+        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
+    )]
+    NoPool,
+    /// A driver berth does not have.
+    #[error("could not find plugin {0} in v1 plugin registry: plugin not found")]
+    UnsupportedDriver(String),
+    /// An empty or unusable network or bridge name.
+    #[error("invalid network or bridge name: {0:?}")]
+    InvalidName(String),
+    /// `bridge`, `host`, `none`.
+    #[error("{0} is a pre-defined network and cannot be modified")]
+    Predefined(String),
+    #[error("network with name {0} already exists")]
+    NameExists(String),
+    #[error("bridge device {0} is already used by another network")]
+    BridgeInUse(String),
+    /// `--subnet` overlapping another network's.
+    #[error("Pool overlaps with other one on this address space: {0}")]
+    PoolOverlap(String),
+    /// `docker network rm` of a network containers are on.
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    InUse { name: String, id: String },
+    #[error("user specified IP address is supported on user defined networks only")]
+    IpOnDefault,
+    #[error("network-scoped alias is supported only for containers in user defined networks")]
+    AliasOnDefault,
+    #[error("container {0} already has a network sandbox")]
+    SandboxExists(String),
+    #[error("container {0} is not running")]
+    NoSandbox(String),
+    #[error("endpoint with name {container} already exists in network {network}")]
+    AlreadyConnected { container: String, network: String },
+    /// A network containers cannot have an address on (`host`, `none`).
+    #[error("container cannot be connected to network {0}")]
+    NotBridge(String),
+    #[error("no available IPv4 addresses on network {0}")]
+    NoAddress(String),
+    /// A port key or host port that does not parse.
+    #[error("invalid port specification: {0:?}")]
+    InvalidPort(String),
+    /// The networks file cannot be read or written as JSON.
+    #[error("{path}: {message}")]
+    Store {
+        path: std::path::PathBuf,
+        message: String,
+    },
 }

@@ -12,8 +12,14 @@ mod error;
 pub mod dns;
 pub mod ipam;
 pub mod link;
+mod manager;
 pub mod netns;
 pub mod nft;
 pub mod ports;
+mod store;
 
 pub use error::NetworkError;
+pub use manager::{
+    CreateRequest, JoinRequest, Joined, Networks, Settings, asking_ip, parse_port_key,
+};
+pub use store::{IpamEntry, Network};
