@@ -20,7 +20,18 @@ pub enum NetworkError {
     // --- kernel: netns, netlink, nftables, port holders (below) ---
 
     // --- dns (below) ---
-
+    /// The embedded DNS server was started outside a tokio runtime.
+    #[error("starting the embedded DNS server outside a tokio runtime")]
+    DnsRuntime {
+        #[source]
+        source: tokio::runtime::TryCurrentError,
+    },
+    /// An `--add-host` value is not `name:ip` (or `name=ip`).
+    #[error("bad format for add-host: {value:?}")]
+    AddHostFormat { value: String },
+    /// The address of an `--add-host` value is not an IP address (nor `host-gateway`).
+    #[error("invalid IP address in add-host: {value:?}")]
+    AddHostAddress { value: String },
     // --- ipam and networks (below) ---
     /// A subnet, gateway or range that cannot be used.
     #[error("invalid subnet {0}")]
