@@ -30,6 +30,9 @@ pub struct Daemon {
     pub(crate) events: crate::events::Events,
     /// Set when berthd stops: exits then restart nothing.
     pub(crate) shutting_down: std::sync::atomic::AtomicBool,
+    /// Networking, once `open_networks` has set it up (never in engines without it: tests
+    /// without root, where only `none` and `host` exist).
+    pub(crate) networks: std::sync::OnceLock<Arc<berth_network::Networks>>,
 }
 
 impl Daemon {
@@ -65,6 +68,7 @@ impl Daemon {
             runc: crate::system::runc_version(),
             events: Default::default(),
             shutting_down: Default::default(),
+            networks: Default::default(),
         })
     }
 

@@ -15,6 +15,9 @@ pub enum DaemonError {
     Image(#[from] berth_images::ImageError),
     #[error("registry operation failed")]
     Registry(#[from] berth_registry::RegistryError),
+    /// Networks, sandboxes, addresses, ports.
+    #[error(transparent)]
+    Network(#[from] berth_network::NetworkError),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("No such exec instance: {0}")]

@@ -450,26 +450,7 @@ impl Daemon {
             return;
         }
         net.leave(&c.id).await;
-        let names: Vec<(String, String)> = {
-            let mut inner = c.lock();
-            let ns = &mut inner.record.network_settings;
-            ns.ports.clear();
-            ns.sandbox_id.clear();
-            ns.sandbox_key.clear();
-            for e in ns.networks.values_mut() {
-                e.endpoint_id.clear();
-                e.gateway.clear();
-                e.ip_address.clear();
-                e.ip_prefix_len = 0;
-                e.mac_address.clear();
-                e.dns_names = None;
-            }
-            ns.networks
-                .iter()
-                .map(|(k, e)| (k.clone(), e.network_id.clone()))
-                .collect()
-        };
-        for (name, id) in names {
+        for (name, id) in forget_sandbox(c) {
             if let Ok(n) = net.get(if id.is_empty() { &name } else { &id }) {
                 self.network_event("disconnect", &n, Some(&c.id));
             }
@@ -514,6 +495,14 @@ impl Daemon {
             return;
         };
         net.remove_stale_namespaces().await;
+        for c in self.containers.all() {
+            if !net.has_sandbox(&c.id) && !c.record().network_settings.sandbox_key.is_empty() {
+                forget_sandbox(&c);
+                if let Err(e) = c.persist() {
+                    tracing::warn!(container = %c.id, error = %e, "cannot record the network's end");
+                }
+            }
+        }
         if let Err(e) = net.apply_rules().await {
             tracing::warn!(error = %e, "cannot apply the nftables rules");
         }
@@ -552,4 +541,26 @@ fn record_joined(c: &Container, joined: Joined) {
         ns.networks.retain(|k, e| *k == name || e.network_id != got.network_id);
         ns.networks.insert(name, got);
     }
+}
+
+/// The record keeps what was asked of each network and forgets what the sandbox got.
+/// Returns (name, network ID) of each.
+fn forget_sandbox(c: &Container) -> Vec<(String, String)> {
+    let mut inner = c.lock();
+    let ns = &mut inner.record.network_settings;
+    ns.ports.clear();
+    ns.sandbox_id.clear();
+    ns.sandbox_key.clear();
+    for e in ns.networks.values_mut() {
+        e.endpoint_id.clear();
+        e.gateway.clear();
+        e.ip_address.clear();
+        e.ip_prefix_len = 0;
+        e.mac_address.clear();
+        e.dns_names = None;
+    }
+    ns.networks
+        .iter()
+        .map(|(k, e)| (k.clone(), e.network_id.clone()))
+        .collect()
 }

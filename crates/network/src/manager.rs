@@ -830,7 +830,12 @@ impl Networks {
             &pick(&req.dns_options, &self.settings.dns_options),
         );
         joined.resolv_conf = resolv.text;
-        let mut extra = req.extra_hosts.clone();
+        // hosts_file takes (address, names).
+        let mut extra: Vec<(String, String)> = req
+            .extra_hosts
+            .iter()
+            .map(|(name, ip)| (ip.clone(), name.clone()))
+            .collect();
         {
             let st = self.lock();
             for (target, alias) in &req.links {
@@ -843,7 +848,7 @@ impl Networks {
                         names.push(' ');
                         names.push_str(&other.name);
                     }
-                    extra.push((names, e.ip.to_string()));
+                    extra.push((e.ip.to_string(), names));
                 }
             }
         }

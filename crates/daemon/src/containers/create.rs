@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_config::HostPaths;
 use berth_images::ImageRecord;
-use berth_model::{ContainerConfig, HostConfig};
+use berth_model::{ContainerConfig, HostConfig, NetworkingConfig};
 
 use berth_oci::HostFacts;
 
@@ -108,12 +108,25 @@ fn etc_files(host: &HostPaths, network_mode: &str, hostname: &str) -> (String, S
 }
 
 impl Daemon {
-    /// Creates a container from `config` and `host`. Returns its ID.
+    /// Creates a container from `config` and `host` on the default network. Returns its ID.
     pub async fn container_create(
+        &self,
+        name: Option<&str>,
+        config: ContainerConfig,
+        host: HostConfig,
+    ) -> Result<String, DaemonError> {
+        self.container_create_on(name, config, host, &NetworkingConfig::default())
+            .await
+    }
+
+    /// Creates a container from `config` and `host` on the networks `networking` and
+    /// `host.network_mode` name. Returns its ID.
+    pub async fn container_create_on(
         &self,
         name: Option<&str>,
         mut config: ContainerConfig,
         mut host: HostConfig,
+        networking: &NetworkingConfig,
     ) -> Result<String, DaemonError> {
         let snapshot = self.config();
         if config.image.is_empty() {
@@ -131,15 +144,7 @@ impl Daemon {
         };
         snapshot.runtimes.get(&runtime)?;
         host.runtime = runtime;
-        match host.network_mode.as_str() {
-            "" | "default" | "none" => host.network_mode = "none".into(),
-            "host" => {}
-            other => {
-                return Err(DaemonError::InvalidParameter(format!(
-                    "network {other} not found: berth supports --network none and host"
-                )));
-            }
-        }
+        let network_settings = self.plan_networks(&mut host, networking)?;
         berth_oci::parse_security_opts(&host.security_opt)?;
         for b in &host.binds {
             berth_oci::parse_bind(b)?;
@@ -189,7 +194,7 @@ impl Daemon {
             }
         };
 
-        let result = self.create_files(&id, &name, config, host, &image, cmd);
+        let result = self.create_files(&id, &name, config, host, network_settings, &image, cmd);
         match result {
             Ok(c) => {
                 self.container_event(&c, "create", &[]);
@@ -250,6 +255,7 @@ impl Daemon {
         name: &str,
         mut config: ContainerConfig,
         host: HostConfig,
+        network_settings: berth_model::NetworkSettings,
         image: &ImageRecord,
         cmd: Vec<String>,
     ) -> Result<Arc<Container>, DaemonError> {
@@ -299,6 +305,7 @@ impl Daemon {
             resolv_conf_path: resolv_path.display().to_string(),
             process: None,
             cgroups_path: None,
+            network_settings,
         };
         write_record(&dir, &record)?;
         Ok(Arc::new(Container::new(record, dir)))

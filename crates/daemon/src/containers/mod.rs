@@ -85,6 +85,9 @@ pub struct Record {
     /// `--cgroup-parent` is now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroups_path: Option<String>,
+    /// Its networks (asked, and got while it runs) and published ports.
+    #[serde(default)]
+    pub network_settings: berth_model::NetworkSettings,
 }
 
 /// A container and what berthd holds for it while it lives: its containerd handles, its
@@ -464,6 +467,7 @@ mod tests {
             resolv_conf_path: String::new(),
             process: None,
             cgroups_path: None,
+            network_settings: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@ impl Daemon {
             )));
         }
         let old = self.containers.rename(&c, new_name)?;
+        self.network_rename(&c, new_name);
         self.container_event(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }

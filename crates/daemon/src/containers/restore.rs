@@ -108,6 +108,7 @@ impl Daemon {
                         inner.task = Some(task);
                         inner.copiers = copiers;
                     }
+                    self.adopt_network(&c).await;
                     tracing::info!(container = %c.id, pid = t.pid, "restored");
                     adopted.push(c.clone());
                 }
@@ -135,6 +136,7 @@ impl Daemon {
             c.notify();
         }
         while ended.join_next().await.is_some() {}
+        self.network_reconcile().await;
         self.end_untracked_shims(&tasks).await;
         // An exit between the Tasks.List above and a container's adoption found no task to
         // handle it and was dropped: one more list finds those, as after a containerd restart.
@@ -263,6 +265,8 @@ impl Daemon {
         });
         let _ =
             tokio::time::timeout(wait, async { while set.join_next().await.is_some() {} }).await;
+        // Without live-restore nothing berth made for networks outlives it.
+        self.network_teardown().await;
     }
 }
 

@@ -10,6 +10,8 @@ use berth_runtimes::{ResolvedRuntime, ShimOptions};
 
 use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
 use super::{Container, now_rfc3339};
+use super::state::Conflict;
+use crate::networks::{Mode, mode};
 use crate::{Daemon, DaemonError, StartFailure};
 
 /// The runtime as containerd's container record takes it.
@@ -95,13 +97,52 @@ impl Daemon {
         })
     }
 
-    /// The start itself; the caller holds the container's operation lock.
+    /// The start itself; the caller holds the container's operation lock. The network comes
+    /// first (a bridged container's sandbox is made before its task, and runc joins it by
+    /// path), and goes again when the start fails.
     pub(crate) async fn start_locked(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
         let record = {
             let inner = c.lock();
             inner.record.state.can_start(&c.id)?;
             inner.record.clone()
         };
+        let (netns, etc_from, bridged) = match mode(&record.host_config.network_mode) {
+            Mode::Bridged => (Some(self.join_networks(c).await?), None, true),
+            Mode::Container(id) => {
+                let t = self.containers.get(&id)?;
+                let tr = t.record();
+                let pid = tr.state.pid();
+                if !tr.state.running() || pid == 0 {
+                    return Err(DaemonError::Conflict(Conflict::NotRunning(id.clone())));
+                }
+                let ns = if tr.network_settings.sandbox_key.is_empty() {
+                    std::path::PathBuf::from(format!("/proc/{pid}/ns/net"))
+                } else {
+                    tr.network_settings.sandbox_key.clone().into()
+                };
+                (Some(ns), Some(tr), false)
+            }
+            Mode::Host | Mode::None => (None, None, false),
+        };
+        let result = self
+            .start_task(c, record, netns.as_deref(), etc_from.as_ref())
+            .await;
+        if result.is_err() && bridged {
+            self.leave_networks(c).await;
+            if let Err(e) = c.persist() {
+                tracing::warn!(container = %c.id, error = %e, "cannot record the network's end");
+            }
+        }
+        result
+    }
+
+    async fn start_task(
+        &self,
+        c: &Arc<Container>,
+        record: super::Record,
+        netns: Option<&std::path::Path>,
+        etc_from: Option<&super::Record>,
+    ) -> Result<(), DaemonError> {
         let snapshot = self.config();
         let runtime = snapshot.runtimes.get(&record.host_config.runtime)?;
         let image = self.images.get(&record.image)?;
@@ -113,15 +154,17 @@ impl Daemon {
             &group,
             &record.host_config.group_add,
         )?;
+        // `--network container:` shares the other container's hosts and resolv.conf.
+        let files = etc_from.unwrap_or(&record);
         let etc_files = [
             (
                 "/etc/hostname".to_string(),
                 record.hostname_path.clone().into(),
             ),
-            ("/etc/hosts".to_string(), record.hosts_path.clone().into()),
+            ("/etc/hosts".to_string(), files.hosts_path.clone().into()),
             (
                 "/etc/resolv.conf".to_string(),
-                record.resolv_conf_path.clone().into(),
+                files.resolv_conf_path.clone().into(),
             ),
         ];
         let host = self.host_facts();
@@ -135,6 +178,7 @@ impl Daemon {
             etc_files: &etc_files,
             cgroup_parent: &snapshot.config.cgroup_parent,
             init_binary: init_binary().as_deref(),
+            netns,
         })?;
         self.ensure_apparmor(
             spec.process()
