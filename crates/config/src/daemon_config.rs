@@ -1,11 +1,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::{ConfigError, FileConfig, Flags, HostAddr, Paths, RuntimeEntry, Ulimit};
+use crate::network::{self, cidr_within, parse_ipv4_cidr};
+use crate::{AddressPool, ConfigError, FileConfig, Flags, HostAddr, Paths, RuntimeEntry, Ulimit};
 
 /// dockerd's log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -102,6 +103,44 @@ pub struct DaemonConfig {
     pub max_concurrent_downloads: u32,
     pub max_concurrent_uploads: u32,
     pub max_download_attempts: u32,
+    /// The default bridge's device name (`--bridge`/`-b`): berth's own `berth0` unless
+    /// given, so that berthd runs beside dockerd's `docker0`; `none` disables the default
+    /// bridge network. Needs a restart, as every networking option here.
+    pub bridge: String,
+    /// The default bridge's IPv4 address with its prefix, `a.b.c.d/n` (`--bip`); exclusive
+    /// with a given `bridge`.
+    pub bip: Option<String>,
+    /// The IPv4 subnet of the default bridge containers' addresses come from (`--fixed-cidr`),
+    /// within `bip`'s network when both are set.
+    pub fixed_cidr: Option<String>,
+    /// Pools that networks created without a subnet take theirs from; empty: dockerd's
+    /// built-in pools.
+    pub default_address_pools: Vec<AddressPool>,
+    /// The default bridge's and its containers' MTU, 68 to 65535; `None`: 1500.
+    pub mtu: Option<u32>,
+    /// Whether berth manages its nftables table (dockerd's `--iptables`).
+    pub iptables: bool,
+    /// `--ip6tables`: accepted and kept; berth's networks are IPv4.
+    pub ip6tables: bool,
+    /// Whether berth turns on IPv4 forwarding in the kernel.
+    pub ip_forward: bool,
+    /// Whether containers' outgoing traffic is masqueraded; false whenever `iptables` is, as
+    /// in dockerd.
+    pub ip_masq: bool,
+    /// Whether containers on the default bridge may talk to each other; false needs
+    /// `iptables`.
+    pub icc: bool,
+    /// `--userland-proxy`: accepted and kept; berth forwards published ports in the kernel.
+    pub userland_proxy: bool,
+    /// The default host IPv4 address published ports bind to (`--ip`); `None`: `0.0.0.0`,
+    /// see [`DaemonConfig::default_bind_ip`].
+    pub ip: Option<String>,
+    /// DNS servers for containers (IPv4 or IPv6 addresses).
+    pub dns: Vec<String>,
+    /// DNS search domains for containers.
+    pub dns_search: Vec<String>,
+    /// resolv.conf options for containers (`--dns-opt`, daemon.json `dns-opts`).
+    pub dns_opts: Vec<String>,
     #[serde(skip)]
     pub tls: TlsConfig,
     /// The configuration file this config was read from (reloads read it again).
@@ -137,6 +176,21 @@ impl Default for DaemonConfig {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             max_download_attempts: 5,
+            bridge: "berth0".to_string(),
+            bip: None,
+            fixed_cidr: None,
+            default_address_pools: Vec::new(),
+            mtu: None,
+            iptables: true,
+            ip6tables: false,
+            ip_forward: true,
+            ip_masq: true,
+            icc: true,
+            userland_proxy: true,
+            ip: None,
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            dns_opts: Vec::new(),
             tls: TlsConfig::default(),
             config_file: PathBuf::from(crate::DEFAULT_CONFIG_FILE),
             config_file_explicit: false,
@@ -221,6 +275,24 @@ impl DaemonConfig {
             map
         };
 
+        let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        let bridge = non_empty(&flags.bridge).or(non_empty(&file.bridge));
+        let bip = non_empty(&flags.bip).or(non_empty(&file.bip));
+        if bridge.is_some() && bip.is_some() {
+            return Err(ConfigError::BridgeAndBip);
+        }
+        let default_address_pools = if flags.default_address_pools.is_empty() {
+            file.default_address_pools.clone().unwrap_or_default()
+        } else {
+            flags
+                .default_address_pools
+                .iter()
+                .map(|spec| AddressPool::parse(spec))
+                .collect::<Result<_, _>>()?
+        };
+        let iptables = flags.iptables.or(file.iptables).unwrap_or(d.iptables);
+        let trimmed = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_string()).collect();
+
         let config = DaemonConfig {
             hosts: pick_vec(&flags.hosts, &file.hosts, d.hosts),
             group: flags
@@ -297,6 +369,25 @@ impl DaemonConfig {
                 flags.max_download_attempts.or(file.max_download_attempts),
                 d.max_download_attempts,
             )?,
+            bridge: bridge.unwrap_or(d.bridge),
+            bip,
+            fixed_cidr: non_empty(&flags.fixed_cidr).or(non_empty(&file.fixed_cidr)),
+            default_address_pools,
+            mtu: flags.mtu.or(file.mtu).map(network::mtu).transpose()?,
+            iptables,
+            ip6tables: flags.ip6tables.or(file.ip6tables).unwrap_or(d.ip6tables),
+            ip_forward: flags.ip_forward.or(file.ip_forward).unwrap_or(d.ip_forward),
+            // dockerd: masquerading is nftables' (iptables') work, so off without it.
+            ip_masq: flags.ip_masq.or(file.ip_masq).unwrap_or(d.ip_masq) && iptables,
+            icc: flags.icc.or(file.icc).unwrap_or(d.icc),
+            userland_proxy: flags
+                .userland_proxy
+                .or(file.userland_proxy)
+                .unwrap_or(d.userland_proxy),
+            ip: non_empty(&flags.ip).or(non_empty(&file.ip)),
+            dns: trimmed(pick_vec(&flags.dns, &file.dns, Vec::new())),
+            dns_search: trimmed(pick_vec(&flags.dns_search, &file.dns_search, Vec::new())),
+            dns_opts: pick_vec(&flags.dns_opts, &file.dns_opts, Vec::new()),
             tls: TlsConfig {
                 tls: flags.tls.or(file.tls).unwrap_or(false),
                 tlsverify: flags.tlsverify.or(file.tlsverify).unwrap_or(false),
@@ -350,7 +441,76 @@ impl DaemonConfig {
         if self.shutdown_timeout < -1 {
             return Err(ConfigError::ShutdownTimeout(self.shutdown_timeout));
         }
+        self.validate_network()
+    }
+
+    /// The networking options: the bridge's name, `bip` and `fixed-cidr` as IPv4 CIDRs (the
+    /// latter within the former), the pools, the MTU, `ip`, the DNS lists, and dockerd's
+    /// `--icc=false` needs `--iptables`.
+    fn validate_network(&self) -> Result<(), ConfigError> {
+        network::validate_bridge_name(&self.bridge)?;
+        let cidr = |key: &str, v: &str| {
+            parse_ipv4_cidr(v).map_err(|reason| ConfigError::InvalidValue {
+                key: key.to_string(),
+                reason,
+            })
+        };
+        let bip = self.bip.as_deref().map(|b| cidr("bip", b)).transpose()?;
+        if let Some(fixed) = &self.fixed_cidr {
+            let parsed = cidr("fixed-cidr", fixed)?;
+            if let Some(bip_net) = bip.filter(|b| !cidr_within(parsed, *b)) {
+                return Err(ConfigError::InvalidValue {
+                    key: "fixed-cidr".to_string(),
+                    reason: format!(
+                        "{fixed} is not within the default bridge's network {}/{}",
+                        Ipv4Addr::from(network::network_of(bip_net).0),
+                        bip_net.1
+                    ),
+                });
+            }
+        }
+        for pool in &self.default_address_pools {
+            pool.validate()?;
+        }
+        if let Some(mtu) = self.mtu {
+            network::mtu(i64::from(mtu))?;
+        }
+        if let Some(ip) = &self.ip {
+            match ip.parse::<IpAddr>() {
+                Ok(IpAddr::V4(_)) => {}
+                Ok(IpAddr::V6(_)) => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "ip".to_string(),
+                        reason: format!("{ip} is not an IPv4 address"),
+                    });
+                }
+                Err(_) => return Err(ConfigError::NotAnIp(ip.clone())),
+            }
+        }
+        for server in &self.dns {
+            network::validate_dns_server(server)?;
+        }
+        for domain in &self.dns_search {
+            network::validate_dns_search(domain)?;
+        }
+        if !self.iptables && !self.icc {
+            return Err(ConfigError::IccWithoutIptables);
+        }
         Ok(())
+    }
+
+    /// Whether there is a default bridge network (`bridge` is not `none`).
+    pub fn default_bridge_enabled(&self) -> bool {
+        self.bridge != "none"
+    }
+
+    /// The host address published ports bind to when a port binding names none: `ip`, else
+    /// `0.0.0.0`.
+    pub fn default_bind_ip(&self) -> Ipv4Addr {
+        self.ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     /// The hosts, parsed (validated at build time).
@@ -375,7 +535,8 @@ impl DaemonConfig {
     /// the reloadable keys: `runtimes`, `debug`, `labels`, `live-restore`, `log-level`,
     /// `shutdown-timeout` and `default-ulimits` are replaced when the file has the key;
     /// `default-runtime` only when it is non-empty. Every other key (sockets, roots,
-    /// containerd, ...) needs a restart and keeps its running value. `flags` are the
+    /// containerd, the cgroup parent, the networking options, ...) needs a restart and keeps
+    /// its running value. `flags` are the
     /// command line the daemon started with: a key now in the file that was also a flag is
     /// still a conflict.
     pub fn reloaded(&self, flags: &Flags, file: &FileConfig) -> Result<DaemonConfig, ConfigError> {
@@ -454,6 +615,21 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "max-concurrent-downloads" => show(&file.max_concurrent_downloads),
         "max-concurrent-uploads" => show(&file.max_concurrent_uploads),
         "max-download-attempts" => show(&file.max_download_attempts),
+        "bridge" => show(&file.bridge),
+        "bip" => show(&file.bip),
+        "fixed-cidr" => show(&file.fixed_cidr),
+        "default-address-pools" => show(&file.default_address_pools),
+        "mtu" => show(&file.mtu),
+        "iptables" => show(&file.iptables),
+        "ip6tables" => show(&file.ip6tables),
+        "ip-forward" => show(&file.ip_forward),
+        "ip-masq" => show(&file.ip_masq),
+        "icc" => show(&file.icc),
+        "userland-proxy" => show(&file.userland_proxy),
+        "ip" => show(&file.ip),
+        "dns" => show(&file.dns),
+        "dns-search" => show(&file.dns_search),
+        "dns-opts" => show(&file.dns_opts),
         "tls" => show(&file.tls),
         "tlsverify" => show(&file.tlsverify),
         "tlscacert" => show(&file.tlscacert),
@@ -865,6 +1041,394 @@ mod tests {
         assert_eq!(
             next.cgroup_parent, "under-berthd",
             "cgroup-parent needs a restart"
+        );
+    }
+
+    #[test]
+    fn networking_defaults() {
+        let c = DaemonConfig::build(&flags(&[]), &FileConfig::default()).unwrap();
+        assert_eq!(c, DaemonConfig::default());
+        assert_eq!(c.bridge, "berth0");
+        assert!(c.default_bridge_enabled());
+        assert_eq!((c.bip.as_deref(), c.fixed_cidr.as_deref()), (None, None));
+        assert!(c.default_address_pools.is_empty());
+        assert_eq!(c.mtu, None);
+        assert_eq!(
+            (c.iptables, c.ip6tables, c.ip_forward, c.ip_masq, c.icc),
+            (true, false, true, true, true)
+        );
+        assert!(c.userland_proxy);
+        assert_eq!(c.ip, None);
+        assert_eq!(c.default_bind_ip(), Ipv4Addr::UNSPECIFIED);
+        assert!(c.dns.is_empty() && c.dns_search.is_empty() && c.dns_opts.is_empty());
+    }
+
+    #[test]
+    fn networking_flags_apply() {
+        let c = DaemonConfig::build(
+            &flags(&[
+                "--bip",
+                "172.18.0.1/16",
+                "--fixed-cidr",
+                "172.18.1.0/24",
+                "--default-address-pool",
+                "base=10.10.0.0/16,size=24",
+                "--mtu",
+                "1400",
+                "--ip6tables",
+                "--ip-forward=false",
+                "--icc=false",
+                "--userland-proxy=false",
+                "--ip",
+                "127.0.0.1",
+                "--dns",
+                " 1.1.1.1",
+                "--dns",
+                "2001:4860:4860::8888",
+                "--dns-search",
+                "example.com",
+                "--dns-opt",
+                "ndots:2",
+                "--dns-opt",
+                "timeout:1",
+            ]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.bridge, "berth0", "--bip keeps berth's own bridge");
+        assert_eq!(c.bip.as_deref(), Some("172.18.0.1/16"));
+        assert_eq!(c.fixed_cidr.as_deref(), Some("172.18.1.0/24"));
+        assert_eq!(
+            c.default_address_pools,
+            vec![AddressPool {
+                base: "10.10.0.0/16".to_string(),
+                size: 24
+            }]
+        );
+        assert_eq!(c.mtu, Some(1400));
+        assert_eq!(
+            (c.iptables, c.ip6tables, c.ip_forward, c.ip_masq, c.icc),
+            (true, true, false, true, false)
+        );
+        assert!(
+            !c.userland_proxy,
+            "kept, though berth forwards in the kernel"
+        );
+        assert_eq!(c.default_bind_ip(), Ipv4Addr::LOCALHOST);
+        assert_eq!(c.dns, vec!["1.1.1.1", "2001:4860:4860::8888"]);
+        assert_eq!(c.dns_search, vec!["example.com"]);
+        assert_eq!(c.dns_opts, vec!["ndots:2", "timeout:1"]);
+
+        let none = DaemonConfig::build(&flags(&["-b", "none"]), &FileConfig::default()).unwrap();
+        assert_eq!(none.bridge, "none");
+        assert!(!none.default_bridge_enabled());
+        let br = DaemonConfig::build(&flags(&["--bridge=br-ext"]), &FileConfig::default()).unwrap();
+        assert_eq!(br.bridge, "br-ext");
+    }
+
+    #[test]
+    fn networking_file_keys_apply() {
+        let c = DaemonConfig::build(
+            &flags(&[]),
+            &file(
+                r#"{"bridge": "br-ext", "fixed-cidr": "10.1.0.0/24", "mtu": 9000,
+                    "default-address-pools": [{"base": "10.10.0.0/16", "size": 24},
+                                              {"base": "10.20.0.0/16", "size": 16}],
+                    "iptables": true, "ip6tables": true, "ip-forward": false,
+                    "ip-masq": false, "icc": false, "userland-proxy": false,
+                    "ip": "192.0.2.1", "dns": ["1.1.1.1", "::1"],
+                    "dns-search": ["a.test", "."], "dns-opts": ["ndots:2"]}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.bridge, "br-ext");
+        assert_eq!(c.fixed_cidr.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(c.mtu, Some(9000));
+        assert_eq!(c.default_address_pools.len(), 2);
+        assert_eq!(c.default_address_pools[1].size, 16);
+        assert_eq!(
+            (c.iptables, c.ip6tables, c.ip_forward, c.ip_masq, c.icc),
+            (true, true, false, false, false)
+        );
+        assert!(!c.userland_proxy);
+        assert_eq!(c.ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(c.dns, vec!["1.1.1.1", "::1"]);
+        assert_eq!(c.dns_search, vec!["a.test", "."]);
+        assert_eq!(c.dns_opts, vec!["ndots:2"]);
+        let c = DaemonConfig::build(
+            &flags(&[]),
+            &file(r#"{"bridge": "", "bip": "", "fixed-cidr": "", "ip": ""}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.bridge.as_str(), c.bip, c.fixed_cidr, c.ip),
+            ("berth0", None, None, None),
+            "empty is unset, as in dockerd"
+        );
+    }
+
+    #[test]
+    fn networking_flag_and_file_conflicts() {
+        for (args, json, want) in [
+            (
+                &["-b", "br0"][..],
+                r#"{"bridge": "br1"}"#,
+                r#"bridge: (from flag: br0, from file: "br1")"#,
+            ),
+            (
+                &["--bip", "10.0.0.1/8"],
+                r#"{"bip": "10.0.0.1/8"}"#,
+                "bip: (from flag: 10.0.0.1/8",
+            ),
+            (
+                &["--fixed-cidr", "10.0.0.0/24"],
+                r#"{"fixed-cidr": "10.0.1.0/24"}"#,
+                "fixed-cidr: ",
+            ),
+            (
+                &["--default-address-pool", "base=10.0.0.0/8,size=24"],
+                r#"{"default-address-pools": [{"base": "10.0.0.0/8", "size": 16}]}"#,
+                r#"default-address-pools: (from flag: base=10.0.0.0/8,size=24, from file: "#,
+            ),
+            (
+                &["--mtu", "1400"],
+                r#"{"mtu": 1500}"#,
+                "mtu: (from flag: 1400, from file: 1500)",
+            ),
+            (
+                &["--iptables=false"],
+                r#"{"iptables": true}"#,
+                "iptables: (from flag: false, from file: true)",
+            ),
+            (&["--ip6tables"], r#"{"ip6tables": false}"#, "ip6tables: "),
+            (&["--ip-forward"], r#"{"ip-forward": true}"#, "ip-forward: "),
+            (&["--ip-masq=false"], r#"{"ip-masq": false}"#, "ip-masq: "),
+            (&["--icc"], r#"{"icc": true}"#, "icc: "),
+            (
+                &["--userland-proxy=false"],
+                r#"{"userland-proxy": false}"#,
+                "userland-proxy: ",
+            ),
+            (
+                &["--ip", "127.0.0.1"],
+                r#"{"ip": "0.0.0.0"}"#,
+                "ip: (from flag: 127.0.0.1",
+            ),
+            (
+                &["--dns", "1.1.1.1"],
+                r#"{"dns": ["8.8.8.8"]}"#,
+                r#"dns: (from flag: 1.1.1.1, from file: ["8.8.8.8"])"#,
+            ),
+            (
+                &["--dns-search", "a.test"],
+                r#"{"dns-search": []}"#,
+                "dns-search: ",
+            ),
+            (
+                &["--dns-opt", "ndots:1"],
+                r#"{"dns-opts": ["ndots:2"]}"#,
+                "dns-opts: (from flag: ndots:1",
+            ),
+        ] {
+            let err = DaemonConfig::build(&flags(args), &file(json))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(
+                    "the following directives are specified both as a flag and in the \
+                     configuration file: "
+                ) && err.contains(want),
+                "{args:?} {json}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn address_pool_conflict_shows_both_values() {
+        let err = DaemonConfig::build(
+            &flags(&["--default-address-pool", "base=10.0.0.0/8,size=24"]),
+            &file(r#"{"default-address-pools": [{"base": "10.0.0.0/8", "size": 16}]}"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.ends_with(concat!(
+                r#"default-address-pools: (from flag: base=10.0.0.0/8,size=24, "#,
+                r#"from file: [{"base":"10.0.0.0/8","size":16}])"#
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn networking_values_are_checked() {
+        for (args, json, want) in [
+            (
+                &[][..],
+                r#"{"dns": ["1.1.1.1o"]}"#,
+                "1.1.1.1o is not an ip address",
+            ),
+            (
+                &["--dns", "1.1.1.1", "--dns", "1.1.1.1o"],
+                "{}",
+                "1.1.1.1o is not an ip address",
+            ),
+            (
+                &[],
+                r#"{"dns-search": ["a.b.c", "123456"]}"#,
+                "123456 is not a valid domain",
+            ),
+            (
+                &["--dns-search", "123456"],
+                "{}",
+                "123456 is not a valid domain",
+            ),
+            (&["--mtu", "-1"], "{}", "invalid default MTU: -1"),
+            (&[], r#"{"mtu": -10}"#, "invalid default MTU: -10"),
+            (&[], r#"{"mtu": 0}"#, "invalid default MTU: 0"),
+            (
+                &["--mtu", "65536"],
+                "{}",
+                "invalid default MTU: 65536 (must be between 68 and 65535)",
+            ),
+            (
+                &["--bip", "172.17.0.1"],
+                "{}",
+                "invalid value for bip: invalid CIDR address: 172.17.0.1",
+            ),
+            (
+                &[],
+                r#"{"bip": "172.17.0.1/33"}"#,
+                "invalid value for bip: invalid CIDR address: 172.17.0.1/33",
+            ),
+            (
+                &[],
+                r#"{"bip": "fd00::1/64"}"#,
+                "invalid value for bip: fd00::1/64 is not an IPv4 CIDR",
+            ),
+            (
+                &["--fixed-cidr", "10.0.0.0"],
+                "{}",
+                "invalid value for fixed-cidr: invalid CIDR address: 10.0.0.0",
+            ),
+            (
+                &["--bip", "172.17.0.1/16", "--fixed-cidr", "172.18.0.0/24"],
+                "{}",
+                "invalid value for fixed-cidr: 172.18.0.0/24 is not within the default \
+                 bridge's network 172.17.0.0/16",
+            ),
+            (
+                &["--bip", "172.17.0.1/16", "--fixed-cidr", "172.16.0.0/12"],
+                "{}",
+                "is not within the default bridge's network",
+            ),
+            (
+                &["--default-address-pool", "base=10.10.0.0/16,size=8"],
+                "{}",
+                "invalid default address pool base=10.10.0.0/16,size=8: size 8 must be \
+                 between the base's prefix length 16 and 32",
+            ),
+            (
+                &[],
+                r#"{"default-address-pools": [{"base": "10.10.0.0", "size": 24}]}"#,
+                "invalid default address pool base=10.10.0.0,size=24: invalid CIDR \
+                 address: 10.10.0.0",
+            ),
+            (
+                &["--default-address-pool", "10.10.0.0/16"],
+                "{}",
+                "must be a key=value pair",
+            ),
+            (&["--ip", "1.2.3"], "{}", "1.2.3 is not an ip address"),
+            (
+                &[],
+                r#"{"ip": "::1"}"#,
+                "invalid value for ip: ::1 is not an IPv4 address",
+            ),
+            (
+                &["-b", "a/b"],
+                "{}",
+                r#"invalid value for bridge: "a/b" is not a valid interface name"#,
+            ),
+            (
+                &[],
+                r#"{"bridge": "a-very-long-bridge-name"}"#,
+                "invalid value for bridge:",
+            ),
+            (
+                &["-b", "br0", "--bip", "10.0.0.1/8"],
+                "{}",
+                "You specified -b & --bip, mutually exclusive options. Please specify only one",
+            ),
+            (
+                &["-b", "none"],
+                r#"{"bip": "10.0.0.1/8"}"#,
+                "You specified -b & --bip",
+            ),
+            (
+                &["--iptables=false"],
+                r#"{"icc": false}"#,
+                "You specified --iptables=false with --icc=false. ICC=false uses iptables to \
+                 function. Please set --icc or --iptables to true",
+            ),
+        ] {
+            let err = DaemonConfig::build(&flags(args), &file(json))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{args:?} {json}: {err}");
+        }
+    }
+
+    #[test]
+    fn ip_masq_is_off_without_iptables() {
+        let c = DaemonConfig::build(
+            &flags(&["--iptables=false", "--ip-masq"]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert!(!c.iptables && !c.ip_masq, "dockerd's rule");
+        assert!(c.icc, "icc on without iptables is fine");
+    }
+
+    #[test]
+    fn networking_options_need_a_restart() {
+        let f = flags(&["--dns", "1.1.1.1"]);
+        let start = DaemonConfig::build(
+            &f,
+            &file(r#"{"bip": "172.18.0.1/16", "mtu": 1400, "icc": false, "dns-opts": ["a"]}"#),
+        )
+        .unwrap();
+        let next = start
+            .reloaded(
+                &f,
+                &file(
+                    r#"{"bip": "10.0.0.1/8", "fixed-cidr": "10.1.0.0/16", "mtu": 9000,
+                        "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}],
+                        "iptables": false, "ip6tables": true, "ip-forward": false,
+                        "ip-masq": false, "icc": true, "userland-proxy": false,
+                        "ip": "127.0.0.1", "dns-search": ["a.test"], "dns-opts": ["b"],
+                        "debug": true}"#,
+                ),
+            )
+            .unwrap();
+        assert!(next.debug, "the reloadable key changed");
+        let kept = DaemonConfig {
+            debug: true,
+            ..start.clone()
+        };
+        assert_eq!(
+            next, kept,
+            "every networking option keeps its running value"
+        );
+        let next = start.reloaded(&f, &file(r#"{"bridge": "none"}"#)).unwrap();
+        assert_eq!(next.bridge, "berth0");
+        assert!(next.icc == start.icc && next.dns == start.dns);
+        // The file is still checked: bad values and flag conflicts refuse the reload.
+        assert!(start.reloaded(&f, &file(r#"{"mtu": -1}"#)).is_err());
+        assert!(
+            start
+                .reloaded(&f, &file(r#"{"dns": ["8.8.8.8"]}"#))
+                .is_err()
         );
     }
 

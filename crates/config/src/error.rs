@@ -51,4 +51,19 @@ pub enum ConfigError {
     Mirror(String),
     #[error("invalid shutdown-timeout {0}: must be -1 or more")]
     ShutdownTimeout(i64),
+    #[error("invalid default MTU: {value}{hint}")]
+    Mtu { value: i64, hint: &'static str },
+    #[error("{0} is not an ip address")]
+    NotAnIp(String),
+    #[error("{0} is not a valid domain")]
+    NotADomain(String),
+    #[error("invalid default address pool {spec}: {reason}")]
+    AddressPool { spec: String, reason: String },
+    #[error("You specified -b & --bip, mutually exclusive options. Please specify only one")]
+    BridgeAndBip,
+    #[error(
+        "You specified --iptables=false with --icc=false. ICC=false uses iptables to function. \
+         Please set --icc or --iptables to true"
+    )]
+    IccWithoutIptables,
 }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{ConfigError, RuntimeEntry, Ulimit};
+use crate::{AddressPool, ConfigError, RuntimeEntry, Ulimit};
 
 /// daemon.json as written by the user: every key optional, named as dockerd's. `set` holds
 /// the keys that were present, which reload rules ("replaced if the key is present") need.
@@ -32,6 +32,21 @@ pub struct FileConfig {
     pub max_concurrent_downloads: Option<i64>,
     pub max_concurrent_uploads: Option<i64>,
     pub max_download_attempts: Option<i64>,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    pub fixed_cidr: Option<String>,
+    pub default_address_pools: Option<Vec<AddressPool>>,
+    pub mtu: Option<i64>,
+    pub iptables: Option<bool>,
+    pub ip6tables: Option<bool>,
+    pub ip_forward: Option<bool>,
+    pub ip_masq: Option<bool>,
+    pub icc: Option<bool>,
+    pub userland_proxy: Option<bool>,
+    pub ip: Option<String>,
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_opts: Option<Vec<String>>,
     pub tls: Option<bool>,
     pub tlsverify: Option<bool>,
     pub tlscacert: Option<PathBuf>,
@@ -65,6 +80,21 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "max-download-attempts",
+    "bridge",
+    "bip",
+    "fixed-cidr",
+    "default-address-pools",
+    "mtu",
+    "iptables",
+    "ip6tables",
+    "ip-forward",
+    "ip-masq",
+    "icc",
+    "userland-proxy",
+    "ip",
+    "dns",
+    "dns-search",
+    "dns-opts",
     "tls",
     "tlsverify",
     "tlscacert",
@@ -166,6 +196,63 @@ mod tests {
             Some(&["--debug".to_string()][..])
         );
         assert_eq!(c.default_ulimits.unwrap()["nofile"].hard, 2);
+    }
+
+    #[test]
+    fn networking_keys_parse() {
+        let c = FileConfig::parse(
+            br#"{"bridge": "br0", "fixed-cidr": "10.1.0.0/24", "mtu": 1400,
+                 "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}],
+                 "iptables": false, "ip6tables": true, "ip-forward": false, "ip-masq": false,
+                 "icc": true, "userland-proxy": false, "ip": "127.0.0.1",
+                 "dns": ["1.1.1.1"], "dns-search": ["example.com"], "dns-opts": ["ndots:2"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.bridge.as_deref(), Some("br0"));
+        assert_eq!(c.mtu, Some(1400));
+        assert_eq!(
+            c.default_address_pools.as_deref(),
+            Some(
+                &[AddressPool {
+                    base: "10.10.0.0/16".to_string(),
+                    size: 24
+                }][..]
+            )
+        );
+        assert_eq!(c.iptables, Some(false));
+        assert_eq!(c.dns_opts, Some(vec!["ndots:2".to_string()]));
+        assert!(c.has("dns-search") && c.has("userland-proxy") && !c.has("bip"));
+        // dockerd's names only: the flag's singular is not a file key.
+        for json in [
+            r#"{"dns-opt": ["ndots:2"]}"#,
+            r#"{"default-address-pool": []}"#,
+        ] {
+            let err = FileConfig::parse(json.as_bytes()).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::UnknownKeys { .. }),
+                "{json}: {err}"
+            );
+        }
+        for (json, path) in [
+            (
+                r#"{"default-address-pools": [{"base": "10.0.0.0/8"}]}"#,
+                "size",
+            ),
+            (
+                r#"{"default-address-pools": [{"base": "10.0.0.0/8", "size": 300}]}"#,
+                "default-address-pools[0].size",
+            ),
+            (
+                r#"{"default-address-pools": [{"base": "10.0.0.0/8", "size": 8, "x": 1}]}"#,
+                "x",
+            ),
+            (r#"{"mtu": "1500"}"#, "mtu"),
+            (r#"{"iptables": "false"}"#, "iptables"),
+            (r#"{"dns": "1.1.1.1"}"#, "dns"),
+        ] {
+            let err = FileConfig::parse(json.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(path), "{json}: {err}");
+        }
     }
 
     #[test]

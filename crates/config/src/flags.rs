@@ -17,8 +17,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
              through containerd and runc",
     long_about = None,
     after_help = "Every flag can also be set in the configuration file under the same name \
-                  (hosts, labels and default-ulimits in the plural); a key given both ways is \
-                  an error. SIGHUP reloads the configuration file; SIGTERM or SIGINT shuts down."
+                  (hosts, labels, default-ulimits, default-address-pools and dns-opts in the \
+                  plural); a key given both ways is an error. SIGHUP reloads the configuration \
+                  file (the networking options need a restart); SIGTERM or SIGINT shuts down."
 )]
 pub struct Flags {
     /// Daemon configuration file [default: /etc/berth/daemon.json]
@@ -123,6 +124,79 @@ pub struct Flags {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub max_download_attempts: Option<i64>,
 
+    /// Attach containers to a network bridge: berth's own berth0, which berthd creates (so
+    /// that it can run beside dockerd's docker0), or an existing device; "none" disables the
+    /// default bridge network [default: berth0]
+    #[arg(short = 'b', long, value_name = "BRIDGE")]
+    pub bridge: Option<String>,
+
+    /// The default bridge's IPv4 address with its prefix length, e.g. 172.17.0.1/16
+    #[arg(long, value_name = "CIDR")]
+    pub bip: Option<String>,
+
+    /// IPv4 subnet of the default bridge that containers' addresses are taken from, e.g.
+    /// 172.17.1.0/24 (within the bridge's network)
+    #[arg(long, value_name = "CIDR")]
+    pub fixed_cidr: Option<String>,
+
+    /// Default address pool for networks created without a subnet, e.g.
+    /// base=10.10.0.0/16,size=24 (repeatable)
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pub default_address_pools: Vec<String>,
+
+    /// MTU of the default bridge and of containers' interfaces on it [default: 1500]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub mtu: Option<i64>,
+
+    /// Manage berth's nftables table (NAT, published ports, isolation) [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub iptables: Option<bool>,
+
+    /// Manage IPv6 packet filtering rules (accepted; berth's networks are IPv4)
+    /// [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub ip6tables: Option<bool>,
+
+    /// Enable IP forwarding in the kernel [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub ip_forward: Option<bool>,
+
+    /// Masquerade containers' traffic leaving the host (off when --iptables=false)
+    /// [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub ip_masq: Option<bool>,
+
+    /// Let containers on the default bridge talk to each other [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub icc: Option<bool>,
+
+    /// Use a userland proxy for loopback traffic to published ports (accepted; berth
+    /// forwards in the kernel) [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub userland_proxy: Option<bool>,
+
+    /// Default IPv4 address to bind published container ports to [default: 0.0.0.0]
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+
+    /// DNS server for containers to use (repeatable)
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// DNS search domain for containers (repeatable)
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+
+    /// DNS resolver option for containers, e.g. ndots:2 (repeatable)
+    #[arg(long = "dns-opt", value_name = "OPT")]
+    pub dns_opts: Vec<String>,
+
     /// Use TLS on tcp hosts
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
@@ -187,6 +261,22 @@ impl Flags {
         );
         opt("max-concurrent-uploads", num(self.max_concurrent_uploads));
         opt("max-download-attempts", num(self.max_download_attempts));
+        let flag = |b: Option<bool>| b.map(|b| b.to_string());
+        opt("bridge", self.bridge.clone());
+        opt("bip", self.bip.clone());
+        opt("fixed-cidr", self.fixed_cidr.clone());
+        opt("default-address-pools", list(&self.default_address_pools));
+        opt("mtu", num(self.mtu));
+        opt("iptables", flag(self.iptables));
+        opt("ip6tables", flag(self.ip6tables));
+        opt("ip-forward", flag(self.ip_forward));
+        opt("ip-masq", flag(self.ip_masq));
+        opt("icc", flag(self.icc));
+        opt("userland-proxy", flag(self.userland_proxy));
+        opt("ip", self.ip.clone());
+        opt("dns", list(&self.dns));
+        opt("dns-search", list(&self.dns_search));
+        opt("dns-opts", list(&self.dns_opts));
         opt("tls", self.tls.map(|b| b.to_string()));
         opt("tlsverify", self.tlsverify.map(|b| b.to_string()));
         opt("tlscacert", path(&self.tlscacert));
@@ -248,6 +338,76 @@ mod tests {
     }
 
     #[test]
+    fn networking_flags_parse_as_dockerds() {
+        let f = Flags::try_parse_from([
+            "berthd",
+            "-b",
+            "none",
+            "--fixed-cidr",
+            "10.1.0.0/24",
+            "--default-address-pool",
+            "base=10.10.0.0/16,size=24",
+            "--default-address-pool=base=10.20.0.0/16,size=20",
+            "--mtu",
+            "-1",
+            "--iptables=false",
+            "--ip6tables",
+            "--ip-forward=false",
+            "--ip-masq=true",
+            "--icc=false",
+            "--userland-proxy=false",
+            "--ip",
+            "127.0.0.1",
+            "--dns",
+            "1.1.1.1",
+            "--dns=8.8.8.8",
+            "--dns-search",
+            "example.com",
+            "--dns-opt",
+            "ndots:2",
+        ])
+        .unwrap();
+        assert_eq!(f.bridge.as_deref(), Some("none"));
+        assert_eq!(f.default_address_pools.len(), 2);
+        assert_eq!(f.mtu, Some(-1), "negative reaches dockerd's MTU message");
+        assert_eq!(
+            (f.iptables, f.ip6tables, f.ip_forward, f.ip_masq, f.icc),
+            (
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false)
+            )
+        );
+        assert_eq!(f.userland_proxy, Some(false));
+        assert_eq!(f.dns, vec!["1.1.1.1", "8.8.8.8"]);
+        let keys = f.given_keys();
+        let value = |k: &str| {
+            keys.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(value("bridge").as_deref(), Some("none"));
+        assert_eq!(value("iptables").as_deref(), Some("false"));
+        assert_eq!(value("dns-opts").as_deref(), Some("ndots:2"));
+        assert_eq!(
+            value("default-address-pools").as_deref(),
+            Some("base=10.10.0.0/16,size=24, base=10.20.0.0/16,size=20")
+        );
+        assert_eq!(value("bip"), None);
+        let f = Flags::try_parse_from(["berthd", "--bip", "172.18.0.1/16"]).unwrap();
+        assert_eq!(f.bip.as_deref(), Some("172.18.0.1/16"));
+        let none = Flags::try_parse_from(["berthd"]).unwrap();
+        assert_eq!(
+            (none.iptables, none.icc, none.userland_proxy, none.mtu),
+            (None, None, None, None)
+        );
+        assert!(Flags::try_parse_from(["berthd", "--iptables", "false"]).is_err());
+        assert!(Flags::try_parse_from(["berthd", "--icc=maybe"]).is_err());
+    }
+
+    #[test]
     fn help_names_every_contract_flag() {
         let help = Flags::command().render_long_help().to_string();
         for flag in [
@@ -268,6 +428,22 @@ mod tests {
             "--validate",
             "--group",
             "--metrics-addr",
+            "--bridge",
+            "--bip",
+            "--fixed-cidr",
+            "--default-address-pool",
+            "--mtu",
+            "--iptables",
+            "--ip6tables",
+            "--ip-forward",
+            "--ip-masq",
+            "--icc",
+            "--userland-proxy",
+            "--ip <IP>",
+            "--dns <IP>",
+            "--dns-search",
+            "--dns-opt",
+            "berth0",
         ] {
             assert!(help.contains(flag), "help lacks {flag}");
         }

@@ -13,6 +13,7 @@ mod flags;
 #[cfg(test)]
 mod fuzz;
 mod host;
+mod network;
 mod paths;
 mod runtime;
 mod ulimit;
@@ -22,6 +23,7 @@ pub use error::ConfigError;
 pub use file::{FileConfig, read_config_file};
 pub use flags::{DEFAULT_CONFIG_FILE, Flags};
 pub use host::HostAddr;
+pub use network::AddressPool;
 pub use paths::{HostPaths, Paths};
 pub use runtime::RuntimeEntry;
 pub use ulimit::{ULIMIT_NAMES, Ulimit};
