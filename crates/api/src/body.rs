@@ -3,7 +3,7 @@
 //! names where it went wrong (`invalid JSON at HostConfig.Memory: ...`).
 
 use berth_daemon::{ExecConfig, UpdateRequest};
-use berth_model::{ContainerConfig, HostConfig};
+use berth_model::{ContainerConfig, HostConfig, NetworkingConfig};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -44,9 +44,11 @@ fn from_value_at<T: serde::de::DeserializeOwned>(v: Value, prefix: &str) -> Resu
 }
 
 /// The body of `POST /containers/create`: Config fields at the top, plus `HostConfig` (and
-/// `NetworkingConfig`, which berth has no use for yet). Each part is read on its own so a
+/// `NetworkingConfig`: the networks to join). Each part is read on its own so a
 /// wrong type is reported with its full path (`HostConfig.Memory`, `Image`).
-pub(crate) fn create(body: &[u8]) -> Result<(ContainerConfig, HostConfig), ApiError> {
+pub(crate) fn create(
+    body: &[u8],
+) -> Result<(ContainerConfig, HostConfig, NetworkingConfig), ApiError> {
     let v: Value = parse(body)?;
     let Value::Object(mut top) = v else {
         return Err(ApiError::bad_request(
@@ -54,13 +56,17 @@ pub(crate) fn create(body: &[u8]) -> Result<(ContainerConfig, HostConfig), ApiEr
         ));
     };
     let host = top.remove("HostConfig");
-    top.remove("NetworkingConfig");
+    let networking = top.remove("NetworkingConfig");
     let config: ContainerConfig = from_value_at(Value::Object(top), "")?;
     let host: HostConfig = match host {
         None | Some(Value::Null) => HostConfig::default(),
         Some(h) => from_value_at(h, "HostConfig.")?,
     };
-    Ok((config, host))
+    let networking: NetworkingConfig = match networking {
+        None | Some(Value::Null) => NetworkingConfig::default(),
+        Some(n) => from_value_at(n, "NetworkingConfig.")?,
+    };
+    Ok((config, host, networking))
 }
 
 /// The body of `POST /containers/{id}/exec`.

@@ -23,8 +23,10 @@ pub(crate) async fn create(
     q: Query,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (config, host) = body::create(&body)?;
-    let id = d.container_create(q.get("name"), config, host).await?;
+    let (config, host, networking) = body::create(&body)?;
+    let id = d
+        .container_create_on(q.get("name"), config, host, &networking)
+        .await?;
     Ok((StatusCode::CREATED, Json(wire::containers::created(&id))).into_response())
 }
 

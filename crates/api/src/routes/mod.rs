@@ -4,6 +4,7 @@ mod common;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use std::sync::Arc;
@@ -58,6 +59,15 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/commit", post(images::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

@@ -190,9 +190,11 @@ pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Resp
     f.only(&["label", "label!", "until"])?;
     let until = match f.values("until").first() {
         None => None,
-        Some(u) => Some(crate::query::parse_time(u).ok_or_else(|| {
-            ApiError::bad_request(format!("invalid filter 'until={u}'"))
-        })?),
+        Some(u) => Some(
+            Query::parse(&format!("t={u}"))
+                .and_then(|q| q.time("t"))?
+                .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={u}'")))?,
+        ),
     };
     let labels = f.values("label").to_vec();
     let not_labels = f.values("label!").to_vec();

@@ -5,6 +5,7 @@
 pub(crate) mod containers;
 pub(crate) mod exec;
 pub(crate) mod images;
+pub(crate) mod networks;
 pub mod system;
 
 use serde_json::{Value, json};
