@@ -8,7 +8,9 @@ use futures_util::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use nix::errno::Errno;
-use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::NetworkError;
 use crate::netns::Netns;
@@ -211,7 +213,7 @@ impl Links {
     }
 
     /// Connects `ns` to a bridge of this namespace: a veth pair whose host side `host_if` is
-    /// enslaved to `ep.bridge` and up, and whose other side is made inside `ns` as
+    /// enslaved to `ep.bridge` (hairpin mode on) and up, and whose other side is made inside `ns` as
     /// `ep.if_name` with the endpoint's MAC, MTU and address, up, with `lo` up and a default
     /// route via `ep.gateway` when there is one. On failure nothing is left behind.
     pub async fn attach(&self, ns: &Netns, ep: &Endpoint) -> Result<(), NetworkError> {
@@ -246,6 +248,10 @@ impl Links {
                 source,
             });
         }
+        if let Err(err) = self.set_hairpin(&ep.host_if).await {
+            self.undo_attach(&ep.host_if).await;
+            return Err(err);
+        }
         if let Err(err) = configure_inside(ns, ep).await {
             self.undo_attach(&ep.host_if).await;
             return Err(err);
@@ -265,6 +271,22 @@ impl Links {
     /// from one network; the host side goes too); a missing interface is not an error.
     pub async fn detach_in(ns: &Netns, if_name: &str) -> Result<(), NetworkError> {
         Links::in_netns(ns)?.delete_link(if_name).await
+    }
+
+    /// Lets the bridge send a frame back out of the port it came in by: with br_netfilter,
+    /// a container reaching its own published port through the host is DNATed and bridged
+    /// back to itself (what dockerd does without its userland proxy).
+    async fn set_hairpin(&self, host_if: &str) -> Result<(), NetworkError> {
+        let index = self.require_index(host_if).await?;
+        self.handle
+            .link()
+            .set_port(LinkBridgePort::new(index).hairpin(true).build())
+            .execute()
+            .await
+            .map_err(|source| NetworkError::Netlink {
+                context: format!("setting hairpin mode on {host_if}"),
+                source,
+            })
     }
 
     async fn undo_attach(&self, host_if: &str) {
