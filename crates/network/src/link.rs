@@ -86,7 +86,8 @@ impl Links {
 
     /// Creates the bridge `name` if missing, gives it `addr/prefix` if it lacks it (other
     /// addresses stay), sets its MTU when given, brings it up and sets its `route_localnet`
-    /// (so published ports on 127.0.0.1 can be DNATed to containers). Idempotent.
+    /// (so published ports on 127.0.0.1 can be DNATed to containers). Idempotent. The sysctl
+    /// is written in the calling thread's namespace: meant for a [`Links::new`] of the host.
     pub async fn ensure_bridge(
         &self,
         name: &str,
