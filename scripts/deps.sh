@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages berth needs, when any is missing. Sourced by the other scripts.
-#   runtime: containerd (with its runc shim), runc, tini (for --init)
+#   runtime: containerd (with its runc shim), runc, tini (for --init), nftables (nft: berth's
+#            NAT and published-port rules), iproute2 (ip, for the tests' namespaces)
 #   build:   protobuf-compiler (protoc, for the containerd API), gcc
 #   tests:   busybox-static (test root file systems), curl, docker.io (dockerd, side by side),
 #            docker-registry, skopeo, apache2-utils (htpasswd), openssl (test certificates)
@@ -12,6 +13,8 @@ berth_need_packages() {
   command -v containerd >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing+=(runc)
   command -v tini-static >/dev/null || missing+=(tini)
+  command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v cc >/dev/null || missing+=(gcc)
   if [ "${1:-}" = tests ]; then

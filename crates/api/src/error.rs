@@ -1,6 +1,8 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
-use berth_daemon::{Code, DaemonError, ImageError, RegistryError, RootError, StartFailure};
+use berth_daemon::{
+    Code, DaemonError, ImageError, NetworkError, RegistryError, RootError, StartFailure,
+};
 use http::StatusCode;
 
 /// An error as Docker clients receive it: a status and `{"message": "..."}`.
@@ -109,6 +111,7 @@ fn status(e: &DaemonError) -> StatusCode {
             }
         },
         DaemonError::Registry(r) => registry_status(r),
+        DaemonError::Network(n) => network_status(n),
         DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
         DaemonError::NoSuchContainer(_)
         | DaemonError::NoSuchExec(_)
@@ -169,6 +172,50 @@ fn registry_status(e: &RegistryError) -> StatusCode {
     }
 }
 
+/// dockerd's statuses for networks: unknown ones 404, names taken 409, what libnetwork
+/// forbids (predefined networks, networks in use, overlapping pools, endpoints) 403, bad
+/// requests 400; the kernel failing is a 500.
+fn network_status(e: &NetworkError) -> StatusCode {
+    match e {
+        NetworkError::NoSuchNetwork(_) | NetworkError::UnsupportedDriver(_) => {
+            StatusCode::NOT_FOUND
+        }
+        NetworkError::NameExists(_) | NetworkError::SandboxExists(_) => StatusCode::CONFLICT,
+        NetworkError::Predefined(_)
+        | NetworkError::InUse { .. }
+        | NetworkError::PoolOverlap(_)
+        | NetworkError::BridgeInUse(_)
+        | NetworkError::AlreadyConnected { .. }
+        | NetworkError::NotBridge(_) => StatusCode::FORBIDDEN,
+        NetworkError::InvalidSubnet(_)
+        | NetworkError::AddressOutside { .. }
+        | NetworkError::IpOnDefault
+        | NetworkError::AliasOnDefault
+        | NetworkError::BadNetworkName(_)
+        | NetworkError::InvalidName { .. }
+        | NetworkError::InvalidProto { .. }
+        | NetworkError::InvalidPort(_)
+        | NetworkError::AddHostFormat { .. }
+        | NetworkError::AddHostAddress { .. }
+        | NetworkError::Ambiguous(_) => StatusCode::BAD_REQUEST,
+        NetworkError::NoSandbox(_) => StatusCode::CONFLICT,
+        NetworkError::Io { .. }
+        | NetworkError::Sys { .. }
+        | NetworkError::NotNetns { .. }
+        | NetworkError::Netlink { .. }
+        | NetworkError::LinkNotFound { .. }
+        | NetworkError::NoRuntime { .. }
+        | NetworkError::Nft { .. }
+        | NetworkError::PortInUse { .. }
+        | NetworkError::PortRangeInUse { .. }
+        | NetworkError::DnsRuntime { .. }
+        | NetworkError::AddressInUse(_)
+        | NetworkError::NoPool
+        | NetworkError::NoAddress(_)
+        | NetworkError::Store { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The inner error says what the user needs; the outer variant only names the layer.
 fn message(e: &DaemonError) -> String {
     match e {
@@ -176,6 +223,7 @@ fn message(e: &DaemonError) -> String {
         DaemonError::Runtime(inner) => chain(inner),
         DaemonError::Image(inner) => chain(inner),
         DaemonError::Registry(inner) => chain(inner),
+        DaemonError::Network(inner) => chain(inner),
         DaemonError::Spec(inner) => chain(inner),
         DaemonError::Invalid(inner) => chain(inner),
         DaemonError::NoSuchContainer(_)

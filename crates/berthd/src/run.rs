@@ -63,6 +63,10 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     let store = ConfigStore::new(config.clone(), flags, ctx)?;
     let daemon = Arc::new(Daemon::new(store, client, "/")?);
     daemon.load_default_apparmor();
+    daemon
+        .open_networks()
+        .await
+        .context("cannot set up networking (the default bridge, nftables)")?;
     daemon.spawn_event_loop();
     if let Err(e) = daemon.restore().await {
         tracing::error!("cannot restore containers: {:#}", anyhow::Error::new(e));

@@ -28,7 +28,6 @@ pub mod events;
 #[cfg(test)]
 mod fuzz;
 mod host;
-mod networks;
 pub(crate) mod images;
 mod snapshot;
 mod system;
@@ -60,6 +59,6 @@ pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::{CommitRequest, HistoryItem};
 pub use berth_network::{CreateRequest as NetworkCreateRequest, IpamEntry, Network, NetworkError};
-pub use networks::{NetworkMember, NetworkView};
+pub use containers::networks::{NetworkMember, NetworkView};
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, SystemInfo, SystemVersion};

@@ -100,7 +100,7 @@ pub enum NetworkError {
     UnsupportedDriver(String),
     /// An empty or unusable network or bridge name.
     #[error("invalid network or bridge name: {0:?}")]
-    InvalidName(String),
+    BadNetworkName(String),
     /// `bridge`, `host`, `none`.
     #[error("{0} is a pre-defined network and cannot be modified")]
     Predefined(String),

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_model::{EndpointIpamConfig, EndpointSettings, PortBinding};
@@ -186,6 +186,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `02:42:ac:11:00:02`.
+fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// `"80/tcp"` → (80, tcp); a missing protocol is tcp.
@@ -401,7 +409,7 @@ impl Networks {
             return Err(NetworkError::UnsupportedDriver(driver));
         }
         if req.name.is_empty() {
-            return Err(NetworkError::InvalidName(req.name));
+            return Err(NetworkError::BadNetworkName(req.name));
         }
         if matches!(req.name.as_str(), "bridge" | "host" | "none") {
             return Err(NetworkError::Predefined(req.name));
@@ -418,7 +426,7 @@ impl Networks {
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.is_empty() || bridge.len() > 15 {
-            return Err(NetworkError::InvalidName(bridge));
+            return Err(NetworkError::BadNetworkName(bridge));
         }
         let given = req.ipam_config.first().cloned().unwrap_or_default();
         let parse_opt = |s: &str| -> Result<Option<Subnet>, NetworkError> {
@@ -750,7 +758,7 @@ impl Networks {
                     ipam_config: asked.ipam_config.clone(),
                     links: asked.links.clone(),
                     aliases: asked.aliases.clone().filter(|a| !a.is_empty()),
-                    mac_address: link::format_mac(&mac),
+                    mac_address: format_mac(&mac),
                     driver_opts: asked.driver_opts.clone(),
                     network_id: n.id.clone(),
                     endpoint_id,
@@ -1033,7 +1041,7 @@ impl Networks {
             EndpointSettings {
                 ipam_config: asked.ipam_config.clone(),
                 aliases: asked.aliases.clone().filter(|a| !a.is_empty()),
-                mac_address: link::format_mac(&mac),
+                mac_address: format_mac(&mac),
                 network_id: n.id.clone(),
                 endpoint_id,
                 gateway: gw.to_string(),

@@ -7,6 +7,7 @@ use berth_daemon::{
     CgroupStats, Change, ContainerInspect, DaemonError, LogLine, PathStat, Record, StatsSample,
     Status, Summary,
 };
+use berth_model::NetworkSettings;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -93,12 +94,12 @@ pub(crate) fn summary(s: &Summary, size: Option<(u64, u64)>) -> Value {
         "ImageID": r.image,
         "Command": command,
         "Created": unix_secs(&r.created),
-        "Ports": [],
+        "Ports": port_list(&r.network_settings),
         "Labels": r.config.labels,
         "State": r.state.status().as_str(),
         "Status": status_text(r),
         "HostConfig": {"NetworkMode": r.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": r.network_settings.networks},
         "Mounts": s.mounts,
     });
     if let Some((rw, root)) = size {
@@ -142,16 +143,62 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": i.upper_dir, "WorkDir": i.work_dir}},
         "Mounts": i.mounts,
         "Config": r.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {},
-            "SandboxKey": "", "Networks": {},
-        },
+        "NetworkSettings": network_settings(&r.network_settings),
     });
     if let Some((rw, root)) = i.size {
         v["SizeRw"] = rw.into();
         v["SizeRootFs"] = root.into();
     }
     v
+}
+
+/// `docker ps`'s `Ports`: each binding, and exposed ports without one.
+fn port_list(ns: &NetworkSettings) -> Value {
+    let mut out = Vec::new();
+    for (key, bindings) in &ns.ports {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let private: u64 = port.parse().unwrap_or(0);
+        match bindings.as_deref() {
+            None | Some([]) => out.push(json!({"PrivatePort": private, "Type": proto})),
+            Some(list) => {
+                for b in list {
+                    out.push(json!({
+                        "IP": b.host_ip,
+                        "PrivatePort": private,
+                        "PublicPort": b.host_port.parse::<u64>().unwrap_or(0),
+                        "Type": proto,
+                    }));
+                }
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+/// Inspect's `NetworkSettings`: the networks and ports, and the deprecated top-level copies
+/// of the default bridge's endpoint that clients still read.
+fn network_settings(ns: &NetworkSettings) -> Value {
+    let bridge = ns.networks.get("bridge").cloned().unwrap_or_default();
+    json!({
+        "Bridge": "",
+        "SandboxID": ns.sandbox_id,
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ns.ports,
+        "SandboxKey": ns.sandbox_key,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": bridge.endpoint_id,
+        "Gateway": bridge.gateway,
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": bridge.ip_address,
+        "IPPrefixLen": bridge.ip_prefix_len,
+        "IPv6Gateway": "",
+        "MacAddress": bridge.mac_address,
+        "Networks": ns.networks,
+    })
 }
 
 /// `GET /containers/{id}/top`.

@@ -46,6 +46,21 @@ pub fn require_root_tier(test: &str, tools: &[&str]) {
         "{test}: the root tier needs {}",
         missing.join(", ")
     );
+    private_network();
+}
+
+/// Moves the test into a network namespace of its own, with only `lo` (up): the berthd,
+/// containerd, registries and dockerd it starts inherit it, so bridges, veths and nftables
+/// rules never touch the machine's network, nothing can route out, and all of it goes when
+/// the test ends. Called once, on the test's thread, before it starts anything.
+pub fn private_network() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("a private network namespace for the test");
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("ip link set lo up");
+    assert!(up.success(), "ip link set lo up");
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);

@@ -14,6 +14,7 @@ mod io;
 pub(crate) mod kill;
 mod list;
 mod logs;
+pub(crate) mod networks;
 mod pause;
 mod remove;
 mod rename;

@@ -11,7 +11,7 @@ use berth_runtimes::{ResolvedRuntime, ShimOptions};
 use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
 use super::{Container, now_rfc3339};
 use super::state::Conflict;
-use crate::networks::{Mode, mode};
+use super::networks::{Mode, mode};
 use crate::{Daemon, DaemonError, StartFailure};
 
 /// The runtime as containerd's container record takes it.

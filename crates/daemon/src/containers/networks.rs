@@ -11,7 +11,7 @@ use std::sync::Arc;
 use berth_model::{EndpointSettings, HostConfig, NetworkSettings, NetworkingConfig};
 use berth_network::{CreateRequest, JoinRequest, Joined, Network, NetworkError, Networks};
 
-use crate::containers::Container;
+use super::Container;
 use crate::{Daemon, DaemonError};
 
 /// How a container is networked, from its `NetworkMode`.
@@ -180,7 +180,10 @@ impl Daemon {
 
     /// `POST /networks/prune`: the names of the networks removed. `keep` says which to keep
     /// (label and until filters).
-    pub async fn network_prune(&self, keep: &dyn Fn(&Network) -> bool) -> Vec<String> {
+    pub async fn network_prune(
+        &self,
+        keep: &(dyn Fn(&Network) -> bool + Send + Sync),
+    ) -> Vec<String> {
         let Ok(net) = self.net() else {
             return Vec::new();
         };
