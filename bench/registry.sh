@@ -10,6 +10,13 @@
 # Needs root, docker-registry, skopeo, dockerd (docker.io), the docker CLI, bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# In a network namespace of its own (only lo, up): the daemons' bridges, veths and NAT rules
+# never touch the machine's network.
+if [ -z "${BERTH_BENCH_NETNS:-}" ]; then
+  export BERTH_BENCH_NETNS=1
+  exec unshare --net --fork --kill-child=TERM -- bash "$0" "$@"
+fi
+ip link set lo up
 BERTHD=$(realpath "${BERTHD:-target/release/berthd}")
 RUNS=${RUNS:-5}
 PORT=${PORT:-25190}

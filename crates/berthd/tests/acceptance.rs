@@ -10,7 +10,7 @@ use std::process::Command;
 
 /// The sections berth passes.
 const SECTIONS: &str = "daemon images run exec logs lifecycle limits security runtimes reload errors \
-     restore registry";
+     restore registry network ports";
 
 /// `logs: --tail 1` expects the last of `echo one; echo two >&2; echo three` to be "three",
 /// but stdout and stderr travel through two pipes inside containerd's shim, whose copies
@@ -35,6 +35,8 @@ fn acceptance_sections_pass() {
             "docker-registry",
             "skopeo",
             "htpasswd",
+            "nft",
+            "ip",
         ],
     );
     let script =

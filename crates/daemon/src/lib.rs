@@ -41,10 +41,12 @@ pub use berth_images::{
     DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
 };
 pub use berth_inroot::RootError;
+pub use berth_network::{CreateRequest as NetworkCreateRequest, IpamEntry, Network, NetworkError};
 pub use berth_registry::{Credentials, Platform, Progress, ProgressSink, RegistryError};
 pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;
+pub use containers::networks::{NetworkMember, NetworkView};
 pub use containers::wait::WaitCondition;
 pub use containers::{
     CgroupStats, Change, Container, ContainerInspect, Exec, ExecConfig, ExecInspect, InvalidConfig,
@@ -58,7 +60,5 @@ pub use error::{DaemonError, StartFailure};
 pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::{CommitRequest, HistoryItem};
-pub use berth_network::{CreateRequest as NetworkCreateRequest, IpamEntry, Network, NetworkError};
-pub use containers::networks::{NetworkMember, NetworkView};
 pub use snapshot::{ConfigStore, Snapshot};
 pub use system::{ComponentVersion, SystemInfo, SystemVersion};

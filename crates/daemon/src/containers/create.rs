@@ -194,7 +194,7 @@ impl Daemon {
             }
         };
 
-        let result = self.create_files(&id, &name, config, host, network_settings, &image, cmd);
+        let result = self.create_files(&id, &name, (config, host, network_settings), &image, cmd);
         match result {
             Ok(c) => {
                 self.container_event(&c, "create", &[]);
@@ -253,9 +253,11 @@ impl Daemon {
         &self,
         id: &str,
         name: &str,
-        mut config: ContainerConfig,
-        host: HostConfig,
-        network_settings: berth_model::NetworkSettings,
+        (mut config, host, network_settings): (
+            ContainerConfig,
+            HostConfig,
+            berth_model::NetworkSettings,
+        ),
         image: &ImageRecord,
         cmd: Vec<String>,
     ) -> Result<Arc<Container>, DaemonError> {

@@ -69,7 +69,10 @@ fn settings(d: &Daemon) -> Result<berth_network::Settings, DaemonError> {
     let mut pools = Vec::new();
     for p in &c.default_address_pools {
         pools.push(berth_network::ipam::Pool {
-            base: p.base.parse().map_err(|_| bad("default-address-pools", &p.base))?,
+            base: p
+                .base
+                .parse()
+                .map_err(|_| bad("default-address-pools", &p.base))?,
             size: p.size,
         });
     }
@@ -148,7 +151,10 @@ impl Daemon {
                 }
             }
         }
-        NetworkView { network: n, members }
+        NetworkView {
+            network: n,
+            members,
+        }
     }
 
     /// `GET /networks`.
@@ -214,9 +220,10 @@ impl Daemon {
         let n = net.check_endpoint(key, &asked)?;
         let m = mode(&c.record().host_config.network_mode);
         if m != Mode::Bridged {
-            return Err(DaemonError::Forbidden(format!(
+            return Err(DaemonError::Forbidden(
                 "container sharing network namespace with another container or host cannot be connected to any other network"
-            )));
+                    .to_string(),
+            ));
         }
         if n.driver != "bridge" {
             return Err(DaemonError::Forbidden(format!(
@@ -237,7 +244,11 @@ impl Daemon {
         } else {
             let mut e = asked;
             e.network_id = n.id.clone();
-            c.lock().record.network_settings.networks.insert(n.name.clone(), e);
+            c.lock()
+                .record
+                .network_settings
+                .networks
+                .insert(n.name.clone(), e);
         }
         c.persist()?;
         self.network_event("connect", &n, Some(&c.id));
@@ -297,8 +308,10 @@ impl Daemon {
                 if let Ok(net) = self.net()
                     && let Ok(n) = net.get(&host.network_mode)
                 {
-                    let mut e = EndpointSettings::default();
-                    e.network_id = n.id;
+                    let e = EndpointSettings {
+                        network_id: n.id,
+                        ..EndpointSettings::default()
+                    };
                     out.networks.insert(n.name, e);
                 }
                 return Ok(out);
@@ -426,12 +439,20 @@ impl Daemon {
                 .networks
                 .iter()
                 .map(|(k, e)| {
-                    let key = if e.network_id.is_empty() { k.clone() } else { e.network_id.clone() };
+                    let key = if e.network_id.is_empty() {
+                        k.clone()
+                    } else {
+                        e.network_id.clone()
+                    };
                     (key, e.clone())
                 })
                 .collect(),
             port_bindings: h.port_bindings.clone(),
-            publish_all: if h.publish_all_ports { exposed.clone() } else { Vec::new() },
+            publish_all: if h.publish_all_ports {
+                exposed.clone()
+            } else {
+                Vec::new()
+            },
             exposed,
             dns: h.dns.clone(),
             dns_search: h.dns_search.clone(),
@@ -541,7 +562,8 @@ fn record_joined(c: &Container, joined: Joined) {
     ns.sandbox_key = joined.sandbox_key.display().to_string();
     ns.ports = joined.ports;
     for (name, got) in joined.endpoints {
-        ns.networks.retain(|k, e| *k == name || e.network_id != got.network_id);
+        ns.networks
+            .retain(|k, e| *k == name || e.network_id != got.network_id);
         ns.networks.insert(name, got);
     }
 }

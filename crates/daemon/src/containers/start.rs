@@ -9,9 +9,9 @@ use berth_images::{RootfsLayout, overlay_options};
 use berth_runtimes::{ResolvedRuntime, ShimOptions};
 
 use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
-use super::{Container, now_rfc3339};
-use super::state::Conflict;
 use super::networks::{Mode, mode};
+use super::state::Conflict;
+use super::{Container, now_rfc3339};
 use crate::{Daemon, DaemonError, StartFailure};
 
 /// The runtime as containerd's container record takes it.
