@@ -228,13 +228,13 @@ def main():
                      "exec httpd -f -p 80 -h /www")
             url = f"http://127.0.0.1:{hp}/big"
             for _ in range(200):
-                if subprocess.run(["curl", "-sf", "-o", "/dev/null", "-r", "0-0", url]).returncode == 0:
+                if subprocess.run(["curl", "-sf", "--max-time", "3", "-o", "/dev/null", "-r", "0-0", url]).returncode == 0:
                     break
                 time.sleep(0.1)
             d.big_url = url
 
         def throughput(d, _):
-            sh("curl", "-sf", "-o", "/dev/null", d.big_url)
+            sh("curl", "-sf", "--max-time", "120", "-o", "/dev/null", d.big_url)
         samples = {d.name: [] for d in daemons}
         for _ in range(5):
             for d in daemons:

@@ -194,6 +194,7 @@ fn network_status(e: &NetworkError) -> StatusCode {
         | NetworkError::BadNetworkName(_)
         | NetworkError::InvalidName { .. }
         | NetworkError::InvalidProto { .. }
+        | NetworkError::NotABridge { .. }
         | NetworkError::InvalidPort(_)
         | NetworkError::AddHostFormat { .. }
         | NetworkError::AddHostAddress { .. }

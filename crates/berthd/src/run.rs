@@ -71,6 +71,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     if let Err(e) = daemon.restore().await {
         tracing::error!("cannot restore containers: {:#}", anyhow::Error::new(e));
     }
+    daemon.network_reconcile().await;
     daemon.start_by_policy().await;
     let router = berth_api::router(daemon.clone());
 

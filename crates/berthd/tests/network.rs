@@ -365,3 +365,56 @@ fn the_embedded_dns_forwards_outside_names_but_never_from_an_internal_network() 
     assert_eq!(fetch_from(&d, "fwd", "http://named/"), "named");
     assert_eq!(upstream.load(Ordering::SeqCst), before);
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd, runc and nftables in a private network namespace"]
+fn a_default_bridge_container_connected_to_a_user_network_resolves_its_names() {
+    common::require_root_tier("connect_dns", TOOLS);
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.82.0.0/24", "later"]);
+    assert_eq!(code, 0, "{err}");
+    serve(&d, "target", &["--network", "later"]);
+    let (code, _, err) = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "test/busybox:1",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, before, _) = d.docker(&["exec", "client", "grep", "^nameserver", "/etc/resolv.conf"]);
+    assert!(!before.contains("127.0.0.11"), "{before}");
+    let (code, _, err) = d.docker(&["network", "connect", "later", "client"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, after, _) = d.docker(&["exec", "client", "grep", "^nameserver", "/etc/resolv.conf"]);
+    assert_eq!(after, "nameserver 127.0.0.11");
+    let script = "for i in 1 2 3 4 5; do timeout 3 wget -qO- http://target/ 2>/dev/null && exit 0; sleep 1; done; exit 1";
+    let (code, page, err) = d.docker(&["exec", "client", "sh", "-c", script]);
+    assert_eq!((code, page.as_str()), (0, "target"), "{err}");
+    // Its interfaces: eth0 on the default bridge, eth1 on the new network.
+    let (_, ifs, _) = d.docker(&[
+        "exec",
+        "client",
+        "sh",
+        "-c",
+        "ls /sys/class/net | sort | tr '\\n' ' '",
+    ]);
+    assert_eq!(ifs.trim(), "eth0 eth1 lo");
+}
+
+#[test]
+#[ignore = "needs root: a berthd with containerd, runc and nftables in a private network namespace"]
+fn without_nftables_a_published_port_is_copied_in_userland() {
+    common::require_root_tier("userland_proxy", TOOLS);
+    let d = TestDaemon::new().start(&["--iptables=false"]);
+    import_busybox(&d);
+    serve(&d, "copied", &["-p", "127.0.0.1:24380:80"]);
+    assert_eq!(
+        http_get("http://127.0.0.1:24380/").as_deref(),
+        Some("copied")
+    );
+    assert_eq!(berth_table(), "", "no nftables table with --iptables=false");
+}

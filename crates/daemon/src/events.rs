@@ -169,15 +169,16 @@ impl EventFilter {
             && self.any("daemon", |v| {
                 ev.kind == "daemon" && (ev.actor_id == v || attr("name") == Some(v))
             })
+            && self.any("network", |v| {
+                ev.kind == "network" && (ev.actor_id.starts_with(v) || attr("name") == Some(v))
+            })
             && self.any("label", |v| match v.split_once('=') {
                 Some((k, val)) => attr(k) == Some(val),
                 None => ev.attributes.contains_key(v),
             })
-            && [
-                "config", "network", "node", "plugin", "secret", "service", "volume",
-            ]
-            .iter()
-            .all(|k| self.filters.get(*k).is_none_or(|v| v.is_empty()))
+            && ["config", "node", "plugin", "secret", "service", "volume"]
+                .iter()
+                .all(|k| self.filters.get(*k).is_none_or(|v| v.is_empty()))
     }
 }
 

@@ -41,7 +41,9 @@ pub use berth_images::{
     DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
 };
 pub use berth_inroot::RootError;
-pub use berth_network::{CreateRequest as NetworkCreateRequest, IpamEntry, Network, NetworkError};
+pub use berth_network::{
+    CreateRequest as NetworkCreateRequest, InterfaceStats, IpamEntry, Network, NetworkError,
+};
 pub use berth_registry::{Credentials, Platform, Progress, ProgressSink, RegistryError};
 pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use cgroups::Cgroups;

@@ -58,6 +58,9 @@ pub enum NetworkError {
         start: u16,
         end: u16,
     },
+    /// A device of that name exists and is not a bridge: berth does not take it over.
+    #[error("{name} exists and is not a bridge")]
+    NotABridge { name: String },
     // --- dns (below) ---
     /// The embedded DNS server was started outside a tokio runtime.
     #[error("starting the embedded DNS server outside a tokio runtime")]

@@ -182,9 +182,9 @@ pub fn next_subnet(pools: &[Pool], taken: &[Subnet]) -> Option<Subnet> {
     None
 }
 
-/// The IPv4 routes of the host's main table (`/proc/net/route`), as subnets; the default route
-/// is left out (it overlaps everything).
-pub fn parse_proc_routes(text: &str) -> Vec<Subnet> {
+/// The IPv4 routes of the host's main table (`/proc/net/route`), as (interface, subnet); the
+/// default route is left out (it overlaps everything).
+pub fn parse_proc_routes(text: &str) -> Vec<(String, Subnet)> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -201,13 +201,13 @@ pub fn parse_proc_routes(text: &str) -> Vec<Subnet> {
         if prefix == 0 {
             continue;
         }
-        out.push(Subnet { addr: dst, prefix });
+        out.push((f[0].to_string(), Subnet { addr: dst, prefix }));
     }
     out
 }
 
-/// The host's routes now (an unreadable table is no routes).
-pub fn host_routes() -> Vec<Subnet> {
+/// The host's routes now, as (interface, subnet) (an unreadable table is no routes).
+pub fn host_routes() -> Vec<(String, Subnet)> {
     std::fs::read_to_string("/proc/net/route")
         .map(|t| parse_proc_routes(&t))
         .unwrap_or_default()
@@ -338,7 +338,10 @@ mod tests {
                     docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         assert_eq!(
             parse_proc_routes(text),
-            vec![s("192.168.2.0/24"), s("172.17.0.0/16")]
+            vec![
+                ("eth0".to_string(), s("192.168.2.0/24")),
+                ("docker0".to_string(), s("172.17.0.0/16"))
+            ]
         );
     }
 

@@ -22,6 +22,7 @@ mod store;
 
 pub use error::NetworkError;
 pub use manager::{
-    CreateRequest, JoinRequest, Joined, Networks, Settings, asking_ip, parse_port_key,
+    Connected, CreateRequest, InterfaceStats, JoinRequest, Joined, Networks, Settings, asking_ip,
+    parse_port_key,
 };
 pub use store::{IpamEntry, Network};

@@ -6,7 +6,9 @@ use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage, Stats64,
+};
 use nix::errno::Errno;
 use rtnetlink::{
     LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -88,15 +90,26 @@ impl Links {
     /// addresses stay), sets its MTU when given, brings it up and sets its `route_localnet`
     /// (so published ports on 127.0.0.1 can be DNATed to containers). Idempotent. The sysctl
     /// is written in the calling thread's namespace: meant for a [`Links::new`] of the host.
+    /// Returns whether it made the bridge; a device of that name that is not a bridge is
+    /// refused ([`NetworkError::NotABridge`]), never taken over.
     pub async fn ensure_bridge(
         &self,
         name: &str,
         addr: Ipv4Addr,
         prefix: u8,
         mtu: Option<u32>,
-    ) -> Result<(), NetworkError> {
+    ) -> Result<bool, NetworkError> {
+        let mut created = false;
         let index = match self.index_of(name).await? {
-            Some(index) => index,
+            Some(index) => {
+                // Never take over a device that is not a bridge (an uplink, a VPN...).
+                if !self.is_bridge(name).await? {
+                    return Err(NetworkError::NotABridge {
+                        name: name.to_owned(),
+                    });
+                }
+                index
+            }
             None => {
                 let added = self
                     .handle
@@ -105,7 +118,10 @@ impl Links {
                     .execute()
                     .await;
                 match added {
-                    Ok(()) => tracing::info!(bridge = name, "bridge created"),
+                    Ok(()) => {
+                        created = true;
+                        tracing::info!(bridge = name, "bridge created");
+                    }
                     // Made meanwhile by someone else: adopt it.
                     Err(e) if errno(&e) == Some(Errno::EEXIST) => {}
                     Err(source) => {
@@ -155,7 +171,8 @@ impl Links {
                 context: format!("setting {name} up"),
                 source,
             })?;
-        set_sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")
+        set_sysctl(&format!("net/ipv4/conf/{name}/route_localnet"), "1")?;
+        Ok(created)
     }
 
     /// Brings the link `name` up.
@@ -293,6 +310,43 @@ impl Links {
     async fn undo_attach(&self, host_if: &str) {
         if let Err(err) = self.delete_link(host_if).await {
             tracing::warn!(host_if, error = %err, "removing a half-made veth pair failed");
+        }
+    }
+
+    /// Whether the link `name` is a bridge.
+    async fn is_bridge(&self, name: &str) -> Result<bool, NetworkError> {
+        Ok(self.message_of(name).await?.is_some_and(|m| {
+            m.attributes.iter().any(|a| {
+                matches!(a, LinkAttribute::LinkInfo(infos)
+                    if infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+            })
+        }))
+    }
+
+    /// A link's 64-bit counters, as its own side counts them; `None` when it is gone.
+    pub async fn stats(&self, name: &str) -> Result<Option<Stats64>, NetworkError> {
+        Ok(self.message_of(name).await?.and_then(|m| {
+            m.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Stats64(s) => Some(s),
+                _ => None,
+            })
+        }))
+    }
+
+    async fn message_of(&self, name: &str) -> Result<Option<LinkMessage>, NetworkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(msg) => Ok(msg),
+            Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
+            Err(source) => Err(NetworkError::Netlink {
+                context: format!("looking up the link {name}"),
+                source,
+            }),
         }
     }
 

@@ -91,6 +91,16 @@ pub struct JoinRequest {
     pub host_resolv_conf: String,
 }
 
+/// What `connect` made.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// The network's name.
+    pub network: String,
+    pub endpoint: EndpointSettings,
+    /// The container's new resolv.conf, when this connect gave it the embedded DNS server.
+    pub resolv_conf: Option<String>,
+}
+
 /// What a sandbox got: for the container record, its inspect and its files.
 #[derive(Debug, Clone, Default)]
 pub struct Joined {
@@ -110,12 +120,76 @@ struct Attached {
     ip: Ipv4Addr,
     aliases: Vec<String>,
     host_if: String,
+    /// Its name inside the container (`eth0`).
+    if_name: String,
+}
+
+/// One interface's counters, as the container sees them (`docker stats`' NET I/O).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InterfaceStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+impl InterfaceStats {
+    /// The counters of `/proc/net/dev` (this thread's namespace: berthd's, where the host
+    /// sides of the veths are) by device. What a host side receives the container sent, so
+    /// receive and transmit swap.
+    fn of_host_sides(text: &str) -> HashMap<String, InterfaceStats> {
+        let mut out = HashMap::new();
+        for line in text.lines().skip(2) {
+            let Some((dev, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() < 12 {
+                continue;
+            }
+            out.insert(
+                dev.trim().to_string(),
+                InterfaceStats {
+                    rx_bytes: f[8],
+                    rx_packets: f[9],
+                    rx_errors: f[10],
+                    rx_dropped: f[11],
+                    tx_bytes: f[0],
+                    tx_packets: f[1],
+                    tx_errors: f[2],
+                    tx_dropped: f[3],
+                },
+            );
+        }
+        out
+    }
 }
 
 #[derive(Debug)]
 struct Published {
+    /// `80/tcp` and the host side, as the record shows them.
+    key: String,
+    binding: PortBinding,
     rule: Option<PortRule>,
-    _held: HeldPort,
+    /// The host socket; `None` when it could not be held again after a restart.
+    _held: Option<HeldPort>,
+    /// The userland copy (only with `--iptables=false`, where the kernel forwards nothing).
+    proxy: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        if let Some(p) = self.proxy.take() {
+            p.abort();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -137,6 +211,16 @@ struct State {
     reserved: Vec<(String, String, Ipv4Addr)>,
 }
 
+impl State {
+    /// Whether a container is on the network, or is joining it now.
+    fn in_use(&self, network_id: &str) -> bool {
+        self.sandboxes
+            .values()
+            .any(|s| s.endpoints.iter().any(|e| e.network == network_id))
+            || self.reserved.iter().any(|r| r.1 == network_id)
+    }
+}
+
 /// The networks and sandboxes; one per daemon.
 #[derive(Debug)]
 pub struct Networks {
@@ -145,6 +229,8 @@ pub struct Networks {
     state: Mutex<State>,
     /// Serialises rule applications (each one replaces the whole table).
     nft: tokio::sync::Mutex<()>,
+    /// Serialises writes of the networks file (each one writes it whole).
+    file: Mutex<()>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -231,6 +317,7 @@ impl Networks {
                 options: BTreeMap::new(),
                 labels: BTreeMap::new(),
                 bridge: String::new(),
+                owned_bridge: false,
                 subnet: None,
                 gateway: None,
                 ip_range: None,
@@ -251,14 +338,23 @@ impl Networks {
                 let Some(b) = networks.values_mut().find(|n| n.name == "bridge") else {
                     return Err(NetworkError::NoSuchNetwork("bridge".into()));
                 };
+                // Routes of other devices (dockerd's docker0, a VPN...) are taken; the
+                // bridge's own route (it survives a restart) is not.
+                let mut taken: Vec<Subnet> = ipam::host_routes()
+                    .into_iter()
+                    .filter(|(dev_name, _)| dev_name != dev)
+                    .map(|(_, s)| s)
+                    .collect();
+                taken.extend(others);
                 let (subnet, gateway) = match settings.bip {
                     Some(bip) => (bip.network(), bip.addr),
                     None => match (b.subnet, b.gateway) {
-                        (Some(s), Some(g)) if b.bridge == *dev => (s, g),
+                        (Some(s), Some(g))
+                            if b.bridge == *dev && !taken.iter().any(|t| t.overlaps(&s)) =>
+                        {
+                            (s, g)
+                        }
                         _ => {
-                            let mut taken = ipam::host_routes();
-                            taken.retain(|r| Some(*r) != b.subnet);
-                            taken.extend(others);
                             let s = ipam::next_subnet(&settings.pools, &taken)
                                 .ok_or(NetworkError::NoPool)?;
                             (s, Ipv4Addr::from(s.first() + 1))
@@ -307,11 +403,17 @@ impl Networks {
         if settings.ip_forward {
             link::enable_ip_forward()?;
         }
-        for n in networks.values().filter(|n| n.driver == "bridge") {
+        for n in networks.values_mut().filter(|n| n.driver == "bridge") {
             if let (Some(s), Some(g)) = (n.subnet, n.gateway) {
-                links
-                    .ensure_bridge(&n.bridge, g, s.prefix, Some(settings.mtu))
+                let mtu = n
+                    .options
+                    .get("com.docker.network.driver.mtu")
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(settings.mtu);
+                let made = links
+                    .ensure_bridge(&n.bridge, g, s.prefix, Some(mtu))
                     .await?;
+                n.owned_bridge |= made;
             }
         }
         let this = Arc::new(Networks {
@@ -322,9 +424,15 @@ impl Networks {
                 ..State::default()
             }),
             nft: tokio::sync::Mutex::new(()),
+            file: Mutex::new(()),
         });
         this.persist()?;
-        this.apply_rules().await?;
+        // A table left by the last berthd (live-restore, or a crash) keeps forwarding the
+        // running containers' ports until the restore has taken them back and replaces it.
+        let left = this.settings.nftables && nft::table_exists(&this.settings.table).await?;
+        if !left {
+            this.apply_rules().await?;
+        }
         Ok(this)
     }
 
@@ -333,6 +441,7 @@ impl Networks {
     }
 
     fn persist(&self) -> Result<(), NetworkError> {
+        let _one = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let file = StoreFile {
             networks: self.lock().networks.values().cloned().collect(),
         };
@@ -383,6 +492,11 @@ impl Networks {
         }
         if matches!(req.name.as_str(), "bridge" | "host" | "none") {
             return Err(NetworkError::Predefined(req.name));
+        }
+        if req.enable_ipv6 {
+            return Err(NetworkError::InvalidSubnet(
+                "berth's networks are IPv4 only: IPv6 cannot be enabled".into(),
+            ));
         }
         if req.ipam_config.len() > 1 {
             return Err(NetworkError::InvalidSubnet(
@@ -442,7 +556,8 @@ impl Networks {
                             "a gateway or an IP range needs a subnet".into(),
                         ));
                     }
-                    let mut taken = ipam::host_routes();
+                    let mut taken: Vec<Subnet> =
+                        ipam::host_routes().into_iter().map(|(_, s)| s).collect();
                     taken.extend(others);
                     (
                         ipam::next_subnet(&self.settings.pools, &taken)
@@ -479,6 +594,7 @@ impl Networks {
                 options: req.options.clone(),
                 labels: req.labels.clone(),
                 bridge: bridge.clone(),
+                owned_bridge: false,
                 subnet: Some(space.subnet),
                 gateway: Some(space.gateway),
                 ip_range: range,
@@ -495,16 +611,23 @@ impl Networks {
                 .get("com.docker.network.driver.mtu")
                 .and_then(|m| m.parse().ok())
                 .unwrap_or(self.settings.mtu);
-            self.links
+            let made = self
+                .links
                 .ensure_bridge(&bridge, g, s.prefix, Some(mtu))
                 .await?;
+            if let Some(n) = self.lock().networks.get_mut(&id) {
+                n.owned_bridge = made;
+            }
             self.persist()?;
             self.apply_rules().await
         }
         .await;
         if let Err(e) = made {
-            self.lock().networks.remove(&id);
-            let _ = self.links.delete_link(&bridge).await;
+            let gone = self.lock().networks.remove(&id);
+            if gone.is_some_and(|n| n.owned_bridge) {
+                let _ = self.links.delete_link(&bridge).await;
+            }
+            let _ = self.persist();
             return Err(e);
         }
         Ok(network)
@@ -518,11 +641,7 @@ impl Networks {
             if n.is_predefined() {
                 return Err(NetworkError::Predefined(n.name));
             }
-            if st
-                .sandboxes
-                .values()
-                .any(|s| s.endpoints.iter().any(|e| e.network == n.id))
-            {
+            if st.in_use(&n.id) {
                 return Err(NetworkError::InUse {
                     name: n.name,
                     id: n.id,
@@ -532,7 +651,7 @@ impl Networks {
             n
         };
         self.persist()?;
-        if !n.bridge.is_empty() {
+        if n.owned_bridge {
             self.links.delete_link(&n.bridge).await?;
         }
         self.apply_rules().await?;
@@ -545,11 +664,7 @@ impl Networks {
         st.networks
             .values()
             .filter(|n| !n.is_predefined())
-            .filter(|n| {
-                !st.sandboxes
-                    .values()
-                    .any(|s| s.endpoints.iter().any(|e| e.network == n.id))
-            })
+            .filter(|n| !st.in_use(&n.id))
             .cloned()
             .collect()
     }
@@ -649,13 +764,18 @@ impl Networks {
             ..Joined::default()
         };
         let filled = self.fill(req, plan, &mut sb, &mut joined).await;
-        self.lock().reserved.retain(|r| r.0 != req.container);
         if let Err(e) = filled {
             self.dispose(&req.container, sb).await;
+            self.lock().reserved.retain(|r| r.0 != req.container);
             return Err(e);
         }
         let rules = sb.ports.iter().any(|p| p.rule.is_some());
-        self.lock().sandboxes.insert(req.container.clone(), sb);
+        {
+            // One guard: the addresses go from reserved to the sandbox with no gap.
+            let mut st = self.lock();
+            st.reserved.retain(|r| r.0 != req.container);
+            st.sandboxes.insert(req.container.clone(), sb);
+        }
         if rules && let Err(e) = self.apply_rules().await {
             self.leave(&req.container).await;
             return Err(e);
@@ -699,6 +819,7 @@ impl Networks {
                 ip: *ip,
                 aliases: aliases.clone(),
                 host_if: host_if.clone(),
+                if_name: if_name.clone(),
             });
             self.links
                 .attach(
@@ -762,6 +883,15 @@ impl Networks {
             let (cport, proto) = parse_port_key(&k)?;
             let host_ip: Ipv4Addr = if b.host_ip.is_empty() {
                 self.settings.default_bind_ip
+            } else if b
+                .host_ip
+                .trim_matches(['[', ']'])
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
+            {
+                // berth's networks are IPv4 only: an IPv6 host address (compose's `[::]`)
+                // publishes nothing, as dockerd without IPv6.
+                continue;
             } else {
                 b.host_ip
                     .parse()
@@ -781,32 +911,28 @@ impl Networks {
                 container_port: cport,
                 bridge: bridge.clone(),
             });
+            let key = format!("{cport}/{}", proto.as_str());
+            let binding = PortBinding {
+                host_ip: host_ip.to_string(),
+                host_port: held.port.to_string(),
+            };
             joined
                 .ports
-                .entry(format!("{cport}/{}", proto.as_str()))
+                .entry(key.clone())
                 .or_insert(None)
                 .get_or_insert_with(Vec::new)
-                .push(PortBinding {
-                    host_ip: host_ip.to_string(),
-                    host_port: held.port.to_string(),
-                });
-            sb.ports.push(Published { rule, _held: held });
+                .push(binding.clone());
+            let proxy = self.userland_proxy(&held, dnat_target.as_ref().map(|t| (t.0, cport)));
+            sb.ports.push(Published {
+                key,
+                binding,
+                rule,
+                _held: Some(held),
+                proxy,
+            });
         }
         // resolv.conf, hosts, DNS.
-        let pick = |mine: &[String], daemon: &[String]| {
-            if mine.is_empty() {
-                daemon.to_vec()
-            } else {
-                mine.to_vec()
-            }
-        };
-        let resolv = crate::etc::resolv_conf(
-            &req.host_resolv_conf,
-            user_networks,
-            &pick(&req.dns, &self.settings.dns),
-            &pick(&req.dns_search, &self.settings.dns_search),
-            &pick(&req.dns_options, &self.settings.dns_options),
-        );
+        let resolv = self.resolv_conf(req, user_networks);
         joined.resolv_conf = resolv.text;
         // hosts_file takes (address, names).
         let mut extra: Vec<(String, String)> = req
@@ -840,6 +966,52 @@ impl Networks {
             sb.dns = Some(self.start_dns(&req.container, &sb.netns).await?);
         }
         Ok(())
+    }
+
+    /// A container's resolv.conf (its own `--dns*` over the daemon's), with the embedded
+    /// server or without.
+    fn resolv_conf(&self, req: &JoinRequest, embedded: bool) -> crate::etc::ResolvConf {
+        let pick = |mine: &[String], daemon: &[String]| {
+            if mine.is_empty() {
+                daemon.to_vec()
+            } else {
+                mine.to_vec()
+            }
+        };
+        crate::etc::resolv_conf(
+            &req.host_resolv_conf,
+            embedded,
+            &pick(&req.dns, &self.settings.dns),
+            &pick(&req.dns_search, &self.settings.dns_search),
+            &pick(&req.dns_options, &self.settings.dns_options),
+        )
+    }
+
+    /// With `--iptables=false` the kernel forwards nothing: a TCP port is copied in
+    /// userland, as dockerd's docker-proxy does. `None` otherwise (or for UDP).
+    fn userland_proxy(
+        &self,
+        held: &HeldPort,
+        target: Option<(Ipv4Addr, u16)>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if self.settings.nftables || held.proto != Proto::Tcp {
+            return None;
+        }
+        let (ip, port) = target?;
+        let listener = held.try_clone_listener().ok()?;
+        let listener = tokio::net::TcpListener::from_std(listener).ok()?;
+        Some(tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut upstream) = tokio::net::TcpStream::connect((ip, port)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    }
+                });
+            }
+        }))
     }
 
     async fn start_dns(
@@ -902,19 +1074,36 @@ impl Networks {
         }
     }
 
+    /// A running container's interfaces and their counters.
+    pub fn interface_stats(&self, container: &str) -> Vec<(String, InterfaceStats)> {
+        let st = self.lock();
+        let Some(sb) = st.sandboxes.get(container) else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_default();
+        let all = InterfaceStats::of_host_sides(&text);
+        sb.endpoints
+            .iter()
+            .filter_map(|e| Some((e.if_name.clone(), *all.get(&e.host_if)?)))
+            .collect()
+    }
+
     /// Whether a container has a sandbox now.
     pub fn has_sandbox(&self, container: &str) -> bool {
         self.lock().sandboxes.contains_key(container)
     }
 
     /// `docker network connect` of a running container: a new interface in its namespace.
+    /// `req` is the container's, for its resolv.conf: when this is its first user-defined
+    /// network, the embedded DNS server starts and [`Connected::resolv_conf`] is its new file.
     pub async fn connect(
         self: &Arc<Self>,
         container: &str,
         net_key: &str,
         asked: &EndpointSettings,
-    ) -> Result<(String, EndpointSettings), NetworkError> {
-        let (n, (ip, prefix, gw), if_index, netns_path, has_dns, has_gateway) = {
+        req: &JoinRequest,
+    ) -> Result<Connected, NetworkError> {
+        let (n, (ip, prefix, gw), netns_path, has_dns, has_gateway) = {
             let mut st = self.lock();
             let n = find(&st.networks, net_key)?.clone();
             let Some(sb) = st.sandboxes.get(container) else {
@@ -940,13 +1129,11 @@ impl Networks {
                 ip: a.0,
                 aliases: Vec::new(),
                 host_if: String::new(),
+                if_name: String::new(),
             });
-            let idx = sb.next_if;
-            sb.next_if += 1;
             (
                 n,
                 a,
-                idx,
                 sb.netns.path().to_path_buf(),
                 sb.dns.is_some(),
                 gw_taken,
@@ -955,28 +1142,42 @@ impl Networks {
         let endpoint_id = random_hex(32);
         let host_if = format!("veth{}", &endpoint_id[..7]);
         let mac = link::mac_for(ip);
-        let netns = Netns::open(&netns_path)?;
-        let done = self
-            .links
-            .attach(
-                &netns,
-                &Endpoint {
-                    host_if: host_if.clone(),
-                    bridge: n.bridge.clone(),
-                    if_name: format!("eth{if_index}"),
-                    mac,
-                    address: ip,
-                    prefix,
-                    gateway: (!n.internal && !has_gateway).then_some(gw),
-                    mtu: self.settings.mtu,
-                },
-            )
-            .await;
-        let dns = if done.is_ok() && !has_dns && !n.is_default_bridge() {
-            self.start_dns(container, &netns).await.ok()
-        } else {
-            None
+        let mtu = n
+            .options
+            .get("com.docker.network.driver.mtu")
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(self.settings.mtu);
+        let if_name = self.free_if_name(&netns_path).await;
+        let done = match (&if_name, Netns::open(&netns_path)) {
+            (Ok(if_name), Ok(netns)) => {
+                self.links
+                    .attach(
+                        &netns,
+                        &Endpoint {
+                            host_if: host_if.clone(),
+                            bridge: n.bridge.clone(),
+                            if_name: if_name.clone(),
+                            mac,
+                            address: ip,
+                            prefix,
+                            gateway: (!n.internal && !has_gateway).then_some(gw),
+                            mtu,
+                        },
+                    )
+                    .await
+            }
+            (Err(e), _) => Err(NetworkError::Io {
+                context: format!("connecting {container} to {}", n.name),
+                source: std::io::Error::other(e.to_string()),
+            }),
+            (_, Err(e)) => Err(e),
         };
+        let first_user_network = done.is_ok() && !has_dns && !n.is_default_bridge();
+        let dns = match Netns::open(&netns_path) {
+            Ok(netns) if first_user_network => self.start_dns(container, &netns).await.ok(),
+            _ => None,
+        };
+        let resolv = dns.is_some().then(|| self.resolv_conf(req, true));
         let name = {
             let mut st = self.lock();
             let Some(sb) = st.sandboxes.get_mut(container) else {
@@ -990,10 +1191,18 @@ impl Networks {
                         .find(|e| e.network == n.id && e.host_if.is_empty())
                     {
                         e.host_if = host_if;
+                        e.if_name = if_name.as_ref().cloned().unwrap_or_default();
                         e.aliases = asked.aliases.clone().unwrap_or_default();
                     }
                     if dns.is_some() {
                         sb.dns = dns;
+                        if let Some(r) = &resolv {
+                            sb.upstreams = if n.internal {
+                                Vec::new()
+                            } else {
+                                r.upstreams.clone()
+                            };
+                        }
                     }
                 }
                 Err(_) => sb
@@ -1006,9 +1215,9 @@ impl Networks {
         let mut dns_names = vec![name];
         dns_names.extend(asked.aliases.clone().unwrap_or_default());
         dns_names.push(container.chars().take(12).collect());
-        Ok((
-            n.name.clone(),
-            EndpointSettings {
+        Ok(Connected {
+            network: n.name.clone(),
+            endpoint: EndpointSettings {
                 ipam_config: asked.ipam_config.clone(),
                 aliases: asked.aliases.clone().filter(|a| !a.is_empty()),
                 mac_address: format_mac(&mac),
@@ -1020,26 +1229,58 @@ impl Networks {
                 dns_names: (!n.is_default_bridge()).then_some(dns_names),
                 ..EndpointSettings::default()
             },
-        ))
+            resolv_conf: resolv.map(|r| r.text),
+        })
+    }
+
+    /// The first `ethN` not in the namespace yet.
+    async fn free_if_name(&self, netns: &std::path::Path) -> Result<String, NetworkError> {
+        let ns = Netns::open(netns)?;
+        let links = Links::in_netns(&ns)?;
+        let taken = links.links_with_prefix("eth").await?;
+        Ok((0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken.contains(n))
+            .unwrap_or_else(|| "eth0".into()))
     }
 
     /// `docker network disconnect` of a running container: its interface on that network
     /// goes.
-    pub async fn disconnect(&self, container: &str, network_id: &str) -> Result<(), NetworkError> {
-        let host_if = {
+    /// Returns the published ports that went with it (those forwarded to its address there),
+    /// as (`80/tcp`, host side).
+    pub async fn disconnect(
+        &self,
+        container: &str,
+        network_id: &str,
+    ) -> Result<Vec<(String, PortBinding)>, NetworkError> {
+        let (host_if, gone) = {
             let mut st = self.lock();
             let Some(sb) = st.sandboxes.get_mut(container) else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             let Some(pos) = sb.endpoints.iter().position(|e| e.network == network_id) else {
-                return Ok(());
+                return Ok(Vec::new());
             };
-            sb.endpoints.remove(pos).host_if
+            let e = sb.endpoints.remove(pos);
+            // Its address is free now: a port forwarded to it would reach the next holder.
+            let (gone, kept): (Vec<Published>, Vec<Published>) = std::mem::take(&mut sb.ports)
+                .into_iter()
+                .partition(|p| p.rule.as_ref().is_some_and(|r| r.container_ip == e.ip));
+            sb.ports = kept;
+            (e.host_if, gone)
         };
         if !host_if.is_empty() {
             self.links.detach(&host_if).await?;
         }
-        Ok(())
+        let out: Vec<(String, PortBinding)> = gone
+            .iter()
+            .map(|p| (p.key.clone(), p.binding.clone()))
+            .collect();
+        if !gone.is_empty() {
+            drop(gone);
+            self.apply_rules().await?;
+        }
+        Ok(out)
     }
 
     /// A container's new name, for the DNS answers.
@@ -1080,6 +1321,7 @@ impl Networks {
                     dnat = Some((ip, n.bridge.clone()));
                 }
                 endpoints.push(Attached {
+                    if_name: format!("eth{}", endpoints.len()),
                     network: n.id.clone(),
                     ip,
                     aliases: e.aliases.clone().unwrap_or_default(),
@@ -1097,14 +1339,22 @@ impl Networks {
             for b in v.iter().flatten() {
                 let ip: Ipv4Addr = b.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
                 let port: u16 = b.host_port.parse().unwrap_or(0);
+                // The rule stays even when the socket cannot be held again: the kernel
+                // forwards the port as before.
                 let held = match ports::hold(proto, ip, port) {
-                    Ok(h) => h,
+                    Ok(h) => Some(h),
                     Err(e) => {
                         tracing::warn!(container = %req.container, error = %e, "cannot hold a published port again");
-                        continue;
+                        None
                     }
                 };
+                let proxy = held
+                    .as_ref()
+                    .and_then(|h| self.userland_proxy(h, dnat.as_ref().map(|t| (t.0, cport))));
                 published.push(Published {
+                    key: k.clone(),
+                    binding: b.clone(),
+                    proxy,
                     rule: dnat.as_ref().map(|(cip, bridge)| PortRule {
                         proto,
                         host_ip: (!ip.is_unspecified()).then_some(ip),
@@ -1117,13 +1367,7 @@ impl Networks {
                 });
             }
         }
-        let resolv = crate::etc::resolv_conf(
-            &req.host_resolv_conf,
-            user,
-            &req.dns,
-            &req.dns_search,
-            &req.dns_options,
-        );
+        let resolv = self.resolv_conf(req, user);
         let dns = if user {
             match self.start_dns(&req.container, &netns).await {
                 Ok(d) => Some(d),
@@ -1135,7 +1379,7 @@ impl Networks {
         } else {
             None
         };
-        let next_if = endpoints.len() as u32;
+        let next_if = endpoints.len() as u32 + 1;
         self.lock().sandboxes.insert(
             req.container.clone(),
             Sandbox {
@@ -1209,7 +1453,7 @@ impl Networks {
             .lock()
             .networks
             .values()
-            .filter(|n| !n.bridge.is_empty())
+            .filter(|n| n.owned_bridge)
             .map(|n| n.bridge.clone())
             .collect();
         for b in bridges {
@@ -1428,6 +1672,7 @@ mod tests {
             options: BTreeMap::new(),
             labels: BTreeMap::new(),
             bridge: String::new(),
+            owned_bridge: false,
             subnet: None,
             gateway: None,
             ip_range: None,
@@ -1445,6 +1690,21 @@ mod tests {
             Err(NetworkError::NoSuchNetwork(_))
         ));
         assert_eq!(find(&m, "abc123x").unwrap().id, "ffff", "a name first");
+    }
+
+    #[test]
+    fn host_side_counters_swap_into_the_containers_view() {
+        let text = "Inter-|   Receive                            |  Transmit\n \
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n \
+             veth1234567: 100 2 0 0 0 0 0 0 5000 7 1 3 0 0 0 0\n    lo: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n";
+        let s = InterfaceStats::of_host_sides(text);
+        let v = s["veth1234567"];
+        assert_eq!(
+            (v.rx_bytes, v.rx_packets, v.tx_bytes, v.tx_packets),
+            (5000, 7, 100, 2)
+        );
+        assert_eq!((v.rx_errors, v.rx_dropped), (1, 3));
+        assert!(s.contains_key("lo"));
     }
 
     #[test]

@@ -182,6 +182,19 @@ impl Ruleset {
         }
         writeln!(o, "\t}}")?;
 
+        // route_localnet on the bridges lets the host's 127.0.0.1 reach containers; it must
+        // not let containers reach the host's 127.0.0.1 (CVE-2020-8558): only replies pass.
+        writeln!(o, "\tchain input {{")?;
+        writeln!(
+            o,
+            "\t\ttype filter hook input priority filter; policy accept;"
+        )?;
+        writeln!(o, "\t\tct state established,related accept")?;
+        for b in &self.bridges {
+            writeln!(o, "\t\tiifname \"{}\" ip daddr 127.0.0.0/8 drop", b.name)?;
+        }
+        writeln!(o, "\t}}")?;
+
         writeln!(o, "}}")
     }
 }
@@ -454,6 +467,27 @@ mod tests {
                 "iifname \"br-noicc\" oifname \"br-noicc\" drop",
                 "oifname \"berth0\" iifname != \"berth0\" drop",
                 "oifname \"br-noicc\" iifname != \"br-noicc\" drop",
+            ]
+        );
+    }
+
+    #[test]
+    fn input_keeps_containers_off_the_hosts_loopback() {
+        let rs = Ruleset {
+            bridges: vec![
+                bridge("berth0", [172, 17, 0, 0], 16),
+                bridge("br-x", [10, 8, 0, 0], 16),
+            ],
+            ports: vec![],
+        };
+        let text = rs.render("t");
+        assert!(rules(&text).contains(&"type filter hook input priority filter; policy accept;"));
+        assert_eq!(
+            chain(&text, "input")[1..],
+            [
+                "ct state established,related accept",
+                "iifname \"berth0\" ip daddr 127.0.0.0/8 drop",
+                "iifname \"br-x\" ip daddr 127.0.0.0/8 drop",
             ]
         );
     }

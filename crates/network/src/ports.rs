@@ -28,6 +28,14 @@ impl HeldPort {
     pub fn local_addr(&self) -> SocketAddrV4 {
         SocketAddrV4::new(self.ip, self.port)
     }
+
+    /// The held TCP socket as a non-blocking listener of its own (a duplicate descriptor),
+    /// for the userland copy when the kernel does not forward.
+    pub fn try_clone_listener(&self) -> std::io::Result<std::net::TcpListener> {
+        let s = self._socket.try_clone()?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    }
 }
 
 /// Binds `ip:port` for `proto` (TCP also listens), `port` 0 meaning a port of the kernel's

@@ -41,6 +41,9 @@ pub struct Network {
     /// The bridge device (bridge driver only).
     #[serde(default)]
     pub bridge: String,
+    /// Whether berth made the bridge device (then it removes it; one it found, it leaves).
+    #[serde(default)]
+    pub owned_bridge: bool,
     #[serde(default)]
     pub subnet: Option<Subnet>,
     #[serde(default)]

@@ -187,16 +187,34 @@ fn endpoints_on_a_bridge_talk_and_detach_cleanly() {
     let links = rt.block_on(async { Links::new() }).expect("links");
     let gateway = Ipv4Addr::new(10, 88, 0, 1);
 
-    rt.block_on(async {
-        links
+    let made = rt.block_on(async {
+        let first = links
             .ensure_bridge("brtest0", gateway, 24, Some(1400))
             .await?;
         // Idempotent: a restart re-adopts the bridge as it is.
-        links
+        let again = links
             .ensure_bridge("brtest0", gateway, 24, Some(1400))
-            .await
-    })
-    .expect("bridge");
+            .await?;
+        Ok::<_, berth_network::NetworkError>((first, again))
+    });
+    assert_eq!(
+        made.expect("bridge"),
+        (true, false),
+        "made once, then adopted"
+    );
+    // A device that is not a bridge is never taken over.
+    let dummy = Command::new("ip")
+        .args([
+            "link", "add", "dumtest0", "type", "veth", "peer", "name", "dumtest1",
+        ])
+        .status()
+        .unwrap();
+    assert!(dummy.success());
+    let refused = rt.block_on(links.ensure_bridge("dumtest0", gateway, 24, None));
+    assert!(
+        matches!(refused, Err(berth_network::NetworkError::NotABridge { .. })),
+        "{refused:?}"
+    );
     let shown = Command::new("ip")
         .args(["-o", "-4", "addr", "show", "brtest0"])
         .output()

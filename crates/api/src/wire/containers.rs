@@ -225,7 +225,11 @@ pub(crate) fn stats(s: &StatsSample, pre: &CgroupStats) -> Value {
                          "system_cpu_usage": 0, "online_cpus": ncpu, "throttling_data": {}},
         "blkio_stats": {},
         "storage_stats": {},
-        "networks": {},
+        "networks": s.networks.iter().map(|(name, n)| (name.clone(), json!({
+            "rx_bytes": n.rx_bytes, "rx_packets": n.rx_packets, "rx_errors": n.rx_errors,
+            "rx_dropped": n.rx_dropped, "tx_bytes": n.tx_bytes, "tx_packets": n.tx_packets,
+            "tx_errors": n.tx_errors, "tx_dropped": n.tx_dropped,
+        }))).collect::<serde_json::Map<String, Value>>(),
     })
 }
 

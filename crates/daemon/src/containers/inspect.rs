@@ -37,6 +37,8 @@ pub struct StatsSample {
     /// The machine's CPU time in nanoseconds.
     pub system_cpu_ns: u64,
     pub online_cpus: usize,
+    /// Its interfaces (`eth0`) and their counters.
+    pub networks: Vec<(String, berth_network::InterfaceStats)>,
 }
 
 /// The bind mounts of a container as inspect and `docker ps` list them.
@@ -103,6 +105,11 @@ impl Daemon {
             cgroup,
             system_cpu_ns: host.system_cpu_ns(),
             online_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            networks: self
+                .networks
+                .get()
+                .map(|n| n.interface_stats(&c.id))
+                .unwrap_or_default(),
         })
     }
 }

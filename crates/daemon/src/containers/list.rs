@@ -24,8 +24,24 @@ pub struct Summary {
 }
 
 const FILTERS: &[&str] = &[
-    "id", "name", "status", "label", "ancestor", "exited", "before", "since",
+    "id", "name", "status", "label", "ancestor", "exited", "before", "since", "network", "publish",
+    "expose",
 ];
+
+/// A `publish`/`expose` filter value (`80`, `80/udp`, `8000-8010/tcp`) against a port key
+/// (`80/tcp`).
+fn port_matches(filter: &str, key: &str) -> bool {
+    let (fp, fproto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let (kp, kproto) = key.split_once('/').unwrap_or((key, "tcp"));
+    if !fproto.eq_ignore_ascii_case(kproto) {
+        return false;
+    }
+    let Ok(port) = kp.parse::<u16>() else {
+        return false;
+    };
+    let (lo, hi) = fp.split_once('-').unwrap_or((fp, fp));
+    matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= port && port <= hi)
+}
 
 /// The values a `status` filter may take.
 const STATUSES: &[Status] = &[
@@ -136,6 +152,32 @@ impl Daemon {
                     && (ancestors.is_empty() || ancestors.contains(&r.image))
                     && (exited.is_empty()
                         || (!s.running() && r.has_been_started && exited.contains(&s.exit_code())))
+                    && any("network", &|n| {
+                        r.network_settings.networks.iter().any(|(name, e)| {
+                            name == n || (!n.is_empty() && e.network_id.starts_with(n))
+                        })
+                    })
+                    && any("publish", &|p| {
+                        // The container's port, as dockerd matches it.
+                        r.host_config
+                            .port_bindings
+                            .keys()
+                            .chain(
+                                r.network_settings
+                                    .ports
+                                    .iter()
+                                    .filter(|(_, v)| v.is_some())
+                                    .map(|(k, _)| k),
+                            )
+                            .any(|k| port_matches(p, k))
+                    })
+                    && any("expose", &|p| {
+                        r.config
+                            .exposed_ports
+                            .iter()
+                            .flat_map(|m| m.keys())
+                            .any(|k| port_matches(p, k))
+                    })
                     && before.iter().all(|t| r.created < *t)
                     && since.iter().all(|t| r.created > *t)
             })
@@ -165,6 +207,16 @@ fn go_atoi(v: &str) -> Result<i64, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_filters_match_ports_ranges_and_protocols() {
+        assert!(port_matches("80", "80/tcp"));
+        assert!(port_matches("80/tcp", "80/tcp"));
+        assert!(!port_matches("80/udp", "80/tcp"));
+        assert!(port_matches("8000-8010/udp", "8005/udp"));
+        assert!(!port_matches("8000-8010", "8011/tcp"));
+        assert!(!port_matches("x", "80/tcp"));
+    }
 
     #[test]
     fn exit_codes_parse_as_go_does() {

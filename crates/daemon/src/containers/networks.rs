@@ -239,8 +239,17 @@ impl Daemon {
             )));
         }
         if net.has_sandbox(&c.id) {
-            let (name, got) = net.connect(&c.id, &n.id, &asked).await?;
-            c.lock().record.network_settings.networks.insert(name, got);
+            let req = self.join_request(&c, net)?;
+            let got = net.connect(&c.id, &n.id, &asked, &req).await?;
+            if let Some(text) = &got.resolv_conf {
+                // Its first user-defined network: names now go to the embedded server.
+                write_etc(&c.record().resolv_conf_path, text)?;
+            }
+            c.lock()
+                .record
+                .network_settings
+                .networks
+                .insert(got.network, got.endpoint);
         } else {
             let mut e = asked;
             e.network_id = n.id.clone();
@@ -275,8 +284,17 @@ impl Daemon {
                 c.id, n.name
             )));
         };
-        net.disconnect(&c.id, &n.id).await?;
-        c.lock().record.network_settings.networks.remove(&name);
+        let gone = net.disconnect(&c.id, &n.id).await?;
+        {
+            let mut inner = c.lock();
+            let ns = &mut inner.record.network_settings;
+            ns.networks.remove(&name);
+            for (key, binding) in gone {
+                if let Some(Some(list)) = ns.ports.get_mut(&key) {
+                    list.retain(|b| *b != binding);
+                }
+            }
+        }
         c.persist()?;
         self.network_event("disconnect", &n, Some(&c.id));
         Ok(())
@@ -419,9 +437,17 @@ impl Daemon {
         let mut links = Vec::new();
         for l in h.links.iter().flatten() {
             let (target, alias) = l.split_once(':').unwrap_or((l, l));
-            if let Ok(t) = self.containers.get(target) {
-                links.push((t.id.clone(), alias.trim_start_matches('/').to_string()));
+            let target = target.trim_start_matches('/');
+            let alias = alias.trim_start_matches('/');
+            let t = self.containers.get(target)?;
+            if !t.state().running() {
+                return Err(DaemonError::InvalidParameter(format!(
+                    "Cannot link to a non running container: /{} AS /{}/{alias}",
+                    t.name(),
+                    r.name
+                )));
             }
+            links.push((t.id.clone(), alias.to_string()));
         }
         let exposed: Vec<String> = r
             .config
@@ -512,15 +538,21 @@ impl Daemon {
         }
     }
 
-    /// At restore, once every live container is taken back: namespaces left by containers
-    /// that ended while berthd was away go, and the rules are made again.
-    pub(crate) async fn network_reconcile(&self) {
+    /// At start, once restore has taken back every live container (whether it succeeded or
+    /// not): namespaces left by containers that ended while berthd was away go, and the rules
+    /// are made again.
+    pub async fn network_reconcile(&self) {
         let Ok(net) = self.net() else {
             return;
         };
         net.remove_stale_namespaces().await;
         for c in self.containers.all() {
-            if !net.has_sandbox(&c.id) && !c.record().network_settings.sandbox_key.is_empty() {
+            // A running one whose sandbox could not be taken back keeps its record (and so
+            // its addresses, which a restart of berthd with it stopped gives back).
+            if !net.has_sandbox(&c.id)
+                && !c.state().running()
+                && !c.record().network_settings.sandbox_key.is_empty()
+            {
                 forget_sandbox(&c);
                 if let Err(e) = c.persist() {
                     tracing::warn!(container = %c.id, error = %e, "cannot record the network's end");

@@ -136,7 +136,6 @@ impl Daemon {
             c.notify();
         }
         while ended.join_next().await.is_some() {}
-        self.network_reconcile().await;
         self.end_untracked_shims(&tasks).await;
         // An exit between the Tasks.List above and a container's adoption found no task to
         // handle it and was dropped: one more list finds those, as after a containerd restart.
