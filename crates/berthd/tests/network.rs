@@ -418,3 +418,66 @@ fn without_nftables_a_published_port_is_copied_in_userland() {
     );
     assert_eq!(berth_table(), "", "no nftables table with --iptables=false");
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd, runc and nftables in a private network namespace"]
+fn bip_address_pools_mtu_and_bridge_none_are_dockerds_flags() {
+    common::require_root_tier("network_flags", TOOLS);
+    let mut d = TestDaemon::new().start(&[
+        "--bip",
+        "10.90.0.1/24",
+        "--default-address-pool",
+        "base=10.91.0.0/16,size=24",
+        "--mtu",
+        "1400",
+    ]);
+    import_busybox(&d);
+    assert_eq!(
+        d.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+            "bridge"
+        ])
+        .1,
+        "10.90.0.0/24 10.90.0.1"
+    );
+    let (code, _, err) = d.docker(&["network", "create", "pooled"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        d.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "pooled"
+        ])
+        .1,
+        "10.91.0.0/24"
+    );
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "echo $(ip -4 -o addr show eth0 | awk '{print $4}') $(cat /sys/class/net/eth0/mtu)",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "10.90.0.2/24 1400"), "{err}");
+    d.stop();
+
+    // --bridge none: no default bridge; a container without --network gets none.
+    let d = d.start(&["--bridge", "none"]);
+    let (_, names, _) = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!names.lines().any(|n| n == "bridge"), "{names}");
+    let (code, out, err) = d.docker(&[
+        "run",
+        "--rm",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "ls /sys/class/net",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "lo"), "{err}");
+}
