@@ -243,7 +243,7 @@ def main():
         def throughput(d, _):
             sh("curl", "-sf", "--max-time", "120", "-o", "/dev/null", d.big_url)
         samples = {d.name: [] for d in daemons}
-        for _ in range(5):
+        for _ in range(10):
             for d in daemons:
                 ms = timed(lambda: throughput(d, None))
                 samples[d.name].append(200 / (ms / 1000))

@@ -481,3 +481,49 @@ fn bip_address_pools_mtu_and_bridge_none_are_dockerds_flags() {
     ]);
     assert_eq!((code, out.as_str()), (0, "lo"), "{err}");
 }
+
+#[test]
+#[ignore = "needs root: a berthd with containerd, runc and nftables in a private network namespace"]
+fn an_endpoint_link_is_a_name_only_its_container_resolves() {
+    common::require_root_tier("endpoint_links", TOOLS);
+    let d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.83.0.0/24", "linked"]);
+    assert_eq!(code, 0, "{err}");
+    serve(&d, "db", &["--network", "linked"]);
+    let fetch = "for i in 1 2 3 4 5; do timeout 3 wget -qO- http://database/ 2>/dev/null && exit 0; sleep 1; done; exit 1";
+    let (code, _, err) = d.docker(&[
+        "create",
+        "--name",
+        "app",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        fetch,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Compose's `links:` on a user network: EndpointConfig.Links, here through connect.
+    let (code, _, err) = d.docker(&[
+        "network",
+        "connect",
+        "--link",
+        "db:database",
+        "linked",
+        "app",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, page, err) = d.docker(&["start", "-a", "app"]);
+    assert_eq!((code, page.as_str()), (0, "db"), "{err}");
+    // Another container on the network does not know the alias.
+    let (code, _, _) = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "linked",
+        "test/busybox:1",
+        "sh",
+        "-c",
+        "nslookup database 127.0.0.11 >/dev/null 2>&1",
+    ]);
+    assert_ne!(code, 0);
+}

@@ -122,6 +122,24 @@ struct Attached {
     host_if: String,
     /// Its name inside the container (`eth0`).
     if_name: String,
+    /// `links` of a user-defined network (compose's `links:`): (alias, target name), names
+    /// only this container resolves.
+    links: Vec<(String, String)>,
+}
+
+/// `EndpointSettings.Links` (`target[:alias]`) as (alias, target).
+fn endpoint_links(e: &EndpointSettings) -> Vec<(String, String)> {
+    e.links
+        .iter()
+        .flatten()
+        .map(|l| {
+            let (target, alias) = l.split_once(':').unwrap_or((l, l));
+            (
+                alias.trim_start_matches('/').to_ascii_lowercase(),
+                target.trim_start_matches('/').to_string(),
+            )
+        })
+        .collect()
 }
 
 /// One interface's counters, as the container sees them (`docker stats`' NET I/O).
@@ -820,6 +838,7 @@ impl Networks {
                 aliases: aliases.clone(),
                 host_if: host_if.clone(),
                 if_name: if_name.clone(),
+                links: endpoint_links(asked),
             });
             self.links
                 .attach(
@@ -1130,6 +1149,7 @@ impl Networks {
                 aliases: Vec::new(),
                 host_if: String::new(),
                 if_name: String::new(),
+                links: endpoint_links(asked),
             });
             (
                 n,
@@ -1322,6 +1342,7 @@ impl Networks {
                 }
                 endpoints.push(Attached {
                     if_name: format!("eth{}", endpoints.len()),
+                    links: endpoint_links(e),
                     network: n.id.clone(),
                     ip,
                     aliases: e.aliases.clone().unwrap_or_default(),
@@ -1587,6 +1608,13 @@ impl Names for Networks {
             })
             .map(|e| e.network.as_str())
             .collect();
+        // A link alias of the asker's stands for its target's name.
+        let name = me
+            .endpoints
+            .iter()
+            .flat_map(|e| e.links.iter())
+            .find(|(alias, _)| alias == name)
+            .map_or(name, |(_, target)| target.as_str());
         let mut out = Vec::new();
         for (id, sb) in &st.sandboxes {
             let short = id.get(..12).unwrap_or(id);
