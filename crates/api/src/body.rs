@@ -60,7 +60,19 @@ pub(crate) fn create(
     let config: ContainerConfig = from_value_at(Value::Object(top), "")?;
     let host: HostConfig = match host {
         None | Some(Value::Null) => HostConfig::default(),
-        Some(h) => from_value_at(h, "HostConfig.")?,
+        Some(h) => {
+            let empty_lists: Vec<String> = h
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| v.as_array().is_some_and(Vec::is_empty))
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut host: HostConfig = from_value_at(h, "HostConfig.")?;
+            host.empty_lists = empty_lists;
+            host.extra.remove("BerthEmptyLists");
+            host
+        }
     };
     let networking: NetworkingConfig = match networking {
         None | Some(Value::Null) => NetworkingConfig::default(),

@@ -6,90 +6,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use common::{TestDaemon, wait_until};
-
-struct Dockerd {
-    child: Child,
-    dir: tempfile::TempDir,
-    exec_root: String,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dir = tempfile::Builder::new()
-            .prefix("dk-it.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let exec_root = format!("/run/dk-{}", std::process::id());
-        let sock = dir.path().join("d.sock");
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("dockerd")
-            .args(["--data-root", dir.path().join("data").to_str().unwrap()])
-            .args(["--exec-root", &exec_root])
-            .args(["-H", &format!("unix://{}", sock.display())])
-            .args(["--pidfile", dir.path().join("p.pid").to_str().unwrap()])
-            .args(["--iptables=false", "--bridge=none"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let d = Dockerd {
-            child,
-            dir,
-            exec_root,
-        };
-        wait_until("dockerd answering", Duration::from_secs(60), || {
-            d.docker(&["version"]).0 == 0
-        });
-        d
-    }
-
-    fn docker(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new("docker")
-            .args(args)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.dir.path().join("d.sock").display()),
-            )
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        )
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for pid in common::processes_mentioning(&format!("{}/", self.exec_root)) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        common::unmount_under(&[std::path::Path::new(&self.exec_root), self.dir.path()]);
-        let _ = std::fs::remove_dir_all(&self.exec_root);
-    }
-}
+use common::{Dockerd, TestDaemon};
 
 #[test]
 #[ignore = "needs root: berthd and dockerd (apt-get install docker.io) side by side"]
@@ -99,7 +18,7 @@ fn images_move_between_berth_and_dockerd_with_the_same_id() {
         &["containerd", "runc", "docker", "tar", "dockerd"],
     );
     let berth = TestDaemon::new().start(&[]);
-    let dockerd = Dockerd::start();
+    let dockerd = Dockerd::start(&["--iptables=false", "--bridge=none"]);
     let root = berth.dir.path().join("rootfs");
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::write(root.join("etc/hello"), "from berth\n").unwrap();

@@ -148,6 +148,19 @@ pub struct HostConfig {
     pub publish_all_ports: bool,
     /// `--link name[:alias]` (the default bridge's legacy links).
     pub links: Option<Vec<String>>,
+    /// The list fields the client sent as `[]`: inspect shows those as `[]` and the other
+    /// empty ones as `null`, as dockerd's Go does with empty and nil slices. berth's own
+    /// record; the API leaves it out of inspect.
+    #[serde(
+        rename = "BerthEmptyLists",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub empty_lists: Vec<String>,
+    /// The fields berth keeps without acting on them (`ConsoleSize`, `Isolation`,
+    /// `VolumeDriver`, `CgroupnsMode`...): echoed in inspect as the client sent them.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// One host side of a published port (`127.0.0.1:8080`); ports are strings on the wire.
@@ -208,7 +221,8 @@ pub struct EndpointSettings {
     pub global_ipv6_address: String,
     #[serde(rename = "GlobalIPv6PrefixLen")]
     pub global_ipv6_prefix_len: u8,
-    #[serde(rename = "DNSNames")]
+    /// API 1.44+; left out when unset, as older daemons have no such key.
+    #[serde(rename = "DNSNames", skip_serializing_if = "Option::is_none")]
     pub dns_names: Option<Vec<String>>,
 }
 

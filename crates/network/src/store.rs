@@ -34,7 +34,8 @@ pub struct Network {
     pub attachable: bool,
     pub enable_ipv6: bool,
     pub ipam_driver: String,
-    pub ipam_options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ipam_options: Option<BTreeMap<String, String>>,
     pub ipam_config: Vec<IpamEntry>,
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,

@@ -31,5 +31,8 @@ pub use mounts::{Bind, parse_bind};
 pub use resources::resources;
 pub use rlimits::{merge_ulimits, merged_rlimits};
 pub use security::{SecurityOpts, parse_security_opts};
-pub use spec::{DEFAULT_PATH, SpecInput, build_spec, cgroups_path, command, spec_process};
+pub use spec::{
+    DEFAULT_PATH, MASKED_PATHS, READONLY_PATHS, SpecInput, build_spec, cgroups_path, command,
+    spec_process,
+};
 pub use user::{ResolvedUser, resolve_user};

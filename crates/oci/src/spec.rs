@@ -17,7 +17,8 @@ pub const INIT_PATH: &str = "/sbin/docker-init";
 /// The PATH a container gets when neither it nor its image sets one.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-const MASKED_PATHS: &[&str] = &[
+/// The paths a container sees masked (dockerd's list, and powercap as newer dockerd masks it).
+pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -30,7 +31,8 @@ const MASKED_PATHS: &[&str] = &[
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
-const READONLY_PATHS: &[&str] = &[
+/// The paths a container sees read-only.
+pub const READONLY_PATHS: &[&str] = &[
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",

@@ -86,8 +86,18 @@ pub(crate) async fn create(
 
 /// `POST /images/load`.
 pub(crate) async fn load(State(d): State<Arc<Daemon>>, body: Body) -> Result<Response, ApiError> {
-    let loaded = d.image_load(body_reader(body)).await?;
-    Ok(json_lines(wire::images::loaded(loaded)))
+    match d.image_load(body_reader(body)).await {
+        Ok(loaded) => Ok(json_lines(wire::images::loaded(loaded))),
+        // dockerd has answered 200 by the time it reads the archive: what is wrong with it
+        // comes in the stream, as an error message clients print.
+        Err(e @ berth_daemon::DaemonError::Image(berth_daemon::ImageError::BadArchive(_))) => {
+            let message = ApiError::from(e).message;
+            Ok(json_lines(vec![
+                serde_json::json!({"errorDetail": {"message": message}, "error": message}),
+            ]))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /images/get?names=a&names=b`.

@@ -35,8 +35,7 @@ struct IpamBody {
     driver: String,
     #[serde(deserialize_with = "nullable")]
     config: Vec<IpamConfigBody>,
-    #[serde(deserialize_with = "nullable")]
-    options: BTreeMap<String, String>,
+    options: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

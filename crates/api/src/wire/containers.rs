@@ -115,10 +115,23 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
     let mut host_config = serde_json::to_value(&r.host_config).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut host_config {
         m.insert("Ulimits".into(), json!(i.ulimits));
+        host_config_as_dockerd(m);
         m.insert(
             "LogConfig".into(),
             json!({"Type": "json-file", "Config": {}}),
         );
+    }
+    let started = |p: &str| {
+        if r.has_been_started {
+            p.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let mut config = serde_json::to_value(&r.config).unwrap_or_else(|_| json!({}));
+    if config["Volumes"].as_object().is_some_and(|v| v.is_empty()) {
+        // An empty map is Go's nil after dockerd's create.
+        config["Volumes"] = Value::Null;
     }
     let mut v = json!({
         "Id": r.id,
@@ -127,10 +140,11 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
         "Args": r.args,
         "State": r.state,
         "Image": r.image,
-        "ResolvConfPath": r.resolv_conf_path,
-        "HostnamePath": r.hostname_path,
-        "HostsPath": r.hosts_path,
-        "LogPath": r.log_path,
+        // dockerd sets these at the first start.
+        "ResolvConfPath": started(&r.resolv_conf_path),
+        "HostnamePath": started(&r.hostname_path),
+        "HostsPath": started(&r.hosts_path),
+        "LogPath": started(&r.log_path),
         "Name": format!("/{}", r.name),
         "RestartCount": r.restart_count,
         "Driver": "overlay2",
@@ -142,7 +156,7 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
         "HostConfig": host_config,
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": i.upper_dir, "WorkDir": i.work_dir}},
         "Mounts": i.mounts,
-        "Config": r.config,
+        "Config": config,
         "NetworkSettings": network_settings(&r.network_settings),
     });
     if let Some((rw, root)) = i.size {
@@ -201,6 +215,71 @@ fn network_settings(ns: &NetworkSettings) -> Value {
     })
 }
 
+/// The HostConfig keys dockerd 20.10 always shows, with Go's zero values (nil lists are
+/// `null`), for those the request did not send.
+const HOST_CONFIG_ZEROS: &[(&str, &str)] = &[
+    ("ContainerIDFile", "\"\""),
+    ("VolumeDriver", "\"\""),
+    ("VolumesFrom", "null"),
+    ("Cgroup", "\"\""),
+    ("Links", "null"),
+    ("UTSMode", "\"\""),
+    ("UsernsMode", "\"\""),
+    ("ConsoleSize", "[0,0]"),
+    ("Isolation", "\"\""),
+    ("BlkioWeightDevice", "null"),
+    ("BlkioDeviceReadBps", "null"),
+    ("BlkioDeviceWriteBps", "null"),
+    ("BlkioDeviceReadIOps", "null"),
+    ("BlkioDeviceWriteIOps", "null"),
+    ("CpuRealtimePeriod", "0"),
+    ("CpuRealtimeRuntime", "0"),
+    ("DeviceCgroupRules", "null"),
+    ("DeviceRequests", "null"),
+    ("KernelMemory", "0"),
+    ("KernelMemoryTCP", "0"),
+    ("CpuCount", "0"),
+    ("CpuPercent", "0"),
+    ("IOMaximumIOps", "0"),
+    ("IOMaximumBandwidth", "0"),
+    ("MaskedPaths", "null"),
+    ("ReadonlyPaths", "null"),
+];
+
+/// Inspect's HostConfig with dockerd's keys: the zero values of what was not sent, and
+/// without the keys dockerd leaves out when empty (`Init`, `Sysctls`, `Tmpfs`).
+fn host_config_as_dockerd(m: &mut serde_json::Map<String, Value>) {
+    // Empty lists the client did not send as `[]` are Go's nil.
+    let sent_empty: Vec<String> = m
+        .remove("BerthEmptyLists")
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    for (k, v) in m.iter_mut() {
+        if v.as_array().is_some_and(Vec::is_empty) && !sent_empty.contains(k) && k != "ConsoleSize"
+        {
+            *v = Value::Null;
+        }
+    }
+    for (k, zero) in HOST_CONFIG_ZEROS {
+        if !m.contains_key(*k) {
+            m.insert(
+                (*k).to_string(),
+                serde_json::from_str(zero).unwrap_or(Value::Null),
+            );
+        }
+    }
+    for k in ["Init", "Sysctls", "Tmpfs"] {
+        let empty = match m.get(k) {
+            Some(Value::Null) => true,
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            m.remove(k);
+        }
+    }
+}
+
 /// `GET /containers/{id}/top`.
 pub(crate) fn top(titles: &[String], processes: &[Vec<String>]) -> Value {
     json!({"Titles": titles, "Processes": processes})
@@ -251,6 +330,12 @@ pub(crate) fn wait_result(result: Result<i64, DaemonError>) -> Value {
 
 /// `POST /containers/prune`.
 pub(crate) fn pruned(deleted: &[String]) -> Value {
+    // Nothing deleted is Go's nil list.
+    let deleted = if deleted.is_empty() {
+        Value::Null
+    } else {
+        json!(deleted)
+    };
     json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
 }
 

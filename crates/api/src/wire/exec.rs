@@ -9,12 +9,17 @@ pub(crate) fn inspect(e: &ExecInspect) -> Value {
         Some((a, rest)) => (a.clone(), rest.to_vec()),
         None => (String::new(), Vec::new()),
     };
+    let mut process = json!({"tty": e.config.tty, "entrypoint": entry, "arguments": args,
+                             "privileged": e.config.privileged});
+    if !e.config.user.is_empty() {
+        // dockerd leaves an empty user out.
+        process["user"] = e.config.user.clone().into();
+    }
     json!({
         "ID": e.id,
         "Running": e.running,
         "ExitCode": e.exit_code,
-        "ProcessConfig": {"tty": e.config.tty, "entrypoint": entry, "arguments": args,
-                          "privileged": e.config.privileged, "user": e.config.user},
+        "ProcessConfig": process,
         "OpenStdin": e.config.attach_stdin,
         "OpenStderr": e.config.attach_stderr,
         "OpenStdout": e.config.attach_stdout,

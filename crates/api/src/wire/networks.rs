@@ -22,7 +22,6 @@ pub(crate) fn network(v: &NetworkView, with_containers: bool) -> Value {
             );
         }
     }
-    let predefined = matches!(n.name.as_str(), "bridge" | "host" | "none");
     json!({
         "Name": n.name,
         "Id": n.id,
@@ -32,7 +31,7 @@ pub(crate) fn network(v: &NetworkView, with_containers: bool) -> Value {
         "EnableIPv6": n.enable_ipv6,
         "IPAM": {
             "Driver": n.ipam_driver,
-            "Options": if predefined { Value::Null } else { json!(n.ipam_options) },
+            "Options": n.ipam_options,
             "Config": n.ipam_config,
         },
         "Internal": n.internal,

@@ -133,6 +133,11 @@ pub struct Swarm {
     pub remote_managers: Option<Vec<String>>,
 }
 
+/// A `/proc/sys` flag that reads `1`.
+fn proc_flag(path: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|s| s.trim() == "1")
+}
+
 /// `GET /info`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -156,8 +161,13 @@ pub struct Info {
     #[serde(rename = "CPUSet")]
     pub cpu_set: bool,
     pub pids_limit: bool,
+    pub kernel_memory: bool,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: bool,
     #[serde(rename = "IPv4Forwarding")]
     pub ipv4_forwarding: bool,
+    pub bridge_nf_iptables: bool,
+    pub bridge_nf_ip6tables: bool,
     pub debug: bool,
     #[serde(rename = "NFd")]
     pub nfd: u64,
@@ -233,7 +243,7 @@ impl From<SystemInfo> for Info {
             driver_status: vec![["Backing Filesystem".into(), i.backing_filesystem]],
             plugins: Plugins {
                 volume: vec![],
-                network: vec!["host".into(), "null".into()],
+                network: vec!["bridge".into(), "host".into(), "null".into()],
                 authorization: None,
                 log: vec!["json-file".into()],
             },
@@ -245,6 +255,12 @@ impl From<SystemInfo> for Info {
             cpu_set: i.host.cgroup.cpuset,
             pids_limit: i.host.cgroup.pids_limit,
             ipv4_forwarding: i.host.ipv4_forwarding,
+            // cgroup v1 has kernel memory accounting; the bridge netfilter hooks as the
+            // kernel has them now.
+            kernel_memory: i.host.cgroup.version == "1",
+            kernel_memory_tcp: i.host.cgroup.version == "1",
+            bridge_nf_iptables: proc_flag("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            bridge_nf_ip6tables: proc_flag("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
             debug: config.debug,
             nfd: i.open_fds,
             oom_kill_disable: i.host.cgroup.oom_kill_disable,
@@ -345,6 +361,9 @@ pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
             let mut v = super::images::summary(&u.image);
             v["Containers"] = u.containers.into();
             v["SharedSize"] = u.shared_size.into();
+            if v.get("VirtualSize").is_none() {
+                v["VirtualSize"] = v["Size"].clone();
+            }
             v
         })
         .collect();
@@ -355,6 +374,7 @@ pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
         .collect();
     json!({
         "LayersSize": usage.layers_size,
+        "BuilderSize": 0,
         "Images": images,
         "Containers": containers,
         "Volumes": [],

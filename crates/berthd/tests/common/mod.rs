@@ -465,3 +465,120 @@ pub fn import_busybox_as(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) 
     let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), name]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A dockerd on private paths (its own containerd), for side-by-side tests.
+#[derive(Debug)]
+pub struct Dockerd {
+    pub socket: PathBuf,
+    child: Child,
+    dir: tempfile::TempDir,
+    exec_root: String,
+}
+
+impl Dockerd {
+    /// Starts dockerd with `extra` flags and waits until it answers.
+    pub fn start(extra: &[&str]) -> Dockerd {
+        let dir = tempfile::Builder::new()
+            .prefix("dk-it.")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let exec_root = format!("/run/dk-{}", std::process::id());
+        let sock = dir.path().join("d.sock");
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = Command::new("dockerd")
+            .args(["--data-root", dir.path().join("data").to_str().unwrap()])
+            .args(["--exec-root", &exec_root])
+            .args(["-H", &format!("unix://{}", sock.display())])
+            .args(["--pidfile", dir.path().join("p.pid").to_str().unwrap()])
+            .args(extra)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Dockerd {
+            socket: sock.clone(),
+            child,
+            dir,
+            exec_root,
+        };
+        wait_until("dockerd answering", Duration::from_secs(60), || {
+            d.docker(&["version"]).0 == 0
+        });
+        d
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The docker CLI pointed at this dockerd: (exit code, stdout, stderr).
+    pub fn docker(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new("docker")
+            .args(args)
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.dir.path().join("d.sock").display()),
+            )
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in processes_mentioning(&format!("{}/", self.exec_root)) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        unmount_under(&[std::path::Path::new(&self.exec_root), self.dir.path()]);
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+    }
+}
+
+/// One HTTP/1.0 request on a daemon's socket, with an optional JSON body: (status, body).
+/// HTTP/1.0 keeps both daemons from chunking the answer.
+pub fn api(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = UnixStream::connect(socket).expect("connect to the daemon");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write the request");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out).to_string();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}

@@ -145,6 +145,7 @@ impl Daemon {
         snapshot.runtimes.get(&runtime)?;
         host.runtime = runtime;
         let network_settings = self.plan_networks(&mut host, networking)?;
+        self.fill_host_defaults(&mut host);
         berth_oci::parse_security_opts(&host.security_opt)?;
         for b in &host.binds {
             berth_oci::parse_bind(b)?;
@@ -214,6 +215,46 @@ impl Daemon {
                     )),
                     Ok(()) | Err(_) => Err(e),
                 }
+            }
+        }
+    }
+
+    /// What dockerd records for what the request left at its zero value, so inspect shows
+    /// the same: the IPC mode, `/dev/shm`'s size, the cgroup namespace mode, the masked and
+    /// read-only paths; a zero pids limit and a swappiness of -1 become unset.
+    fn fill_host_defaults(&self, host: &mut HostConfig) {
+        if host.ipc_mode.is_empty() {
+            host.ipc_mode = "private".into();
+        }
+        if host.shm_size == 0 {
+            host.shm_size = 64 << 20;
+        }
+        if host.pids_limit == Some(0) {
+            host.pids_limit = None;
+        }
+        if host.memory_swappiness == Some(-1) {
+            host.memory_swappiness = None;
+        }
+        let unset = |v: Option<&serde_json::Value>| v.is_none_or(|v| v.is_null() || v == "");
+        if unset(host.extra.get("CgroupnsMode")) {
+            let mode = if self.host_facts().cgroup_v2() {
+                "private"
+            } else {
+                "host"
+            };
+            host.extra.insert("CgroupnsMode".into(), mode.into());
+        }
+        for (key, list) in [
+            ("MaskedPaths", berth_oci::MASKED_PATHS),
+            ("ReadonlyPaths", berth_oci::READONLY_PATHS),
+        ] {
+            if unset(host.extra.get(key)) {
+                let value = if host.privileged {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::json!(list)
+                };
+                host.extra.insert(key.into(), value);
             }
         }
     }

@@ -323,15 +323,9 @@ impl Daemon {
                 }
             }
             "host" | "none" => {
-                if let Ok(net) = self.net()
-                    && let Ok(n) = net.get(&host.network_mode)
-                {
-                    let e = EndpointSettings {
-                        network_id: n.id,
-                        ..EndpointSettings::default()
-                    };
-                    out.networks.insert(n.name, e);
-                }
+                // Listed, as dockerd lists them; berth makes no endpoint for either.
+                out.networks
+                    .insert(host.network_mode.clone(), EndpointSettings::default());
                 return Ok(out);
             }
             m if m.starts_with("container:") => {
