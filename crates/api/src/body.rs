@@ -65,7 +65,10 @@ pub(crate) fn create(
                 .as_object()
                 .into_iter()
                 .flatten()
-                .filter(|(_, v)| v.as_array().is_some_and(Vec::is_empty))
+                .filter(|(_, v)| {
+                    v.as_array().is_some_and(Vec::is_empty)
+                        || v.as_object().is_some_and(|o| o.is_empty())
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             let mut host: HostConfig = from_value_at(h, "HostConfig.")?;

@@ -186,7 +186,9 @@ pub(crate) async fn logs(
         until: q.time("until")?,
     };
     if !o.stdout && !o.stderr {
-        return Err(ApiError::bad_request("You must choose at least one stream"));
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let timestamps = o.timestamps;
     let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(256);
@@ -255,22 +257,42 @@ pub(crate) async fn stats(
     q: Query,
 ) -> Result<Response, ApiError> {
     let first = d.container_stats(&id)?;
-    let one_shot =
-        q.get("stream").is_some_and(|s| matches!(s, "0" | "false")) || q.bool("one-shot");
-    if one_shot {
-        return Ok(Json(wire::containers::stats(&first, &CgroupStats::default())).into_response());
+    let no_stream = q.get("stream").is_some_and(|s| matches!(s, "0" | "false"));
+    if no_stream && q.bool("one-shot") {
+        return Ok(
+            Json(wire::containers::stats(&first, &CgroupStats::default(), 0)).into_response(),
+        );
+    }
+    if no_stream {
+        // As dockerd: a second sample a second later, the first as its "pre", so the CPU
+        // share is of that second.
+        if !first.running {
+            return Ok(
+                Json(wire::containers::stats(&first, &CgroupStats::default(), 0)).into_response(),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = d.container_stats(&id)?;
+        return Ok(Json(wire::containers::stats(
+            &now,
+            &first.cgroup,
+            first.system_cpu_ns,
+        ))
+        .into_response());
     }
     let id = first.id.clone();
-    let stream = futures_util::stream::unfold((d, id, first.cgroup), |(d, id, pre)| async move {
+    let start = (d, id, first.cgroup, first.system_cpu_ns);
+    let stream = futures_util::stream::unfold(start, |(d, id, pre, pre_system)| async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = d.container_stats(&id).ok()?;
         if !now.running {
             return None;
         }
-        let line = format!("{}\n", wire::containers::stats(&now, &pre));
+        let line = format!("{}\n", wire::containers::stats(&now, &pre, pre_system));
+        let system = now.system_cpu_ns;
         Some((
             Ok::<_, std::convert::Infallible>(Bytes::from(line)),
-            (d, id, now.cgroup),
+            (d, id, now.cgroup, system),
         ))
     });
     Ok((

@@ -18,9 +18,9 @@ pub(crate) fn created(id: &str) -> Value {
     json!({"Id": id, "Warnings": []})
 }
 
-/// `POST /containers/{id}/update`.
+/// `POST /containers/{id}/update` (no warnings: Go's nil list).
 pub(crate) fn updated() -> Value {
-    json!({"Warnings": []})
+    json!({"Warnings": null})
 }
 
 /// Go's `units.HumanDuration`.
@@ -82,10 +82,17 @@ fn unix_secs(t: &str) -> i64 {
 /// A container as `docker ps` lists it; `size` is (bytes written, with the image's).
 pub(crate) fn summary(s: &Summary, size: Option<(u64, u64)>) -> Value {
     let r = &s.record;
+    // dockerd quotes the arguments that hold a space.
     let mut command = r.path.clone();
     for a in &r.args {
         command.push(' ');
-        command.push_str(a);
+        if a.contains(' ') {
+            command.push('\'');
+            command.push_str(a);
+            command.push('\'');
+        } else {
+            command.push_str(a);
+        }
     }
     let mut v = json!({
         "Id": r.id,
@@ -129,9 +136,16 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
         }
     };
     let mut config = serde_json::to_value(&r.config).unwrap_or_else(|_| json!({}));
-    if config["Volumes"].as_object().is_some_and(|v| v.is_empty()) {
-        // An empty map is Go's nil after dockerd's create.
-        config["Volumes"] = Value::Null;
+    // An empty map or list is Go's nil after dockerd's create.
+    for k in ["Volumes", "Env"] {
+        let empty = match &config[k] {
+            Value::Object(o) => o.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if empty {
+            config[k] = Value::Null;
+        }
     }
     let mut v = json!({
         "Id": r.id,
@@ -255,8 +269,9 @@ fn host_config_as_dockerd(m: &mut serde_json::Map<String, Value>) {
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default();
     for (k, v) in m.iter_mut() {
-        if v.as_array().is_some_and(Vec::is_empty) && !sent_empty.contains(k) && k != "ConsoleSize"
-        {
+        let empty = v.as_array().is_some_and(Vec::is_empty)
+            || (k == "PortBindings" && v.as_object().is_some_and(|o| o.is_empty()));
+        if empty && !sent_empty.contains(k) && k != "ConsoleSize" {
             *v = Value::Null;
         }
     }
@@ -285,31 +300,50 @@ pub(crate) fn top(titles: &[String], processes: &[Vec<String>]) -> Value {
     json!({"Titles": titles, "Processes": processes})
 }
 
-/// One `docker stats` sample, with the previous one's CPU time (zero for the first).
-pub(crate) fn stats(s: &StatsSample, pre: &CgroupStats) -> Value {
+/// One `docker stats` sample, with the previous one's CPU times and the machine's CPU time
+/// then (zero for the first): clients compute the CPU share from the two.
+pub(crate) fn stats(s: &StatsSample, pre: &CgroupStats, pre_system: u64) -> Value {
     let now = humantime::format_rfc3339_nanos(s.read).to_string();
     let c = &s.cgroup;
     let ncpu = s.online_cpus;
-    json!({
+    let cpu = |c: &CgroupStats, system: u64| {
+        let mut usage = json!({"total_usage": c.cpu_total_ns,
+            "usage_in_kernelmode": c.cpu_kernel_ns, "usage_in_usermode": c.cpu_user_ns});
+        if let Some(per) = &c.cpu_percpu_ns {
+            usage["percpu_usage"] = json!(per);
+        }
+        let (periods, throttled, time) = c.throttling;
+        json!({"cpu_usage": usage, "system_cpu_usage": system, "online_cpus": ncpu,
+               "throttling_data": {"periods": periods, "throttled_periods": throttled,
+                                   "throttled_time": time}})
+    };
+    let mut memory =
+        json!({"usage": c.memory_usage, "limit": c.memory_limit, "stats": c.memory_stats});
+    if let Some(max) = c.memory_max_usage {
+        memory["max_usage"] = max.into();
+    }
+    let mut v = json!({
         "read": now,
         "preread": now,
         "id": s.id,
         "name": format!("/{}", s.name),
         "num_procs": 0,
         "pids_stats": {"current": c.pids},
-        "memory_stats": {"usage": c.memory_usage, "limit": c.memory_limit, "stats": c.memory_stats},
-        "cpu_stats": {"cpu_usage": {"total_usage": c.cpu_total_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                      "system_cpu_usage": s.system_cpu_ns, "online_cpus": ncpu, "throttling_data": {}},
-        "precpu_stats": {"cpu_usage": {"total_usage": pre.cpu_total_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                         "system_cpu_usage": 0, "online_cpus": ncpu, "throttling_data": {}},
+        "memory_stats": memory,
+        "cpu_stats": cpu(c, s.system_cpu_ns),
+        "precpu_stats": cpu(pre, pre_system),
         "blkio_stats": {},
         "storage_stats": {},
-        "networks": s.networks.iter().map(|(name, n)| (name.clone(), json!({
+    });
+    // No interfaces (`none`, `host`): no key, as dockerd.
+    if !s.networks.is_empty() {
+        v["networks"] = s.networks.iter().map(|(name, n)| (name.clone(), json!({
             "rx_bytes": n.rx_bytes, "rx_packets": n.rx_packets, "rx_errors": n.rx_errors,
             "rx_dropped": n.rx_dropped, "tx_bytes": n.tx_bytes, "tx_packets": n.tx_packets,
             "tx_errors": n.tx_errors, "tx_dropped": n.tx_dropped,
-        }))).collect::<serde_json::Map<String, Value>>(),
-    })
+        }))).collect::<serde_json::Map<String, Value>>().into();
+    }
+    v
 }
 
 /// `GET /containers/{id}/changes` (`docker diff`).

@@ -235,6 +235,9 @@ impl Daemon {
         if host.memory_swappiness == Some(-1) {
             host.memory_swappiness = None;
         }
+        if host.oom_kill_disable.is_none() {
+            host.oom_kill_disable = Some(false);
+        }
         let unset = |v: Option<&serde_json::Value>| v.is_none_or(|v| v.is_null() || v == "");
         if unset(host.extra.get("CgroupnsMode")) {
             let mode = if self.host_facts().cgroup_v2() {

@@ -147,6 +147,15 @@ pub struct CgroupStats {
     pub memory_stats: std::collections::BTreeMap<String, u64>,
     pub pids: u64,
     pub cpu_total_ns: u64,
+    /// CPU time in user and kernel mode, nanoseconds.
+    pub cpu_user_ns: u64,
+    pub cpu_kernel_ns: u64,
+    /// Per CPU (cgroup v1 only, as dockerd reports it).
+    pub cpu_percpu_ns: Option<Vec<u64>>,
+    /// CFS periods, throttled periods, throttled nanoseconds.
+    pub throttling: (u64, u64, u64),
+    /// The peak usage (cgroup v1 only).
+    pub memory_max_usage: Option<u64>,
 }
 
 /// One sample of the cgroup at `cgroups_path` (the container's spec's); a limit the cgroup
@@ -176,6 +185,17 @@ pub(crate) fn cgroup_stats(
             })
             .unwrap_or(0)
             * 1000;
+        if let Some(t) = read(base.join("cpu.stat")) {
+            let kv = parse_kv(&t);
+            let get = |k: &str| kv.get(k).copied().unwrap_or(0);
+            s.cpu_user_ns = get("user_usec") * 1000;
+            s.cpu_kernel_ns = get("system_usec") * 1000;
+            s.throttling = (
+                get("nr_periods"),
+                get("nr_throttled"),
+                get("throttled_usec") * 1000,
+            );
+        }
         if let Some(t) = read(base.join("memory.stat")) {
             s.memory_stats = parse_kv(&t);
         }
@@ -187,8 +207,29 @@ pub(crate) fn cgroup_stats(
             s.memory_stats = parse_kv(&t);
         }
         s.pids = num(cgroups.dir("pids", cgroups_path).join("pids.current")).unwrap_or(0);
-        s.cpu_total_ns =
-            num(cgroups.dir("cpuacct", cgroups_path).join("cpuacct.usage")).unwrap_or(0);
+        let cpuacct = cgroups.dir("cpuacct", cgroups_path);
+        s.cpu_total_ns = num(cpuacct.join("cpuacct.usage")).unwrap_or(0);
+        s.cpu_percpu_ns = read(cpuacct.join("cpuacct.usage_percpu")).map(|t| {
+            t.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        });
+        if let Some(t) = read(cpuacct.join("cpuacct.stat")) {
+            // In USER_HZ ticks: 100 a second on Linux.
+            let kv = parse_kv(&t);
+            s.cpu_user_ns = kv.get("user").copied().unwrap_or(0) * 10_000_000;
+            s.cpu_kernel_ns = kv.get("system").copied().unwrap_or(0) * 10_000_000;
+        }
+        if let Some(t) = read(cgroups.dir("cpu", cgroups_path).join("cpu.stat")) {
+            let kv = parse_kv(&t);
+            let get = |k: &str| kv.get(k).copied().unwrap_or(0);
+            s.throttling = (
+                get("nr_periods"),
+                get("nr_throttled"),
+                get("throttled_time"),
+            );
+        }
+        s.memory_max_usage = num(mem.join("memory.max_usage_in_bytes"));
     }
     if host_mem > 0 {
         s.memory_limit = s.memory_limit.min(host_mem);

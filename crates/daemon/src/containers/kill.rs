@@ -81,7 +81,16 @@ impl Daemon {
             // Ending it by hand: no restart policy brings it back.
             c.lock().record.has_been_manually_stopped = true;
         }
-        let task = Self::running_task(&c)?;
+        let task = Self::running_task(&c).map_err(|e| match e {
+            DaemonError::Conflict(super::state::Conflict::NotRunning(id)) => {
+                super::state::Conflict::CannotKill {
+                    name: name.to_string(),
+                    id,
+                }
+                .into()
+            }
+            other => other,
+        })?;
         task.kill(sig, sig == 9).await?;
         self.container_event(&c, "kill", &[("signal", sig.to_string())]);
         if sig == 9 {
