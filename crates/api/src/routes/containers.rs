@@ -152,12 +152,14 @@ pub(crate) async fn attach(
     let (c, output, stdin) = d.container_attach(&id, q.bool("stdout"), q.bool("stderr"))?;
     let tty = c.tty();
     let stdin = (q.bool("stdin") && c.open_stdin()).then_some(stdin);
+    let detach_keys = crate::hijack::detach_keys(tty, stdin.is_some(), q.get("detachKeys"))?;
     upgrade(req, tty, async move {
         Session {
             output,
             stdin,
             tty,
             error: None,
+            detach_keys,
         }
     })
 }

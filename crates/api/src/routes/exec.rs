@@ -41,6 +41,11 @@ pub(crate) async fn start(
         return Ok(StatusCode::OK.into_response());
     }
     let tty = exec.config.tty || b.tty;
+    let detach_keys = crate::hijack::detach_keys(
+        tty,
+        exec.config.attach_stdin,
+        Some(exec.config.detach_keys.as_str()),
+    )?;
     let req = Request::from_parts(parts, axum::body::Body::empty());
     upgrade(req, tty, async move {
         match d.exec_start(&id, false).await {
@@ -49,18 +54,21 @@ pub(crate) async fn start(
                 stdin: exec.config.attach_stdin.then_some(stdin),
                 tty,
                 error: None,
+                detach_keys,
             },
             Ok(None) => Session {
                 output: tokio::sync::mpsc::channel(1).1,
                 stdin: None,
                 tty,
                 error: None,
+                detach_keys: None,
             },
             Err(e) => Session {
                 output: tokio::sync::mpsc::channel(1).1,
                 stdin: None,
                 tty,
                 error: Some(crate::error::chain(&e)),
+                detach_keys: None,
             },
         }
     })
