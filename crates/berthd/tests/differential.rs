@@ -528,6 +528,15 @@ fn the_same_calls_answer_as_dockerd_does() {
         Mode::Full,
         f,
     );
+    compare(
+        &mut d,
+        &mut b,
+        "DELETE",
+        "/containers/d1?link=1",
+        None,
+        Mode::Full,
+        f,
+    );
     // A second container through the rest of its life.
     let create2 = r#"{"Image":"test/busybox:1","Cmd":["sh","-c","echo out; echo err >&2; exec sleep 600"],"Tty":false,"Labels":{"a":"b"},"HostConfig":{"NetworkMode":"none","RestartPolicy":{"Name":"on-failure","MaximumRetryCount":2}}}"#;
     let (dv, bv) = compare(

@@ -96,7 +96,11 @@ pub(crate) async fn remove(
     Path(id): Path<String>,
     q: Query,
 ) -> Result<Response, ApiError> {
-    d.container_remove(&id, q.bool("force")).await?;
+    if q.bool("link") {
+        d.container_remove_link(&id).await?;
+    } else {
+        d.container_remove(&id, q.bool("force")).await?;
+    }
     Ok(no_content())
 }
 

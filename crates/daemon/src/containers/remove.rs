@@ -31,6 +31,30 @@ impl Daemon {
         self.remove_files(&c)
     }
 
+    /// `docker rm --link /PARENT/ALIAS`: the parent forgets that link; no container goes.
+    pub async fn container_remove_link(&self, name: &str) -> Result<(), DaemonError> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let Some((parent, alias)) = full.rsplit_once('/').filter(|(p, _)| !p.is_empty()) else {
+            // A container's own name is no link (and a name of nothing, nothing at all).
+            self.containers.get(name)?;
+            return Err(DaemonError::Conflict(Conflict::DefaultLinkName));
+        };
+        let c = self.containers.get(parent).map_err(|_| {
+            DaemonError::NoSuchContainer(format!("Cannot get parent {parent} for link name {full}"))
+        })?;
+        let _op = c.op.lock().await;
+        {
+            let mut inner = c.lock();
+            if let Some(links) = inner.record.host_config.links.as_mut() {
+                links.retain(|l| {
+                    let (_, a) = l.split_once(':').unwrap_or((l, l));
+                    a.trim_start_matches('/') != alias
+                });
+            }
+        }
+        c.persist()
+    }
+
     /// Forgets a stopped container: its files, its names, its execs. Under the record lock,
     /// so no record write lands after it and no rename reserves a name for it meanwhile.
     pub(crate) fn remove_files(&self, c: &Arc<Container>) -> Result<(), DaemonError> {

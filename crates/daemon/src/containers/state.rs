@@ -52,6 +52,9 @@ impl From<Conflict> for Refusal {
 pub enum Conflict {
     #[error("Container {0} is not running")]
     NotRunning(String),
+    /// `docker rm --link NAME` of a name that is no link.
+    #[error("Conflict, cannot remove the default link name of the container")]
+    DefaultLinkName,
     /// `docker kill` of a container that is not running: dockerd names it as asked.
     #[error("Cannot kill container: {name}: Container {id} is not running")]
     CannotKill { name: String, id: String },
