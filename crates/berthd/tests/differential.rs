@@ -787,6 +787,37 @@ fn the_same_calls_answer_as_dockerd_does() {
         Mode::Full,
         f,
     );
+    // A stopped container that wrote 100 KiB: what prune reclaims.
+    let create4 = r#"{"Image":"test/busybox:1","Cmd":["dd","if=/dev/zero","of=/blob","bs=1024","count=100"],"HostConfig":{"NetworkMode":"none"}}"#;
+    let (dv, bv) = compare(
+        &mut d,
+        &mut b,
+        "POST",
+        "/containers/create?name=d4",
+        Some(create4),
+        Mode::Keys,
+        f,
+    );
+    d.learn(dv["Id"].as_str().unwrap_or(""), "<ctr:d4>");
+    b.learn(bv["Id"].as_str().unwrap_or(""), "<ctr:d4>");
+    compare(
+        &mut d,
+        &mut b,
+        "POST",
+        "/containers/d4/start",
+        None,
+        Mode::Full,
+        f,
+    );
+    compare(
+        &mut d,
+        &mut b,
+        "POST",
+        "/containers/d4/wait",
+        None,
+        Mode::Full,
+        f,
+    );
     compare(
         &mut d,
         &mut b,

@@ -133,7 +133,10 @@ pub(crate) async fn wait(
     let c = d.container_get(&id)?;
     let id = c.id.clone();
     let stream = futures_util::stream::once(async move {
-        let body = wire::containers::wait_result(d.container_wait(&id, condition).await);
+        let result = d.container_wait(&id, condition).await;
+        // A failed start's error comes with its exit code, as dockerd reports it.
+        let error = c.state().error().to_string();
+        let body = wire::containers::wait_result(result.map(|code| (code, error)));
         Ok::<_, std::convert::Infallible>(Bytes::from(format!("{body}\n")))
     });
     Ok((
@@ -378,16 +381,43 @@ pub(crate) async fn update(
 }
 
 /// `POST /containers/prune`.
-pub(crate) async fn prune(State(d): State<Arc<Daemon>>) -> Result<Json<Value>, ApiError> {
+/// The stopped containers (within the `until` and `label` filters) go; `SpaceReclaimed` is
+/// what their writable layers held.
+pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Value>, ApiError> {
+    let f = q.filters()?;
+    f.only(&["until", "label", "label!"])?;
+    let until = match f.values("until").first() {
+        None => None,
+        Some(u) => Some(
+            Query::parse(&format!("t={u}"))
+                .and_then(|q| q.time("t"))?
+                .ok_or_else(|| ApiError::bad_request(format!("invalid filter 'until={u}'")))?,
+        ),
+    };
     let stopped = d.container_list(&ListOptions {
         all: true,
         ..Default::default()
     })?;
     let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
     for s in stopped.into_iter().filter(|s| !s.record.state.running()) {
-        if d.container_remove(&s.record.id, false).await.is_ok() {
-            deleted.push(s.record.id);
+        let r = &s.record;
+        let has = |l: &String| match l.split_once('=') {
+            Some((k, v)) => r.config.labels.get(k).is_some_and(|x| x == v),
+            None => r.config.labels.contains_key(l),
+        };
+        let created = humantime::parse_rfc3339_weak(r.created.trim_end_matches('Z')).ok();
+        if !f.values("label").iter().all(has)
+            || f.values("label!").iter().any(has)
+            || until.is_some_and(|u| created.is_some_and(|c| c > u))
+        {
+            continue;
+        }
+        let (rw, _) = d.container_size(r);
+        if d.container_remove(&r.id, false).await.is_ok() {
+            reclaimed += rw;
+            deleted.push(r.id.clone());
         }
     }
-    Ok(Json(wire::containers::pruned(&deleted)))
+    Ok(Json(wire::containers::pruned(&deleted, reclaimed)))
 }

@@ -355,22 +355,25 @@ pub(crate) fn changes(changes: &[Change]) -> Value {
 }
 
 /// The body `POST /containers/{id}/wait` ends with.
-pub(crate) fn wait_result(result: Result<i64, DaemonError>) -> Value {
+pub(crate) fn wait_result(result: Result<(i64, String), DaemonError>) -> Value {
     match result {
-        Ok(code) => json!({"StatusCode": code, "Error": null}),
+        Ok((code, error)) if !error.is_empty() => {
+            json!({"StatusCode": code, "Error": {"Message": error}})
+        }
+        Ok((code, _)) => json!({"StatusCode": code, "Error": null}),
         Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
     }
 }
 
 /// `POST /containers/prune`.
-pub(crate) fn pruned(deleted: &[String]) -> Value {
+pub(crate) fn pruned(deleted: &[String], reclaimed: u64) -> Value {
     // Nothing deleted is Go's nil list.
     let deleted = if deleted.is_empty() {
         Value::Null
     } else {
         json!(deleted)
     };
-    json!({"ContainersDeleted": deleted, "SpaceReclaimed": 0})
+    json!({"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed})
 }
 
 /// `X-Docker-Container-Path-Stat`: the stat of a path as base64 JSON.
