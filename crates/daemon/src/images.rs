@@ -378,7 +378,6 @@ impl Daemon {
                 .and_then(|h| serde_json::to_value(h).ok())
                 .map(|h| serde_json::Map::from_iter([("Healthcheck".to_string(), h)]))
                 .unwrap_or_default(),
-            ..Default::default()
         };
         let opts = berth_images::CommitOptions {
             reference: req.reference,
