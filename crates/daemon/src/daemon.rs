@@ -30,6 +30,9 @@ pub struct Daemon {
     pub(crate) events: crate::events::Events,
     /// Set when berthd stops: exits then restart nothing.
     pub(crate) shutting_down: std::sync::atomic::AtomicBool,
+    /// The engine itself, for the tasks it spawns from `&self` (health monitors); set by
+    /// `spawn_event_loop`, without which those tasks could not see their execs end.
+    pub(crate) me: std::sync::OnceLock<std::sync::Weak<Daemon>>,
     /// Networking, once `open_networks` has set it up (never in engines without it: tests
     /// without root, where only `none` and `host` exist).
     pub(crate) networks: std::sync::OnceLock<Arc<berth_network::Networks>>,
@@ -68,6 +71,7 @@ impl Daemon {
             runc: crate::system::runc_version(),
             events: Default::default(),
             shutting_down: Default::default(),
+            me: Default::default(),
             networks: Default::default(),
         })
     }

@@ -371,7 +371,13 @@ impl Daemon {
             exposed_ports: config.exposed_ports.clone(),
             volumes: config.volumes.clone(),
             stop_signal: config.stop_signal.clone(),
-            ..Default::default()
+            // The container's healthcheck stays the image's, as dockerd commits it.
+            extra: config
+                .healthcheck
+                .as_ref()
+                .and_then(|h| serde_json::to_value(h).ok())
+                .map(|h| serde_json::Map::from_iter([("Healthcheck".to_string(), h)]))
+                .unwrap_or_default(),
         };
         let opts = berth_images::CommitOptions {
             reference: req.reference,

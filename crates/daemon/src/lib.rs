@@ -51,10 +51,10 @@ pub use containers::kill::parse_signal;
 pub use containers::networks::{NetworkMember, NetworkView};
 pub use containers::wait::WaitCondition;
 pub use containers::{
-    CgroupStats, Change, Container, ContainerInspect, Exec, ExecConfig, ExecInspect, InvalidConfig,
-    ListError, ListOptions, LogLine, LogOptions, OutputChunk, PathStat, Record, STDIN_QUEUE, State,
-    StatsSample, Status, StdinMsg, StreamKind, Summary, UNTAR_HELPER, UpdateRequest,
-    untar_helper_main,
+    CgroupStats, Change, Container, ContainerInspect, Exec, ExecConfig, ExecInspect, Health,
+    HealthStatus, InvalidConfig, ListError, ListOptions, LogLine, LogOptions, OutputChunk,
+    PathStat, ProbeResult, Record, STDIN_QUEUE, State, StatsSample, Status, StdinMsg, StreamKind,
+    Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
 pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage};

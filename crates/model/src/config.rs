@@ -26,6 +26,9 @@ pub struct ContainerConfig {
     #[serde(deserialize_with = "nullable")]
     pub env: Vec<String>,
     pub cmd: Option<Vec<String>>,
+    /// `--health-*`, or the image's `HEALTHCHECK`; `Test: ["NONE"]` turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
     #[serde(deserialize_with = "nullable")]
     pub image: String,
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
@@ -41,6 +44,30 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+}
+
+/// `Config.Healthcheck`: how the daemon probes a container. Durations are in nanoseconds;
+/// 0 (left out on the wire, as dockerd's `omitempty`) means the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` (inherit the image's), `["NONE"]`, `["CMD", argv...]` or `["CMD-SHELL", command]`.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `HostConfig.RestartPolicy`.
@@ -291,6 +318,25 @@ mod tests {
         .unwrap();
         assert_eq!(h.devices[0].path_on_host, "/dev/fuse");
         assert_eq!(h.log_config.typ, "json-file");
+    }
+
+    #[test]
+    fn healthchecks_leave_out_what_is_unset() {
+        let c: ContainerConfig = serde_json::from_str(
+            r#"{"Healthcheck":{"Test":["CMD-SHELL","test -f /tmp/ok"],"Interval":1000000000,"Retries":2,"Timeout":0}}"#,
+        )
+        .unwrap();
+        let h = c.healthcheck.clone().unwrap();
+        assert_eq!((h.interval, h.retries, h.timeout), (1_000_000_000, 2, 0));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            v["Healthcheck"],
+            serde_json::json!({"Test":["CMD-SHELL","test -f /tmp/ok"],"Interval":1000000000,"Retries":2})
+        );
+        let none = serde_json::to_value(ContainerConfig::default()).unwrap();
+        assert!(none.get("Healthcheck").is_none());
+        let c: ContainerConfig = serde_json::from_str(r#"{"Healthcheck":{"Test":null}}"#).unwrap();
+        assert!(c.healthcheck.unwrap().test.is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod config;
 mod nullable;
 
 pub use config::{
-    ContainerConfig, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, LogConfig,
-    MountPoint, NetworkSettings, NetworkingConfig, PortBinding, RestartPolicy,
+    ContainerConfig, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+    LogConfig, MountPoint, NetworkSettings, NetworkingConfig, PortBinding, RestartPolicy,
 };
 pub use nullable::nullable;

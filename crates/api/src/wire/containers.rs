@@ -4,8 +4,8 @@
 use std::time::{Duration, SystemTime};
 
 use berth_daemon::{
-    CgroupStats, Change, ContainerInspect, DaemonError, LogLine, PathStat, Record, StatsSample,
-    Status, Summary,
+    CgroupStats, Change, ContainerInspect, DaemonError, HealthStatus, LogLine, PathStat, Record,
+    StatsSample, Status, Summary,
 };
 use berth_model::NetworkSettings;
 use bytes::Bytes;
@@ -52,7 +52,17 @@ fn since(t: &str) -> Duration {
 fn status_text(r: &Record) -> String {
     let s = &r.state;
     match s.status() {
-        Status::Running => format!("Up {}", human_duration(since(s.started_at()))),
+        Status::Running => match s.health() {
+            Some(h) => format!(
+                "Up {} ({})",
+                human_duration(since(s.started_at())),
+                match h.status() {
+                    HealthStatus::Starting => "health: starting",
+                    other => other.as_str(),
+                }
+            ),
+            None => format!("Up {}", human_duration(since(s.started_at()))),
+        },
         Status::Paused => format!("Up {} (Paused)", human_duration(since(s.started_at()))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",

@@ -83,6 +83,38 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, image: &ImageRecord) {
     if c.volumes.is_none() {
         c.volumes = ic.volumes.clone();
     }
+    merge_healthcheck(c, ic.extra.get("Healthcheck"));
+}
+
+/// dockerd's merge of the image's `Healthcheck` (kept in the image config's unknown keys):
+/// taken whole when the container has none, else each unset field from the image's. An
+/// image healthcheck berth cannot read is ignored, as an unknown key.
+fn merge_healthcheck(c: &mut ContainerConfig, image: Option<&serde_json::Value>) {
+    let Some(image) = image.and_then(|v| {
+        serde_json::from_value::<berth_model::HealthConfig>(v.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "ignoring an unreadable image healthcheck"))
+            .ok()
+    }) else {
+        return;
+    };
+    let Some(own) = &mut c.healthcheck else {
+        c.healthcheck = Some(image);
+        return;
+    };
+    if own.test.is_empty() {
+        own.test = image.test;
+    }
+    for (mine, theirs) in [
+        (&mut own.interval, image.interval),
+        (&mut own.timeout, image.timeout),
+        (&mut own.start_period, image.start_period),
+        (&mut own.start_interval, image.start_interval),
+        (&mut own.retries, image.retries),
+    ] {
+        if *mine == 0 {
+            *mine = theirs;
+        }
+    }
 }
 
 /// The `/etc/hosts` a container without networking gets.
@@ -444,5 +476,50 @@ mod tests {
             with_entrypoint.cmd, None,
             "an own entrypoint drops the image's cmd"
         );
+    }
+
+    #[test]
+    fn the_images_healthcheck_fills_what_the_container_left_unset() {
+        use berth_model::HealthConfig;
+        let image = serde_json::json!({"Test": ["CMD-SHELL", "test -e /etc/passwd"], "Interval": 1_000_000_000i64, "Retries": 1});
+        let mut none = ContainerConfig::default();
+        merge_healthcheck(&mut none, Some(&image));
+        assert_eq!(
+            none.healthcheck,
+            Some(HealthConfig {
+                test: vec!["CMD-SHELL".into(), "test -e /etc/passwd".into()],
+                interval: 1_000_000_000,
+                retries: 1,
+                ..Default::default()
+            })
+        );
+        let mut some = ContainerConfig {
+            healthcheck: Some(HealthConfig {
+                retries: 5,
+                timeout: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        merge_healthcheck(&mut some, Some(&image));
+        let h = some.healthcheck.unwrap();
+        assert_eq!(
+            (h.test.len(), h.interval, h.retries, h.timeout),
+            (2, 1_000_000_000, 5, 2)
+        );
+        let off = HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+        let mut disabled = ContainerConfig {
+            healthcheck: Some(off),
+            ..Default::default()
+        };
+        merge_healthcheck(&mut disabled, Some(&image));
+        assert_eq!(disabled.healthcheck.unwrap().test, ["NONE"]);
+        let mut untouched = ContainerConfig::default();
+        merge_healthcheck(&mut untouched, None);
+        merge_healthcheck(&mut untouched, Some(&serde_json::json!("nonsense")));
+        assert_eq!(untouched.healthcheck, None);
     }
 }

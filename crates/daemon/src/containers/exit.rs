@@ -17,6 +17,7 @@ impl Daemon {
     /// container: one container's are handled strictly in order, different containers'
     /// concurrently.
     pub fn spawn_event_loop(self: &Arc<Self>) {
+        let _ = self.me.set(Arc::downgrade(self));
         let mut rx = self.containerd().subscribe_task_events();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -149,6 +150,7 @@ impl Daemon {
             // Already handled (a duplicate event, or the exit of a task we no longer hold).
             return;
         };
+        Self::stop_health_monitor(c);
         let code = match task.delete().await {
             Ok(s) => s.code,
             Err(e) => {

@@ -25,8 +25,16 @@ pub struct Summary {
 
 const FILTERS: &[&str] = &[
     "id", "name", "status", "label", "ancestor", "exited", "before", "since", "network", "publish",
-    "expose",
+    "expose", "health",
 ];
+
+/// The values a `health` filter may take: a health status, or `none` (no healthcheck).
+const HEALTH: &[&str] = &["starting", "healthy", "unhealthy", "none"];
+
+/// A container's health as the `health` filter sees it.
+fn health_of(r: &Record) -> &'static str {
+    r.state.health().map_or("none", |h| h.status().as_str())
+}
 
 /// A `publish`/`expose` filter value (`80`, `80/udp`, `8000-8010/tcp`) against a port key
 /// (`80/tcp`).
@@ -111,6 +119,14 @@ impl Daemon {
                 "invalid filter 'status={bad}'"
             )));
         }
+        if let Some(bad) = values("health")
+            .iter()
+            .find(|h| !HEALTH.contains(&h.as_str()))
+        {
+            return Err(DaemonError::InvalidParameter(format!(
+                "Unrecognised filter value for health: {bad}"
+            )));
+        }
         let created = |name: &str| self.containers.get(name).map(|c| c.record().created);
         let before = values("before")
             .iter()
@@ -141,6 +157,7 @@ impl Daemon {
                 let s = &r.state;
                 (o.all || s.running() || !statuses.is_empty() || o.limit.is_some_and(|n| n > 0))
                     && any("status", &|f| f == s.status().as_str())
+                    && any("health", &|f| f == health_of(r))
                     && any("id", &|p| r.id.starts_with(p))
                     && any("name", &|p| {
                         matches_pattern(p, &format!("/{}", r.name)) || matches_pattern(p, &r.name)

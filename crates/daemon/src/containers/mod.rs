@@ -9,6 +9,7 @@ mod exec;
 mod exit;
 mod extract;
 mod fs;
+mod health;
 mod inspect;
 mod io;
 pub(crate) mod kill;
@@ -41,6 +42,7 @@ pub use changes::{Change, UpdateRequest};
 pub use exec::{Exec, ExecConfig, ExecInspect};
 pub use extract::{UNTAR_HELPER, untar_helper_main};
 pub use fs::CgroupStats;
+pub use health::{Health, HealthStatus, ProbeResult};
 pub use inspect::{ContainerInspect, StatsSample};
 pub use io::{OutputChunk, STDIN_QUEUE, StdinMsg, StreamKind};
 pub use list::{ListOptions, Summary};
@@ -107,6 +109,8 @@ pub struct Container {
     /// Bumped on every state change; waiters watch it.
     changed: watch::Sender<u64>,
     io: Arc<io::Io>,
+    /// Held by a health probe while it runs: one at a time, whichever monitor asked.
+    probe: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,10 @@ struct Inner {
     /// Its exit restarts nothing (a stop by restore without live-restore; the policy is
     /// applied at the daemon's start instead).
     restart_held: bool,
+    /// The running health monitor's handle (dropping it stops the monitor).
+    health_monitor: Option<health::Monitor>,
+    /// Counts monitors started, so a result lands only from the current one.
+    health_generation: u64,
 }
 
 impl Container {
@@ -143,10 +151,13 @@ impl Container {
                 backoff: restart::Backoff::default(),
                 starting: false,
                 restart_held: false,
+                health_monitor: None,
+                health_generation: 0,
             }),
             op: tokio::sync::Mutex::new(()),
             disk: Mutex::new(()),
             changed: watch::channel(0).0,
+            probe: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -24,11 +24,19 @@ impl Daemon {
         allowed?;
         let task = Self::running_task(&c)?;
         if pause {
-            task.pause().await?;
+            // No probes of a frozen container; they resume with it.
+            Self::stop_health_monitor(&c);
+            if let Err(e) = task.pause().await {
+                self.start_health_monitor(&c);
+                return Err(e.into());
+            }
         } else {
             task.resume().await?;
         }
         c.lock().record.state.set_paused(pause);
+        if !pause {
+            self.start_health_monitor(&c);
+        }
         c.persist()?;
         self.container_event(&c, if pause { "pause" } else { "unpause" }, &[]);
         c.notify();

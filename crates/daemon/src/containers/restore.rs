@@ -98,6 +98,9 @@ impl Daemon {
                         if !inner.record.state.running() {
                             inner.record.has_been_started = true;
                             inner.record.state.set_running(t.pid, now_rfc3339());
+                            if super::health::Probe::of(&inner.record.config).is_some() {
+                                inner.record.state.set_health_starting();
+                            }
                         }
                         inner.record.state.set_pid(t.pid);
                         inner
@@ -143,6 +146,14 @@ impl Daemon {
         if !self.config().config.live_restore {
             adopted.retain(|c| c.state().running());
             self.stop_restored(adopted).await;
+        } else {
+            // Kept running: their probes go on from the health they had.
+            for c in adopted {
+                let state = c.state();
+                if state.running() && !state.paused() {
+                    self.start_health_monitor(&c);
+                }
+            }
         }
         Ok(())
     }

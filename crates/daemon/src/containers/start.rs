@@ -297,6 +297,9 @@ impl Daemon {
             inner.backoff.started = Some(std::time::Instant::now());
             if inner.task.is_some() {
                 inner.record.state.set_running(pid, now_rfc3339());
+                if super::health::Probe::of(&inner.record.config).is_some() {
+                    inner.record.state.set_health_starting();
+                }
             } else {
                 // Its exit was handled while the start returned.
                 inner.record.state.set_started_after_exit(now_rfc3339());
@@ -304,6 +307,9 @@ impl Daemon {
         }
         c.persist()?;
         self.container_event(c, "start", &[]);
+        if c.state().running() {
+            self.start_health_monitor(c);
+        }
         c.notify();
         tracing::info!(container = %c.id, pid, "started");
         Ok(())

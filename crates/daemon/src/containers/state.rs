@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::health::{Health, HealthStatus, ProbeResult};
+
 /// `State.Status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +128,9 @@ pub struct State {
     error: String,
     started_at: String,
     finished_at: String,
+    /// Only for a container with a healthcheck, from its first start on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    health: Option<Health>,
 }
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -173,6 +178,9 @@ impl State {
     }
     pub fn finished_at(&self) -> &str {
         &self.finished_at
+    }
+    pub fn health(&self) -> Option<&Health> {
+        self.health.as_ref()
     }
 
     pub fn can_start(&self, id: &str) -> Result<(), Refusal> {
@@ -270,6 +278,26 @@ impl State {
         self.exit_code = 0;
         self.error.clear();
         self.started_at = started_at;
+    }
+
+    /// A start of a container with a healthcheck: its health is starting again.
+    pub fn set_health_starting(&mut self) {
+        match &mut self.health {
+            Some(h) => h.restart(),
+            None => self.health = Some(Health::starting()),
+        }
+    }
+
+    /// A probe's result through the health state machine; the new status if it changed.
+    pub(crate) fn record_health(
+        &mut self,
+        result: ProbeResult,
+        in_start_period: bool,
+        retries: u64,
+    ) -> Option<HealthStatus> {
+        self.health
+            .get_or_insert_with(Health::starting)
+            .record(result, in_start_period, retries)
     }
 
     /// A live task taken over at restore: its pid, whatever the record said.

@@ -21,6 +21,15 @@ pub enum InvalidConfig {
     RelativeWorkingDir(String),
     #[error("invalid environment variable: {0}")]
     EnvName(String),
+    #[error("{0} in Healthcheck cannot be less than 1ms")]
+    HealthcheckDuration(&'static str),
+    #[error("Retries in Healthcheck cannot be negative")]
+    HealthcheckRetries,
+    /// berth's own label (not dockerd's).
+    #[error(
+        "invalid value {0:?} for label berth.health-on-failure: use none, kill, restart or stop"
+    )]
+    HealthOnFailure(String),
     #[error("Minimum memory limit allowed is 6MB")]
     MemoryTooSmall,
     #[error("Minimum memoryswap limit should be larger than memory limit, see usage")]
@@ -155,6 +164,23 @@ pub(crate) fn container_config(c: &ContainerConfig) -> Result<(), InvalidConfig>
     if let Some(e) = c.env.iter().find(|e| e.split('=').next() == Some("")) {
         return Err(InvalidConfig::EnvName(e.clone()));
     }
+    if let Some(h) = &c.healthcheck {
+        // dockerd's validateHealthCheck: 0 is the default, anything else at least 1ms.
+        for (field, ns) in [
+            ("Interval", h.interval),
+            ("Timeout", h.timeout),
+            ("StartPeriod", h.start_period),
+            ("StartInterval", h.start_interval),
+        ] {
+            if ns != 0 && ns < 1_000_000 {
+                return Err(InvalidConfig::HealthcheckDuration(field));
+            }
+        }
+        if h.retries < 0 {
+            return Err(InvalidConfig::HealthcheckRetries);
+        }
+    }
+    super::health::OnFailure::of(&c.labels).map_err(InvalidConfig::HealthOnFailure)?;
     Ok(())
 }
 
@@ -375,6 +401,56 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(container_config(&c), Ok(()));
+    }
+
+    #[test]
+    fn healthchecks_are_checked_as_dockerd_checks_them() {
+        let with = |h: berth_model::HealthConfig| ContainerConfig {
+            healthcheck: Some(h),
+            ..Default::default()
+        };
+        let said = |c: &ContainerConfig| container_config(c).map_err(|e| e.to_string());
+        let ok = berth_model::HealthConfig {
+            test: vec!["CMD".into(), "true".into()],
+            interval: 1_000_000,
+            start_period: 0,
+            ..Default::default()
+        };
+        assert_eq!(said(&with(ok.clone())), Ok(()));
+        assert_eq!(
+            said(&with(berth_model::HealthConfig {
+                interval: 999_999,
+                ..ok.clone()
+            })),
+            Err("Interval in Healthcheck cannot be less than 1ms".into())
+        );
+        assert_eq!(
+            said(&with(berth_model::HealthConfig {
+                timeout: -1,
+                ..ok.clone()
+            })),
+            Err("Timeout in Healthcheck cannot be less than 1ms".into())
+        );
+        assert_eq!(
+            said(&with(berth_model::HealthConfig {
+                start_interval: 5,
+                ..ok.clone()
+            })),
+            Err("StartInterval in Healthcheck cannot be less than 1ms".into())
+        );
+        assert_eq!(
+            said(&with(berth_model::HealthConfig {
+                retries: -1,
+                ..ok.clone()
+            })),
+            Err("Retries in Healthcheck cannot be negative".into())
+        );
+        let labelled = |v: &str| ContainerConfig {
+            labels: [("berth.health-on-failure".to_string(), v.to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(said(&labelled("restart")), Ok(()));
+        assert!(said(&labelled("reboot")).is_err_and(|e| e.contains("\"reboot\"")));
     }
 
     #[test]
