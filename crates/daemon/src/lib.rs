@@ -41,6 +41,7 @@ pub use berth_images::{
     DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
 };
 pub use berth_inroot::RootError;
+pub use berth_logdriver::LogError;
 pub use berth_network::{
     CreateRequest as NetworkCreateRequest, InterfaceStats, IpamEntry, Network, NetworkError,
 };

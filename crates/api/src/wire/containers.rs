@@ -115,10 +115,6 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
     let mut host_config = serde_json::to_value(&r.host_config).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut host_config {
         m.insert("Ulimits".into(), json!(i.ulimits));
-        m.insert(
-            "LogConfig".into(),
-            json!({"Type": "json-file", "Config": {}}),
-        );
     }
     let mut v = json!({
         "Id": r.id,

@@ -107,6 +107,8 @@ pub struct Container {
     /// Bumped on every state change; waiters watch it.
     changed: watch::Sender<u64>,
     io: Arc<io::Io>,
+    /// Shared by the log's writer and its readers (followers see rotations through it).
+    log_rotation: Arc<berth_logdriver::Rotation>,
 }
 
 #[derive(Debug)]
@@ -133,6 +135,7 @@ impl Container {
             id: record.id.clone(),
             dir,
             io: Arc::new(io::Io::new(record.config.tty)),
+            log_rotation: Arc::new(berth_logdriver::Rotation::new()),
             inner: Mutex::new(Inner {
                 record,
                 ctr: None,
