@@ -4,7 +4,7 @@
 //! from `Paths::host`) and where containers' cgroups are, the system
 //! operations (`version`, `info`, reload), images (through berth-images), and containers:
 //! their store and state machine, lifecycle over retained containerd handles, stdio and the
-//! json-file log, exec, cp in and out, restart policies, restore and reconciliation, and the
+//! container's log (through berth-logdriver), exec, cp in and out, restart policies, restore and reconciliation, and the
 //! one containerd event loop that records exits; the events ring behind `docker events`;
 //! disk usage.
 //!
