@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use berth_daemon::{
-    Code, DaemonError, ImageError, NetworkError, RegistryError, RootError, StartFailure,
+    Code, DaemonError, ImageError, LogError, NetworkError, RegistryError, RootError, StartFailure,
 };
 use http::StatusCode;
 
@@ -131,6 +131,12 @@ fn status(e: &DaemonError) -> StatusCode {
         },
         DaemonError::CleanupFailed { error, .. } => status(error),
         DaemonError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        DaemonError::Log(l) => match l {
+            LogError::NotReadable => StatusCode::NOT_IMPLEMENTED,
+            LogError::Write { .. } | LogError::Rotate { .. } | LogError::Read { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
         DaemonError::InRoot(r) => match r {
             RootError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 StatusCode::NOT_FOUND
@@ -244,6 +250,7 @@ fn message(e: &DaemonError) -> String {
         DaemonError::Containerd(_)
         | DaemonError::Io { .. }
         | DaemonError::Task(_)
+        | DaemonError::Log(_)
         | DaemonError::InRoot(_) => chain(e),
     }
 }

@@ -92,6 +92,13 @@ pub struct DaemonConfig {
     pub default_ulimits: BTreeMap<String, Ulimit>,
     pub live_restore: bool,
     pub log_level: LogLevel,
+    /// The log driver a new container gets when it names none (`log-driver`); read at
+    /// start only, as in dockerd: a reload keeps it. Checked by the daemon, which knows the
+    /// drivers.
+    pub log_driver: String,
+    /// The default driver's options (`log-opts`, `--log-opt`): a new container of that
+    /// driver gets those it does not set itself. Read at start only.
+    pub log_opts: BTreeMap<String, String>,
     pub debug: bool,
     pub metrics_addr: Option<SocketAddr>,
     pub labels: Vec<String>,
@@ -167,6 +174,8 @@ impl Default for DaemonConfig {
             default_ulimits: BTreeMap::new(),
             live_restore: false,
             log_level: LogLevel::Info,
+            log_driver: "json-file".to_string(),
+            log_opts: BTreeMap::new(),
             debug: false,
             metrics_addr: None,
             labels: Vec::new(),
@@ -330,6 +339,14 @@ impl DaemonConfig {
             default_ulimits,
             live_restore: flags.live_restore.or(file.live_restore).unwrap_or(false),
             log_level: LogLevel::Info,
+            log_driver: non_empty(&flags.log_driver)
+                .or(non_empty(&file.log_driver))
+                .unwrap_or(d.log_driver),
+            log_opts: if flags.log_opts.is_empty() {
+                file.log_opts.clone().unwrap_or_default()
+            } else {
+                parse_log_opts(&flags.log_opts)?
+            },
             debug: flags.debug.or(file.debug).unwrap_or(false),
             metrics_addr: flags
                 .metrics_addr
@@ -535,7 +552,8 @@ impl DaemonConfig {
     /// the reloadable keys: `runtimes`, `debug`, `labels`, `live-restore`, `log-level`,
     /// `shutdown-timeout` and `default-ulimits` are replaced when the file has the key;
     /// `default-runtime` only when it is non-empty. Every other key (sockets, roots,
-    /// containerd, the cgroup parent, the networking options, ...) needs a restart and keeps
+    /// containerd, the cgroup parent, the default log driver and its options, the networking
+    /// options, ...) needs a restart and keeps
     /// its running value. `flags` are the
     /// command line the daemon started with: a key now in the file that was also a flag is
     /// still a conflict.
@@ -606,6 +624,8 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "default-ulimits" => show(&file.default_ulimits),
         "live-restore" => show(&file.live_restore),
         "log-level" => show(&file.log_level),
+        "log-driver" => show(&file.log_driver),
+        "log-opts" => show(&file.log_opts),
         "debug" => show(&file.debug),
         "metrics-addr" => show(&file.metrics_addr),
         "labels" => show(&file.labels),
@@ -637,6 +657,19 @@ fn file_value_text(file: &FileConfig, key: &str) -> String {
         "tlskey" => show(&file.tlskey),
         _ => String::new(),
     }
+}
+
+/// `--log-opt key=value` flags as a map (dockerd: a later key wins).
+fn parse_log_opts(opts: &[String]) -> Result<BTreeMap<String, String>, ConfigError> {
+    opts.iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(ConfigError::InvalidValue {
+                key: "log-opts".to_string(),
+                reason: format!("invalid key value pair format: {o:?}, expected key=value"),
+            }),
+        })
+        .collect()
 }
 
 /// A registry limit: absent or 0 is the default, negative is dockerd's error.
@@ -1042,6 +1075,52 @@ mod tests {
             next.cgroup_parent, "under-berthd",
             "cgroup-parent needs a restart"
         );
+    }
+
+    #[test]
+    fn log_driver_and_opts_from_flags_or_file_and_not_reloaded() {
+        let c = DaemonConfig::build(&flags(&[]), &FileConfig::default()).unwrap();
+        assert_eq!((c.log_driver.as_str(), c.log_opts.len()), ("json-file", 0));
+        let f = flags(&[
+            "--log-driver",
+            "local",
+            "--log-opt",
+            "max-size=2m",
+            "--log-opt=max-file=3",
+        ]);
+        let c = DaemonConfig::build(&f, &FileConfig::default()).unwrap();
+        assert_eq!(c.log_driver, "local");
+        assert_eq!(
+            c.log_opts,
+            BTreeMap::from([
+                ("max-file".to_string(), "3".to_string()),
+                ("max-size".to_string(), "2m".to_string())
+            ])
+        );
+        let from_file = DaemonConfig::build(
+            &flags(&[]),
+            &file(r#"{"log-driver": "local", "log-opts": {"max-size": "2m"}}"#),
+        )
+        .unwrap();
+        assert_eq!(from_file.log_driver, "local");
+        assert_eq!(from_file.log_opts["max-size"], "2m");
+        let err = DaemonConfig::build(&f, &file(r#"{"log-driver": "none"}"#)).unwrap_err();
+        assert!(err.to_string().contains("log-driver"), "{err}");
+        assert!(
+            DaemonConfig::build(&flags(&["--log-opt", "novalue"]), &FileConfig::default()).is_err()
+        );
+        assert!(
+            FileConfig::parse(br#"{"log-opts": {"max-size": 1}}"#).is_err(),
+            "strings only"
+        );
+        let next = from_file
+            .reloaded(
+                &flags(&[]),
+                &file(r#"{"log-driver": "json-file", "log-opts": {}}"#),
+            )
+            .unwrap();
+        assert_eq!(next.log_driver, "local", "log-driver needs a restart");
+        assert_eq!(next.log_opts["max-size"], "2m", "log-opts need a restart");
     }
 
     #[test]

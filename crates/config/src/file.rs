@@ -23,6 +23,10 @@ pub struct FileConfig {
     pub default_ulimits: Option<BTreeMap<String, Ulimit>>,
     pub live_restore: Option<bool>,
     pub log_level: Option<String>,
+    /// The default log driver of new containers (not reloaded).
+    pub log_driver: Option<String>,
+    /// The default log driver's options (not reloaded).
+    pub log_opts: Option<BTreeMap<String, String>>,
     pub debug: Option<bool>,
     pub metrics_addr: Option<String>,
     pub labels: Option<Vec<String>>,
@@ -71,6 +75,8 @@ pub(crate) const KNOWN_KEYS: &[&str] = &[
     "default-ulimits",
     "live-restore",
     "log-level",
+    "log-driver",
+    "log-opts",
     "debug",
     "metrics-addr",
     "labels",

@@ -17,7 +17,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
              through containerd and runc",
     long_about = None,
     after_help = "Every flag can also be set in the configuration file under the same name \
-                  (hosts, labels, default-ulimits, default-address-pools and dns-opts in the \
+                  (hosts, labels, default-ulimits, default-address-pools, dns-opts and log-opts in the \
                   plural); a key given both ways is an error. SIGHUP reloads the configuration \
                   file (the networking options need a restart); SIGTERM or SIGINT shuts down."
 )]
@@ -85,6 +85,14 @@ pub struct Flags {
     /// Log level: debug, info, warn, error, fatal [default: info]
     #[arg(short = 'l', long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+
+    /// Default log driver of new containers: json-file, local or none [default: json-file]
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+
+    /// Default log driver option for new containers, e.g. max-size=10m (repeatable)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
 
     /// Debug mode: log level debug, one line per API request
     #[arg(short = 'D', long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
@@ -245,6 +253,8 @@ impl Flags {
         opt("default-ulimits", list(&self.default_ulimits));
         opt("live-restore", self.live_restore.map(|b| b.to_string()));
         opt("log-level", self.log_level.clone());
+        opt("log-driver", self.log_driver.clone());
+        opt("log-opts", list(&self.log_opts));
         opt("debug", self.debug.map(|b| b.to_string()));
         opt("metrics-addr", self.metrics_addr.clone());
         opt("labels", list(&self.labels));
@@ -424,6 +434,8 @@ mod tests {
             "--default-ulimit",
             "--live-restore",
             "--log-level",
+            "--log-driver",
+            "--log-opt",
             "--debug",
             "--validate",
             "--group",

@@ -10,6 +10,9 @@ use crate::{DaemonConfig, FileConfig, Flags};
 const KEYS: &[&str] = &[
     "debug",
     "log-level",
+    "log-driver",
+    "log-opts",
+    "max-size",
     "live-restore",
     "default-runtime",
     "runtimes",

@@ -56,6 +56,9 @@ pub enum DaemonError {
         error: Box<DaemonError>,
         cleanup: Box<DaemonError>,
     },
+    /// A container's log: its driver keeps nothing to read (501), or its files failed.
+    #[error(transparent)]
+    Log(#[from] berth_logdriver::LogError),
     #[error("cannot access {path}")]
     Io {
         path: PathBuf,

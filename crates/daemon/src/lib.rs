@@ -4,7 +4,7 @@
 //! from `Paths::host`) and where containers' cgroups are, the system
 //! operations (`version`, `info`, reload), images (through berth-images), and containers:
 //! their store and state machine, lifecycle over retained containerd handles, stdio and the
-//! json-file log, exec, cp in and out, restart policies, restore and reconciliation, and the
+//! container's log (through berth-logdriver), exec, cp in and out, restart policies, restore and reconciliation, and the
 //! one containerd event loop that records exits; the events ring behind `docker events`;
 //! disk usage.
 //!
@@ -41,6 +41,7 @@ pub use berth_images::{
     DeleteResult, ImageError, ImageRecord, ImportOptions, LoadedImage, Reference,
 };
 pub use berth_inroot::RootError;
+pub use berth_logdriver::LogError;
 pub use berth_network::{
     CreateRequest as NetworkCreateRequest, InterfaceStats, IpamEntry, Network, NetworkError,
 };

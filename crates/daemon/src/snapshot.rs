@@ -36,6 +36,19 @@ impl ConfigStore {
         ctx: DeriveContext,
     ) -> Result<ConfigStore, DaemonError> {
         let runtimes = Runtimes::derive(&config, &ctx)?;
+        // dockerd refuses to start with a default log driver or options it would refuse
+        // for a container.
+        berth_logdriver::LogSettings::parse(&config.log_driver, &config.log_opts).map_err(|e| {
+            let key = match e {
+                berth_logdriver::OptError::UnknownDriver(_)
+                | berth_logdriver::OptError::Unsupported(_) => "log-driver",
+                _ => "log-opts",
+            };
+            berth_config::ConfigError::InvalidValue {
+                key: key.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
         Ok(ConfigStore {
             current: ArcSwap::from_pointee(Snapshot {
                 config,

@@ -199,6 +199,7 @@ pub(crate) async fn logs(
             "Bad parameters: you must choose at least one stream",
         ));
     }
+    d.container_logs_readable(&c.id)?;
     let timestamps = o.timestamps;
     let (tx, rx) = tokio::sync::mpsc::channel::<LogLine>(256);
     let cid = c.id.clone();

@@ -486,7 +486,15 @@ async fn create_refuses_what_dockerd_refuses_with_its_messages() {
         ),
         (
             j!({"HostConfig": {"LogConfig": {"Type": "nosuch", "Config": {}}}}),
-            "logger: no log driver named 'nosuch' is registered",
+            "error looking up logging plugin nosuch: plugin \"nosuch\" not found",
+        ),
+        (
+            j!({"HostConfig": {"LogConfig": {"Type": "", "Config": {"nosuchopt": "1"}}}}),
+            "unknown log opt 'nosuchopt' for json-file log driver",
+        ),
+        (
+            j!({"HostConfig": {"LogConfig": {"Config": {"max-size": "abc"}}}}),
+            "invalid size: 'abc'",
         ),
         (j!({"StopSignal": "SIGBOGUS"}), "Invalid signal: SIGBOGUS"),
         (
@@ -523,6 +531,27 @@ async fn create_refuses_what_dockerd_refuses_with_its_messages() {
     let hc = &json(&body)["HostConfig"];
     assert_eq!(hc["IpcMode"], format!("container:{donor}"));
     assert_eq!(hc["PidMode"], format!("container:{donor}"));
+    assert_eq!(hc["LogConfig"], j!({"Type": "json-file", "Config": {}}));
+
+    // The none driver keeps nothing: docker logs is dockerd's 501, and there is no LogPath.
+    let (status, _) = e
+        .create("quiet", j!({"HostConfig": {"LogConfig": {"Type": "none"}}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, _, body) = e.call("GET", "/containers/quiet/json", vec![]).await;
+    assert_eq!(json(&body)["LogPath"], "");
+    assert_eq!(
+        json(&body)["HostConfig"]["LogConfig"],
+        j!({"Type": "none", "Config": {}})
+    );
+    let (status, _, body) = e
+        .call("GET", "/containers/quiet/logs?stdout=1", vec![])
+        .await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        json(&body)["message"],
+        "configured logging driver does not support reading"
+    );
 }
 
 #[tokio::test]

@@ -133,10 +133,6 @@ pub(crate) fn inspect(i: &ContainerInspect) -> Value {
     if let Value::Object(m) = &mut host_config {
         m.insert("Ulimits".into(), json!(i.ulimits));
         host_config_as_dockerd(m);
-        m.insert(
-            "LogConfig".into(),
-            json!({"Type": "json-file", "Config": {}}),
-        );
     }
     let started = |p: &str| {
         if r.has_been_started {

@@ -266,7 +266,7 @@ impl From<SystemInfo> for Info {
             oom_kill_disable: i.host.cgroup.oom_kill_disable,
             n_goroutines: i.tasks,
             system_time: rfc3339(i.system_time),
-            logging_driver: "json-file".into(),
+            logging_driver: i.snapshot.config.log_driver.clone(),
             cgroup_driver: "cgroupfs".into(),
             cgroup_version: i.host.cgroup.version.into(),
             n_events_listener: 0,

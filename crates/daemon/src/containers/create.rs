@@ -319,9 +319,12 @@ impl Daemon {
         for d in &host.devices {
             validate::device(&d.path_on_host)?;
         }
-        if host.log_config.typ.is_empty() {
-            host.log_config.typ = "json-file".into();
-        }
+        let snapshot = self.config();
+        validate::log_config(
+            &mut host.log_config,
+            &snapshot.config.log_driver,
+            &snapshot.config.log_opts,
+        )?;
         Ok(())
     }
 
@@ -360,8 +363,15 @@ impl Daemon {
         let (hosts, resolv) = etc_files(&self.paths().host, &host.network_mode, &config.hostname);
         mounted(&hosts_path, &hosts)?;
         mounted(&resolv_path, &resolv)?;
-        let log_path = dir.join(format!("{id}-json.log"));
-        create_with_mode(&log_path, b"", LOG_MODE).map_err(io(&log_path))?;
+        // dockerd shows a LogPath for json-file only (the local driver's files are private).
+        let log_path = match host.log_config.typ.as_str() {
+            "json-file" => {
+                let p = super::logs::json_log_path(&dir, id);
+                create_with_mode(&p, b"", LOG_MODE).map_err(io(&p))?;
+                p.display().to_string()
+            }
+            _ => String::new(),
+        };
 
         let record = Record {
             schema: RECORD_SCHEMA,
@@ -377,7 +387,7 @@ impl Daemon {
             restart_count: 0,
             has_been_started: false,
             has_been_manually_stopped: false,
-            log_path: log_path.display().to_string(),
+            log_path,
             hostname_path: hostname_path.display().to_string(),
             hosts_path: hosts_path.display().to_string(),
             resolv_conf_path: resolv_path.display().to_string(),

@@ -1,7 +1,6 @@
-//! A process's stdio: FIFOs to the shim, copiers into the json-file log and to attached
-//! clients, and stdin from clients.
+//! A process's stdio: FIFOs to the shim, copiers into the container's log (its driver's
+//! writer) and to attached clients, and stdin from clients.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -174,38 +173,34 @@ impl Fifos {
     }
 }
 
-/// The json-file log: one JSON object per line, `{"log","stream","time"}`.
+/// A container's log being written: its driver's writer (json-file or local), used by the
+/// one copier thread of the container's process.
 #[derive(Debug)]
-pub(crate) struct JsonLog {
-    file: Mutex<std::io::BufWriter<std::fs::File>>,
+pub(crate) struct ContainerLog {
+    writer: Mutex<berth_logdriver::LogWriter>,
+    /// Whether a failed write was reported already (once per process, not once per line).
+    warned: std::sync::atomic::AtomicBool,
 }
 
-impl JsonLog {
-    pub fn open(path: &Path) -> std::io::Result<JsonLog> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(super::LOG_MODE)
-            .open(path)?;
-        Ok(JsonLog {
-            file: Mutex::new(std::io::BufWriter::new(f)),
-        })
+impl ContainerLog {
+    pub fn new(writer: berth_logdriver::LogWriter) -> ContainerLog {
+        ContainerLog {
+            writer: Mutex::new(writer),
+            warned: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     fn write_lines(&self, stream: StreamKind, lines: &[&[u8]]) {
-        let time = super::now_rfc3339();
-        let mut f = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        for line in lines {
-            let entry = serde_json::json!({
-                "log": String::from_utf8_lossy(line),
-                "stream": stream.name(),
-                "time": time,
-            });
-            let _ = serde_json::to_writer(&mut *f, &entry);
-            let _ = f.write_all(b"\n");
+        let stream = match stream {
+            StreamKind::Stdout => berth_logdriver::Stream::Stdout,
+            StreamKind::Stderr => berth_logdriver::Stream::Stderr,
+        };
+        let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = w.write(stream, std::time::SystemTime::now(), lines)
+            && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(error = %e, "cannot write a container's log");
         }
-        let _ = f.flush();
     }
 }
 
@@ -237,7 +232,7 @@ impl Readers {
 pub(crate) fn spawn_copiers(
     io: Arc<Io>,
     readers: Readers,
-    log: Option<Arc<JsonLog>>,
+    log: Option<Arc<ContainerLog>>,
     on_stdin_eof: impl FnOnce() -> tokio::task::JoinHandle<()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     if let (Some(path), Some(mut rx)) = (readers.stdin.clone(), io.take_stdin()) {
@@ -279,7 +274,7 @@ pub(crate) fn spawn_copiers(
 }
 
 /// Copies every stream until each has ended, in arrival order.
-fn copy_all(io: &Io, files: Vec<(std::fs::File, StreamKind)>, log: Option<&JsonLog>) {
+fn copy_all(io: &Io, files: Vec<(std::fs::File, StreamKind)>, log: Option<&ContainerLog>) {
     use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
     let mut buf = vec![0u8; 64 * 1024];
     // Without epoll (it cannot fail short of running out of files), each stream is read to
@@ -350,7 +345,7 @@ struct Stream {
 
 impl Stream {
     /// Reads until the FIFO is empty; false once it has ended.
-    fn drain(&mut self, io: &Io, buf: &mut [u8], log: Option<&JsonLog>) -> bool {
+    fn drain(&mut self, io: &Io, buf: &mut [u8], log: Option<&ContainerLog>) -> bool {
         use std::io::Read;
         loop {
             match self.file.read(buf) {
@@ -363,14 +358,14 @@ impl Stream {
         }
     }
 
-    fn chunk(&mut self, io: &Io, chunk: &[u8], log: Option<&JsonLog>) {
+    fn chunk(&mut self, io: &Io, chunk: &[u8], log: Option<&ContainerLog>) {
         if let Some(log) = log {
             log_chunk(log, self.kind, &mut self.partial, chunk);
         }
         io.broadcast_blocking(self.kind, Bytes::copy_from_slice(chunk));
     }
 
-    fn flush(&mut self, log: Option<&JsonLog>) {
+    fn flush(&mut self, log: Option<&ContainerLog>) {
         if let Some(log) = log
             && !self.partial.is_empty()
         {
@@ -382,7 +377,7 @@ impl Stream {
 
 /// Adds `chunk` to the stream's unfinished line and logs every line it completes (or the
 /// unfinished line itself once it is 16 KiB long).
-fn log_chunk(log: &JsonLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8]) {
+fn log_chunk(log: &ContainerLog, kind: StreamKind, partial: &mut Vec<u8>, chunk: &[u8]) {
     partial.extend_from_slice(chunk);
     if let Some(last_nl) = partial.iter().rposition(|b| *b == b'\n') {
         let complete: Vec<&[u8]> = partial[..=last_nl]

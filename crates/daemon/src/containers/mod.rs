@@ -111,6 +111,8 @@ pub struct Container {
     io: Arc<io::Io>,
     /// Held by a health probe while it runs: one at a time, whichever monitor asked.
     probe: tokio::sync::Mutex<()>,
+    /// Shared by the log's writer and its readers (followers see rotations through it).
+    log_rotation: Arc<berth_logdriver::Rotation>,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,7 @@ impl Container {
             id: record.id.clone(),
             dir,
             io: Arc::new(io::Io::new(record.config.tty)),
+            log_rotation: Arc::new(berth_logdriver::Rotation::new()),
             inner: Mutex::new(Inner {
                 record,
                 ctr: None,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_containerd::TaskStatus;
 
-use super::io::{JsonLog, Readers, spawn_copiers};
+use super::io::{ContainerLog, Readers, spawn_copiers};
 use super::now_rfc3339;
 use crate::{Daemon, DaemonError};
 
@@ -88,8 +88,8 @@ impl Daemon {
                     let fifos = self.paths().fifo_dir(&c.id);
                     let record = c.record();
                     let copiers =
-                        reopen_output(&fifos, record.config.tty, &record.log_path).map(|readers| {
-                            spawn_copiers(c.io.clone(), readers.0, Some(readers.1), || {
+                        reopen_output(&c, &fifos, record.config.tty).map(|readers| {
+                            spawn_copiers(c.io.clone(), readers.0, readers.1, || {
                                 tokio::spawn(async {})
                             })
                         });
@@ -280,14 +280,23 @@ impl Daemon {
     }
 }
 
-fn reopen_output(dir: &std::path::Path, tty: bool, log: &str) -> Option<(Readers, Arc<JsonLog>)> {
+/// The adopted task's output FIFOs and the container's log writer (`None` inside for the
+/// `none` driver); `None` when either cannot be opened.
+fn reopen_output(
+    c: &super::Container,
+    dir: &std::path::Path,
+    tty: bool,
+) -> Option<(Readers, Option<Arc<ContainerLog>>)> {
     let fifos = super::io::Fifos {
         stdin: None,
         stdout: dir.join("init-stdout"),
         stderr: (!tty).then(|| dir.join("init-stderr")),
     };
     let readers = Readers::open(&fifos).ok()?;
-    let log = Arc::new(JsonLog::open(std::path::Path::new(log)).ok()?);
+    let log = c
+        .open_log()
+        .inspect_err(|e| tracing::warn!(container = %c.id, error = %e, "cannot reopen its log"))
+        .ok()?;
     Some((readers, log))
 }
 

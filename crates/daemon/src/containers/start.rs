@@ -8,7 +8,7 @@ use berth_containerd::{GenericOptionsProto, Mount, RuncOptionsProto, RuntimeSpec
 use berth_images::{RootfsLayout, overlay_options};
 use berth_runtimes::{ResolvedRuntime, ShimOptions};
 
-use super::io::{Fifos, JsonLog, Readers, spawn_copiers};
+use super::io::{Fifos, Readers, spawn_copiers};
 use super::networks::{Mode, mode};
 use super::state::Conflict;
 use super::{Container, now_rfc3339};
@@ -205,14 +205,7 @@ impl Daemon {
         let fifos =
             Fifos::create(&fifo_dir, "init", record.config.open_stdin, tty).map_err(io_err)?;
         let readers = Readers::open(&fifos).map_err(io_err)?;
-        let log = Arc::new(
-            JsonLog::open(std::path::Path::new(&record.log_path)).map_err(|source| {
-                DaemonError::Io {
-                    path: record.log_path.clone().into(),
-                    source,
-                }
-            })?,
-        );
+        let log = c.open_log()?;
 
         let rootfs = vec![Mount {
             r#type: "overlay".into(),
@@ -233,7 +226,7 @@ impl Daemon {
             }
         };
         let closer = task.clone();
-        let copiers = spawn_copiers(c.io.clone(), readers, Some(log), move || {
+        let copiers = spawn_copiers(c.io.clone(), readers, log, move || {
             tokio::spawn(async move {
                 let _ = closer.close_stdin().await;
             })

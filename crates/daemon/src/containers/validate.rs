@@ -11,9 +11,6 @@ use crate::CpuFacts;
 /// dockerd's `linuxMinMemory`.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
-/// The log drivers berth honours: json-file is the only one it writes.
-const LOG_DRIVERS: &[&str] = &["json-file"];
-
 /// A container configuration dockerd would refuse, with dockerd's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidConfig {
@@ -89,8 +86,9 @@ pub enum InvalidConfig {
     NoSuchContainer(String),
     #[error("error gathering device information while adding custom device \"{path}\": {reason}")]
     Device { path: String, reason: String },
-    #[error("logger: no log driver named '{0}' is registered")]
-    LogDriver(String),
+    /// The log driver or its options (dockerd's texts, from the log driver crate).
+    #[error(transparent)]
+    Log(#[from] berth_logdriver::OptError),
 }
 
 /// Why a cpuset list (`0-3,7`) does not parse.
@@ -270,7 +268,7 @@ pub(crate) fn mode_container(mode: &str) -> Option<&str> {
 }
 
 /// Everything in `HostConfig` that needs no other container and no file: dockerd's
-/// `verifyPlatformContainerSettings` and its log-driver check.
+/// `verifyPlatformContainerSettings` (the log configuration is [`log_config`]'s).
 pub(crate) fn host_config(h: &HostConfig, cpu: &CpuFacts) -> Result<(), InvalidConfig> {
     resources(h, cpu, false)?;
     // IpcMode accepts `container:` with no name (dockerd's TODO); PidMode does not.
@@ -290,11 +288,26 @@ pub(crate) fn host_config(h: &HostConfig, cpu: &CpuFacts) -> Result<(), InvalidC
     if !(-1000..=1000).contains(&h.oom_score_adj) {
         return Err(InvalidConfig::OomScoreAdj(h.oom_score_adj));
     }
-    let driver = h.log_config.typ.as_str();
-    if !driver.is_empty() && !LOG_DRIVERS.contains(&driver) {
-        return Err(InvalidConfig::LogDriver(driver.to_string()));
-    }
     Ok(())
+}
+
+/// dockerd's `mergeAndVerifyLogConfig`: a container naming no driver gets the daemon's; a
+/// container of the daemon's driver gets the daemon's options it does not set itself (a
+/// container of another driver gets none); then the driver and its options are checked.
+pub(crate) fn log_config(
+    cfg: &mut berth_model::LogConfig,
+    default_driver: &str,
+    default_opts: &std::collections::BTreeMap<String, String>,
+) -> Result<berth_logdriver::LogSettings, InvalidConfig> {
+    if cfg.typ.is_empty() {
+        cfg.typ = default_driver.to_string();
+    }
+    if cfg.typ == default_driver {
+        for (k, v) in default_opts {
+            cfg.config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(berth_logdriver::LogSettings::parse(&cfg.typ, &cfg.config)?)
 }
 
 /// Go's text for an errno (`no such file or directory`).
@@ -700,19 +713,38 @@ mod tests {
     }
 
     #[test]
-    fn log_drivers() {
-        let driver = |t: &str| HostConfig {
-            log_config: berth_model::LogConfig {
-                typ: t.into(),
-                ..Default::default()
-            },
-            ..Default::default()
+    fn log_drivers_and_the_daemons_defaults() {
+        use std::collections::BTreeMap;
+        let map = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        assert_eq!(check(driver("")), Ok(()));
-        assert_eq!(check(driver("json-file")), Ok(()));
+        let merged = |typ: &str, opts: &[(&str, &str)], default: &str, dopts: &[(&str, &str)]| {
+            let mut cfg = berth_model::LogConfig {
+                typ: typ.into(),
+                config: map(opts),
+            };
+            log_config(&mut cfg, default, &map(dopts))
+                .map(|_| cfg)
+                .map_err(|e| e.to_string())
+        };
+        let daemon = [("max-size", "2m"), ("max-file", "3")];
+        let c = merged("", &[], "local", &daemon).unwrap();
+        assert_eq!((c.typ.as_str(), c.config), ("local", map(&daemon)));
+        let c = merged("", &[("max-file", "5")], "local", &daemon).unwrap();
+        assert_eq!(c.config, map(&[("max-size", "2m"), ("max-file", "5")]));
+        let c = merged("json-file", &[], "local", &daemon).unwrap();
+        assert_eq!((c.typ.as_str(), c.config.len()), ("json-file", 0));
+        let c = merged("", &[], "json-file", &[]).unwrap();
+        assert_eq!((c.typ.as_str(), c.config.len()), ("json-file", 0));
         assert_eq!(
-            check(driver("nosuch")),
-            Err("logger: no log driver named 'nosuch' is registered".into())
+            merged("nosuch", &[], "json-file", &[]).unwrap_err(),
+            "error looking up logging plugin nosuch: plugin \"nosuch\" not found"
+        );
+        assert_eq!(
+            merged("", &[("nosuchopt", "1")], "json-file", &[]).unwrap_err(),
+            "unknown log opt 'nosuchopt' for json-file log driver"
         );
     }
 
