@@ -592,7 +592,8 @@ fn client_mistakes_are_refused_at_create_with_dockerds_messages() {
         ),
         (
             &["--log-driver", "nosuch"][..],
-            "logger: no log driver named 'nosuch' is registered",
+            // dockerd 20.10's words (docker-api-transcripts/logs-opts.txt).
+            "error looking up logging plugin nosuch: plugin \"nosuch\" not found",
         ),
     ] {
         let mut args = vec!["create", "--network", "none"];
