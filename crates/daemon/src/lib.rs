@@ -32,9 +32,9 @@ mod host;
 pub(crate) mod images;
 mod snapshot;
 mod system;
-mod volumes;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+mod volumes;
 
 pub use berth_containerd::{Code, ContainerdError, RpcCounter};
 // What the API names of the layers under the engine: image values and errors, runtime
@@ -48,7 +48,9 @@ pub use berth_network::{
 };
 pub use berth_registry::{Credentials, Platform, Progress, ProgressSink, RegistryError};
 pub use berth_runtimes::{RuntimeError, RuntimeInfo};
-pub use berth_volumes::{ListFilter as VolumeListFilter, Pruned as VolumesPruned, Volume, VolumeError};
+pub use berth_volumes::{
+    ListFilter as VolumeListFilter, Pruned as VolumesPruned, Volume, VolumeError,
+};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;
 pub use containers::networks::{NetworkMember, NetworkView};

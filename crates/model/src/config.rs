@@ -171,7 +171,10 @@ pub struct Mount {
     #[serde(deserialize_with = "nullable")]
     pub target: String,
     pub read_only: bool,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub consistency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_options: Option<BindOptions>,
@@ -185,7 +188,10 @@ pub struct Mount {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct BindOptions {
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub propagation: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub non_recursive: bool,
@@ -199,12 +205,18 @@ pub struct BindOptions {
 pub struct VolumeOptions {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_copy: bool,
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver_config: Option<DriverConfig>,
     /// A folder inside the volume to mount instead of its root (API 1.45+).
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub subpath: String,
 }
 

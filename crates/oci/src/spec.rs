@@ -281,12 +281,8 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         linux.set_readonly_paths(None);
     }
 
-    let mut mounts = crate::mounts::container_mounts(
-        h,
-        input.etc_files,
-        input.mounts,
-        input.host.cgroup_v2(),
-    )?;
+    let mut mounts =
+        crate::mounts::container_mounts(h, input.etc_files, input.mounts, input.host.cgroup_v2())?;
     if let Some(init) = init_mount {
         mounts.push(
             oci_spec::runtime::MountBuilder::default()

@@ -92,7 +92,12 @@ pub(crate) async fn prune(
     f.only(&["label", "label!", "all"])?;
     let all = f.bool("all")?.unwrap_or(false);
     let anonymous_only = !all
-        && version.is_none_or(|Extension(v)| v >= ApiVersion { major: 1, minor: 42 });
+        && version.is_none_or(|Extension(v)| {
+            v >= ApiVersion {
+                major: 1,
+                minor: 42,
+            }
+        });
     let labels = f.values("label").to_vec();
     let not_labels = f.values("label!").to_vec();
     let keep = move |v: &Volume| {

@@ -61,6 +61,9 @@ mod tests {
             volume(&v).to_string(),
             r#"{"CreatedAt":"2026-12-01T21:21:23Z","Driver":"local","Labels":{"a":"b"},"Mountpoint":"/d/volumes/v1/_data","Name":"v1","Options":null,"Scope":"local"}"#
         );
-        assert_eq!(with_usage(&v, 3, 1)["UsageData"], json!({"Size": 3, "RefCount": 1}));
+        assert_eq!(
+            with_usage(&v, 3, 1)["UsageData"],
+            json!({"Size": 3, "RefCount": 1})
+        );
     }
 }

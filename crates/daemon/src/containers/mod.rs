@@ -473,6 +473,7 @@ mod tests {
             process: None,
             cgroups_path: None,
             network_settings: Default::default(),
+            mount_points: Vec::new(),
         }
     }
 

@@ -31,13 +31,7 @@ fn bind(source: &Path, target: &Path, recursive: bool) -> nix::Result<()> {
     if recursive {
         flags |= MsFlags::MS_REC;
     }
-    nix::mount::mount(
-        Some(source),
-        target,
-        None::<&str>,
-        flags,
-        None::<&str>,
-    )
+    nix::mount::mount(Some(source), target, None::<&str>, flags, None::<&str>)
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {
@@ -89,12 +83,16 @@ impl Daemon {
             &host.mounts,
             &host.volume_driver,
         )?;
-        for (mp, m) in planned.iter().filter(|mp| mp.kind == MountKind::Bind).filter_map(|mp| {
-            host.mounts
-                .iter()
-                .find(|m| m.typ == "bind" && m.target.trim_end_matches('/') == mp.destination)
-                .map(|m| (mp, m))
-        }) {
+        for (mp, m) in planned
+            .iter()
+            .filter(|mp| mp.kind == MountKind::Bind)
+            .filter_map(|mp| {
+                host.mounts
+                    .iter()
+                    .find(|m| m.typ == "bind" && m.target.trim_end_matches('/') == mp.destination)
+                    .map(|m| (mp, m))
+            })
+        {
             if !mp.create_source && !Path::new(&m.source).exists() {
                 return Err(VolumeError::InvalidMount {
                     typ: "bind".into(),
@@ -147,12 +145,17 @@ impl Daemon {
     /// The container `id` no longer names its volumes; with `remove_anonymous`, its
     /// anonymous volumes that nothing else uses go (named ones never do).
     pub(crate) fn unclaim_volumes(&self, id: &str, mounts: &[MountPoint], remove_anonymous: bool) {
-        for mp in mounts.iter().filter(|m| m.kind == MountKind::Volume && !m.name.is_empty()) {
+        for mp in mounts
+            .iter()
+            .filter(|m| m.kind == MountKind::Volume && !m.name.is_empty())
+        {
             self.volumes.remove_ref(&mp.name, id);
             if !remove_anonymous {
                 continue;
             }
-            let Ok(v) = self.volumes.get(&mp.name) else { continue };
+            let Ok(v) = self.volumes.get(&mp.name) else {
+                continue;
+            };
             if !v.anonymous {
                 continue;
             }
