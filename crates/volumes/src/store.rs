@@ -131,6 +131,9 @@ struct State {
 pub struct VolumeStore {
     root: PathBuf,
     state: Mutex<State>,
+    /// Held by a copy-up from its emptiness check to its end: two containers starting on one
+    /// empty volume fill it once.
+    copying: Mutex<()>,
 }
 
 fn now_rfc3339() -> String {
@@ -234,6 +237,7 @@ impl VolumeStore {
         Ok(VolumeStore {
             root,
             state: Mutex::new(state),
+            copying: Mutex::new(()),
         })
     }
 
@@ -500,17 +504,17 @@ impl VolumeStore {
     }
 
     /// Container `user` stopped: the volume is unmounted once no running container uses it.
-    /// Returns whether `user` was its last.
-    pub fn unmount(&self, name: &str, user: &str) -> Result<bool, VolumeError> {
+    /// `None` when `user` was not using it; else whether it was its last user.
+    pub fn unmount(&self, name: &str, user: &str) -> Result<Option<bool>, VolumeError> {
         let mut state = self.lock();
         let Some(users) = state.active.get_mut(name) else {
-            return Ok(false);
+            return Ok(None);
         };
         if !users.remove(user) {
-            return Ok(false);
+            return Ok(None);
         }
         if !users.is_empty() {
-            return Ok(false);
+            return Ok(Some(false));
         }
         state.active.remove(name);
         if let Some(v) = state.volumes.get(name)
@@ -522,7 +526,21 @@ impl VolumeStore {
             })?;
             tracing::info!(volume = name, "volume unmounted");
         }
-        Ok(true)
+        Ok(Some(true))
+    }
+
+    /// Copy-up: fills the volume from the folder `src` (found inside a container's root) if
+    /// it is still empty; returns how many entries were copied.
+    pub fn copy_up_if_empty(
+        &self,
+        v: &Volume,
+        src: std::os::fd::OwnedFd,
+    ) -> Result<u64, VolumeError> {
+        let _copying = self.copying.lock().unwrap_or_else(PoisonError::into_inner);
+        if !crate::copy_up::is_empty(&v.mountpoint)? {
+            return Ok(0);
+        }
+        crate::copy_up::copy_up(src, &v.mountpoint)
     }
 
     /// Bytes in a volume and how many containers name it (`docker system df`).
@@ -646,8 +664,8 @@ mod tests {
         s.create(named("vv")).unwrap();
         assert!(s.mount("vv", "a").unwrap().1);
         assert!(!s.mount("vv", "b").unwrap().1);
-        assert!(!s.unmount("vv", "a").unwrap());
-        assert!(s.unmount("vv", "b").unwrap());
-        assert!(!s.unmount("vv", "b").unwrap(), "twice is nothing");
+        assert_eq!(s.unmount("vv", "a").unwrap(), Some(false));
+        assert_eq!(s.unmount("vv", "b").unwrap(), Some(true));
+        assert_eq!(s.unmount("vv", "b").unwrap(), None, "twice is nothing");
     }
 }

@@ -241,9 +241,9 @@ impl Daemon {
                         if let Some(vw) = &view
                             && let Some((src, true)) = lookup_in(&vw.root, &mp.destination)?
                         {
-                            let dest = v.mountpoint.clone();
+                            let (store, vol) = (self.volumes.clone(), v.clone());
                             let n = tokio::task::spawn_blocking(move || {
-                                berth_volumes::copy_up::copy_up(src, &dest)
+                                store.copy_up_if_empty(&vol, src)
                             })
                             .await
                             .map_err(|e| DaemonError::Task(e.to_string()))??;
@@ -322,16 +322,14 @@ impl Daemon {
             .filter(|m| m.kind == MountKind::Volume && !m.name.is_empty())
         {
             match self.volumes.unmount(&mp.name, &c.id) {
-                Ok(_) => {}
-                Err(e) => tracing::warn!(volume = %mp.name, error = %e, "cannot unmount"),
-            }
-            if mp.kind == MountKind::Volume {
-                self.volume_event(
+                Ok(None) => {}
+                Ok(Some(_)) => self.volume_event(
                     "unmount",
                     &mp.name,
                     &mp.driver,
                     &[("container", c.id.clone())],
-                );
+                ),
+                Err(e) => tracing::warn!(volume = %mp.name, error = %e, "cannot unmount"),
             }
         }
         let dir = self.paths().subpaths_dir(&c.id);
