@@ -296,7 +296,7 @@ pub fn parse_mount(m: &Mount) -> Result<MountPoint, VolumeError> {
                     mp.driver_options = dc.options.clone();
                 }
             }
-            if !mp.subpath.is_empty() && mp.subpath.split('/').any(|c| c == "..") {
+            if mp.subpath.starts_with('/') || mp.subpath.split('/').any(|c| c == "..") {
                 return Err(invalid("subpath must be a relative path within the volume"));
             }
         }

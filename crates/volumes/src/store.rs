@@ -90,7 +90,8 @@ impl Volume {
 /// What a create asks for.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
-    /// `None` or empty: an anonymous volume with a random 64-hex name.
+    /// `None`: an anonymous volume (a container's), with a random 64-hex name; empty: a
+    /// random name too, not anonymous (`docker volume create` with none).
     pub name: Option<String>,
     /// Empty: local.
     pub driver: String,
@@ -257,7 +258,9 @@ impl VolumeStore {
         } else {
             opts.driver.clone()
         };
-        let anonymous = opts.name.as_deref().is_none_or(str::is_empty);
+        // Only a container's volume with no name is anonymous; `docker volume create` with
+        // none gets a random name but is not (dockerd labels only the former).
+        let anonymous = opts.name.is_none();
         let name = match opts.name.filter(|n| !n.is_empty()) {
             Some(n) => n,
             None => random_name()?,
@@ -587,6 +590,9 @@ mod tests {
         let (anon, _) = s.create(CreateOptions::default()).unwrap();
         assert_eq!(anon.name.len(), 64);
         assert!(anon.anonymous && anon.labels.contains_key(ANONYMOUS_LABEL));
+        let (unnamed, _) = s.create(named("")).unwrap();
+        assert!(unnamed.name.len() == 64 && !unnamed.anonymous && unnamed.labels.is_empty());
+        s.remove(&unnamed.name, false).unwrap();
 
         let again = VolumeStore::open(d.path().join("volumes")).unwrap();
         assert_eq!(again.get("v1").unwrap(), v);

@@ -410,3 +410,31 @@ impl Daemon {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_volumes_mounts_its_binds() {
+        let mut r: Record = serde_json::from_value(serde_json::json!({
+            "Schema": 1, "Id": "x", "Name": "n", "Created": "", "Path": "true", "Args": [],
+            "Config": {}, "HostConfig": {"Binds": ["/srv:/data:ro"]}, "Image": "sha256:x",
+            "State": serde_json::to_value(super::super::State::new()).unwrap(), "RestartCount": 0, "HasBeenStarted": false, "LogPath": "",
+            "HostnamePath": "", "HostsPath": "", "ResolvConfPath": ""
+        }))
+        .unwrap();
+        let m = record_mounts(&r);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].kind, m[0].source.as_str(), m[0].rw),
+            (MountKind::Bind, "/srv", false)
+        );
+        r.mount_points = vec![spec::parse_bind("v1:/v", "").unwrap()];
+        assert_eq!(
+            record_mounts(&r)[0].name,
+            "v1",
+            "the planned ones when there are some"
+        );
+    }
+}
