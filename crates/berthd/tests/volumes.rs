@@ -325,6 +325,19 @@ fn inspect_df_and_users_across_a_restart() {
     );
     assert!(df.contains("iv:1"), "{df}");
 
+    // A `-v` bind's missing host folder is made, as dockerd's.
+    let made = d.data_root().join("made/by/run");
+    run(
+        &d,
+        &[
+            "-v",
+            &format!("{}:/n", made.display()),
+            "test/vol:1",
+            "true",
+        ],
+    );
+    assert!(made.is_dir());
+
     d.stop();
     let d = d.start(&[]);
     let (code, _, err) = d.docker(&["volume", "rm", "iv"]);

@@ -8,7 +8,7 @@ pub enum VolumeError {
     #[error("get {name}: no such volume")]
     NotFound { name: String },
     /// 409: a container (running or not) holds it.
-    #[error("remove {name}: volume is in use - [{}]", users.join(", "))]
+    #[error("remove {name}: volume is in use - [{}]", users.join(" "))]
     InUse { name: String, users: Vec<String> },
     /// 400.
     #[error(
@@ -34,7 +34,7 @@ pub enum VolumeError {
     #[error("Duplicate mount point: {destination}")]
     DuplicateMountPoint { destination: String },
     /// A volume's driver options could not be mounted (or unmounted).
-    #[error("error while mounting volume '{path}': {source}")]
+    #[error("error while mounting volume '{path}'")]
     Mount {
         path: PathBuf,
         #[source]
