@@ -35,6 +35,7 @@ impl Daemon {
             driver: driver.to_string(),
             labels,
             options,
+            user: None,
         })?;
         if created {
             self.volume_event("create", &v.name, &v.driver, &[]);

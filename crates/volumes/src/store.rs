@@ -97,6 +97,9 @@ pub struct CreateOptions {
     pub driver: String,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
+    /// A container that uses it from now on, recorded in the same step (so no prune in
+    /// between finds it unused).
+    pub user: Option<String>,
 }
 
 /// `docker volume ls`'s filters (each given value must match; `None`: not asked).
@@ -284,7 +287,11 @@ impl VolumeStore {
                     driver: v.driver.clone(),
                 });
             }
-            return Ok((v.clone(), false));
+            let v = v.clone();
+            if let Some(u) = opts.user {
+                state.refs.entry(name).or_default().insert(u);
+            }
+            return Ok((v, false));
         }
         if driver != DRIVER {
             return Err(VolumeError::UnknownDriver { driver });
@@ -341,7 +348,10 @@ impl VolumeStore {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        state.volumes.insert(name, v.clone());
+        state.volumes.insert(name.clone(), v.clone());
+        if let Some(u) = opts.user {
+            state.refs.entry(name).or_default().insert(u);
+        }
         tracing::info!(volume = %v.name, anonymous, "volume created");
         Ok((v, true))
     }

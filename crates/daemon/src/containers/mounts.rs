@@ -122,6 +122,7 @@ impl Daemon {
                 driver: mp.driver.clone(),
                 labels: mp.volume_labels.clone(),
                 options: mp.driver_options.clone(),
+                user: Some(id.to_string()),
             });
             let (v, created) = match made {
                 Ok(x) => x,
@@ -133,7 +134,6 @@ impl Daemon {
             if created {
                 self.volume_event("create", &v.name, &v.driver, &[]);
             }
-            self.volumes.add_ref(&v.name, id);
             let mp = &mut mounts[i];
             mp.name = v.name;
             mp.driver = v.driver;
