@@ -2,6 +2,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use berth_daemon::{
     Code, DaemonError, ImageError, LogError, NetworkError, RegistryError, RootError, StartFailure,
+    VolumeError,
 };
 use http::StatusCode;
 
@@ -112,6 +113,7 @@ fn status(e: &DaemonError) -> StatusCode {
         },
         DaemonError::Registry(r) => registry_status(r),
         DaemonError::Network(n) => network_status(n),
+        DaemonError::Volume(v) => volume_status(v),
         DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
         DaemonError::NoSuchContainer(_)
         | DaemonError::NoSuchExec(_)
@@ -223,6 +225,25 @@ fn network_status(e: &NetworkError) -> StatusCode {
     }
 }
 
+/// dockerd's statuses for volumes: unknown volumes and drivers 404, in use or another
+/// driver's 409, bad names, options and mount specifications 400; the host failing 500.
+fn volume_status(e: &VolumeError) -> StatusCode {
+    match e {
+        VolumeError::NotFound { .. } | VolumeError::UnknownDriver { .. } => StatusCode::NOT_FOUND,
+        VolumeError::InUse { .. } | VolumeError::DriverConflict { .. } => StatusCode::CONFLICT,
+        VolumeError::InvalidName { .. }
+        | VolumeError::InvalidOption { .. }
+        | VolumeError::InvalidSpec { .. }
+        | VolumeError::InvalidMount { .. }
+        | VolumeError::DuplicateMountPoint { .. } => StatusCode::BAD_REQUEST,
+        VolumeError::Subpath { source, .. } if source.is_not_found() => StatusCode::BAD_REQUEST,
+        VolumeError::Mount { .. }
+        | VolumeError::CopyUp { .. }
+        | VolumeError::Subpath { .. }
+        | VolumeError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 /// The inner error says what the user needs; the outer variant only names the layer.
 fn message(e: &DaemonError) -> String {
     match e {
@@ -231,6 +252,7 @@ fn message(e: &DaemonError) -> String {
         DaemonError::Image(inner) => chain(inner),
         DaemonError::Registry(inner) => chain(inner),
         DaemonError::Network(inner) => chain(inner),
+        DaemonError::Volume(inner) => chain(inner),
         DaemonError::Spec(inner) => chain(inner),
         DaemonError::Invalid(inner) => chain(inner),
         DaemonError::NoSuchContainer(_)

@@ -89,6 +89,14 @@ impl Paths {
     pub fn images_dir(&self) -> PathBuf {
         self.data_root.join("image")
     }
+    /// The local volume driver's volumes (`<name>/_data`).
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.data_root.join("volumes")
+    }
+    /// Bind mounts of volumes' subpaths, per container, while it runs.
+    pub fn subpaths_dir(&self, container_id: &str) -> PathBuf {
+        self.exec_root.join("subpaths").join(container_id)
+    }
     /// The managed containerd's persistent root.
     pub fn containerd_root(&self) -> PathBuf {
         self.data_root.join("containerd")

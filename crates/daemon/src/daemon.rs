@@ -36,6 +36,8 @@ pub struct Daemon {
     /// Networking, once `open_networks` has set it up (never in engines without it: tests
     /// without root, where only `none` and `host` exist).
     pub(crate) networks: std::sync::OnceLock<Arc<berth_network::Networks>>,
+    /// The local volume driver's store.
+    pub(crate) volumes: Arc<berth_volumes::VolumeStore>,
 }
 
 impl Daemon {
@@ -55,6 +57,14 @@ impl Daemon {
         let engine_id = engine_id(&paths.engine_id())?;
         let images = Arc::new(ImageStore::open(paths.images_dir())?);
         let containers = crate::containers::Containers::load(&paths.containers_dir());
+        let volumes = Arc::new(berth_volumes::VolumeStore::open(paths.volumes_dir())?);
+        for c in containers.all() {
+            for mp in &c.record().mount_points {
+                if mp.kind == berth_volumes::MountKind::Volume && !mp.name.is_empty() {
+                    volumes.add_ref(&mp.name, &c.id);
+                }
+            }
+        }
         Ok(Daemon {
             store,
             images,
@@ -73,6 +83,7 @@ impl Daemon {
             shutting_down: Default::default(),
             me: Default::default(),
             networks: Default::default(),
+            volumes,
         })
     }
 

@@ -1,4 +1,4 @@
-//! `docker system df`: what images and containers take on disk.
+//! `docker system df`: what images, containers and volumes take on disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +28,15 @@ pub struct ContainerUsage {
     pub size_root_fs: u64,
 }
 
+/// A volume with its size and users.
+#[derive(Debug, Clone)]
+pub struct VolumeUsage {
+    pub volume: berth_volumes::Volume,
+    pub size: u64,
+    /// Containers that use it.
+    pub ref_count: usize,
+}
+
 /// What `GET /system/df` reports.
 #[derive(Debug, Clone)]
 pub struct DiskUsage {
@@ -35,6 +44,7 @@ pub struct DiskUsage {
     pub layers_size: u64,
     pub images: Vec<ImageUsage>,
     pub containers: Vec<ContainerUsage>,
+    pub volumes: Vec<VolumeUsage>,
 }
 
 /// Bytes of the regular files under `dir` (links and folders count nothing; hard links once
@@ -123,10 +133,24 @@ impl Daemon {
                 }
             })
             .collect();
+        let volumes = self
+            .volumes
+            .list(&Default::default())
+            .into_iter()
+            .map(|volume| {
+                let (size, ref_count) = self.volumes.usage(&volume.name);
+                VolumeUsage {
+                    volume,
+                    size,
+                    ref_count,
+                }
+            })
+            .collect();
         Ok(DiskUsage {
             layers_size,
             images,
             containers,
+            volumes,
         })
     }
 }

@@ -18,6 +18,9 @@ pub enum DaemonError {
     /// Networks, sandboxes, addresses, ports.
     #[error(transparent)]
     Network(#[from] berth_network::NetworkError),
+    /// Volumes and mount specifications.
+    #[error(transparent)]
+    Volume(#[from] berth_volumes::VolumeError),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
     #[error("No such exec instance: {0}")]

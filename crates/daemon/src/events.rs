@@ -172,11 +172,12 @@ impl EventFilter {
             && self.any("network", |v| {
                 ev.kind == "network" && (ev.actor_id.starts_with(v) || attr("name") == Some(v))
             })
+            && self.any("volume", |v| ev.kind == "volume" && ev.actor_id == v)
             && self.any("label", |v| match v.split_once('=') {
                 Some((k, val)) => attr(k) == Some(val),
                 None => ev.attributes.contains_key(v),
             })
-            && ["config", "node", "plugin", "secret", "service", "volume"]
+            && ["config", "node", "plugin", "secret", "service"]
                 .iter()
                 .all(|k| self.filters.get(*k).is_none_or(|v| v.is_empty()))
     }

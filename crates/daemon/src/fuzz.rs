@@ -36,9 +36,7 @@ fn validate_create((config, host): (ContainerConfig, HostConfig)) {
     let _ = validate::host_config(&host, &cpu);
     let _ = validate::resources(&host, &cpu, false);
     let _ = berth_oci::parse_security_opts(&host.security_opt);
-    for bind in &host.binds {
-        let _ = berth_oci::parse_bind(bind);
-    }
+    let _ = berth_volumes::spec::plan(&[], Vec::new(), &host.binds, &host.mounts, "");
     let defaults = Default::default();
     let _ = berth_oci::merged_rlimits(&host.ulimits, &defaults);
     let _ = berth_oci::resources(&host);
@@ -69,6 +67,7 @@ fn validate_create((config, host): (ContainerConfig, HostConfig)) {
         cgroup_parent: "/berth",
         init_binary: None,
         netns: None,
+        mounts: &[],
     });
     if let Some(s) = &config.stop_signal {
         let _ = crate::parse_signal(s);
@@ -91,7 +90,8 @@ proptest! {
         let _ = crate::parse_signal(&s);
         let _ = crate::events::parse_timestamp(&s);
         let _ = berth_images::Reference::parse(&s);
-        let _ = berth_oci::parse_bind(&s);
+        let _ = berth_volumes::spec::parse_bind(&s, "");
+        let _ = berth_volumes::spec::parse_volumes_from(&s);
         let _ = berth_oci::parse_security_opts(std::slice::from_ref(&s));
         let _ = berth_config::Ulimit::parse(&s);
     }

@@ -6,7 +6,8 @@
 //! their store and state machine, lifecycle over retained containerd handles, stdio and the
 //! container's log (through berth-logdriver), exec, cp in and out, restart policies, restore and reconciliation, and the
 //! one containerd event loop that records exits; the events ring behind `docker events`;
-//! disk usage.
+//! disk usage; volumes (through berth-volumes): their API operations and events, and a
+//! container's mounts (planned at create, mounted and filled at start, released at exit).
 //!
 //! It returns values (inspect, summaries, stats samples, history) that the API shapes for
 //! the wire, and re-exports what the API needs from the crates below it (image values and
@@ -33,6 +34,7 @@ mod snapshot;
 mod system;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+mod volumes;
 
 pub use berth_containerd::{Code, ContainerdError, RpcCounter};
 // What the API names of the layers under the engine: image values and errors, runtime
@@ -47,6 +49,9 @@ pub use berth_network::{
 };
 pub use berth_registry::{Credentials, Platform, Progress, ProgressSink, RegistryError};
 pub use berth_runtimes::{RuntimeError, RuntimeInfo};
+pub use berth_volumes::{
+    ListFilter as VolumeListFilter, Pruned as VolumesPruned, Volume, VolumeError,
+};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;
 pub use containers::networks::{NetworkMember, NetworkView};
@@ -58,7 +63,7 @@ pub use containers::{
     Summary, UNTAR_HELPER, UpdateRequest, untar_helper_main,
 };
 pub use daemon::Daemon;
-pub use df::{ContainerUsage, DiskUsage, ImageUsage};
+pub use df::{ContainerUsage, DiskUsage, ImageUsage, VolumeUsage};
 pub use error::{DaemonError, StartFailure};
 pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};

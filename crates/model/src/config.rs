@@ -188,6 +188,96 @@ pub struct HostConfig {
     /// `VolumeDriver`, `CgroupnsMode`...): echoed in inspect as the client sent them.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+    // Volumes.
+    /// `--mount`: bind, volume and tmpfs mounts.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// `--volumes-from NAME[:ro|:rw]`.
+    #[serde(deserialize_with = "nullable")]
+    pub volumes_from: Vec<String>,
+    /// `--volume-driver`: the driver of the volumes `-v` creates.
+    #[serde(deserialize_with = "nullable")]
+    pub volume_driver: String,
+}
+
+/// One `HostConfig.Mounts` entry (`--mount type=volume,src=v,dst=/data`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    #[serde(rename = "Type", deserialize_with = "nullable")]
+    pub typ: String,
+    #[serde(deserialize_with = "nullable")]
+    pub source: String,
+    #[serde(deserialize_with = "nullable")]
+    pub target: String,
+    pub read_only: bool,
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub consistency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind_options: Option<BindOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+/// `Mount.BindOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub propagation: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub non_recursive: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_mountpoint: bool,
+}
+
+/// `Mount.VolumeOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_copy: bool,
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<DriverConfig>,
+    /// A folder inside the volume to mount instead of its root (API 1.45+).
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub subpath: String,
+}
+
+/// `VolumeOptions.DriverConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DriverConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    #[serde(deserialize_with = "nullable")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `Mount.TmpfsOptions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// One host side of a published port (`127.0.0.1:8080`); ports are strings on the wire.
@@ -285,8 +375,14 @@ pub struct NetworkingConfig {
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub typ: String,
+    /// The volume's name (volumes only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub source: String,
     pub destination: String,
+    /// The volume's driver (volumes only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub driver: String,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,

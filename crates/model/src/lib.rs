@@ -9,7 +9,8 @@ mod config;
 mod nullable;
 
 pub use config::{
-    ContainerConfig, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-    LogConfig, MountPoint, NetworkSettings, NetworkingConfig, PortBinding, RestartPolicy,
+    BindOptions, ContainerConfig, DeviceMapping, DriverConfig, EndpointIpamConfig,
+    EndpointSettings, HealthConfig, HostConfig, LogConfig, Mount, MountPoint, NetworkSettings,
+    NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, VolumeOptions,
 };
 pub use nullable::nullable;

@@ -15,8 +15,6 @@ pub enum SpecError {
     NoSuchUser(String),
     #[error("unable to find group {0}: no matching entries in group file")]
     NoSuchGroup(String),
-    #[error("invalid volume specification: '{0}'")]
-    Bind(String),
     #[error("invalid tmpfs specification {0:?}")]
     Tmpfs(String),
     #[error("--init needs an init binary: install tini (apt-get install tini) or docker-init")]

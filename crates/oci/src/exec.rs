@@ -90,6 +90,7 @@ mod tests {
             cgroup_parent: "/berth",
             init_binary: None,
             netns: None,
+            mounts: &[],
         })
         .unwrap()
         .process()

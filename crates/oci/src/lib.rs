@@ -27,7 +27,7 @@ pub use caps::{DEFAULT_CAPS, cap_name, caps_from_mask, parse_cap};
 pub use error::SpecError;
 pub use exec::{ExecInput, exec_process};
 pub use host::{HostFacts, StaticHost};
-pub use mounts::{Bind, parse_bind};
+pub use mounts::UserMount;
 pub use resources::resources;
 pub use rlimits::{merge_ulimits, merged_rlimits};
 pub use security::{SecurityOpts, parse_security_opts};

@@ -5,46 +5,15 @@ use oci_spec::runtime::{Mount, MountBuilder};
 
 use crate::SpecError;
 
-/// A `-v /src:/dst[:opts]` bind.
+/// A mount the container asked for (`-v`, `--mount`, a volume), resolved by the daemon: a
+/// host path bound (a bind, or a volume's folder) or a new tmpfs, with runc's options.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    pub source: String,
+pub struct UserMount {
     pub destination: String,
-    pub read_only: bool,
-    pub propagation: String,
-}
-
-/// Parses a `Binds` entry. Only host paths are binds; a bare name would be a named volume,
-/// which berth does not have yet.
-pub fn parse_bind(spec: &str) -> Result<Bind, SpecError> {
-    let bad = || SpecError::Bind(spec.to_string());
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (source, destination, opts) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, o] => (*s, *d, *o),
-        _ => return Err(bad()),
-    };
-    if !source.starts_with('/') || !destination.starts_with('/') || destination == "/" {
-        return Err(bad());
-    }
-    let mut b = Bind {
-        source: source.to_string(),
-        destination: destination.trim_end_matches('/').to_string(),
-        read_only: false,
-        propagation: "rprivate".to_string(),
-    };
-    for o in opts.split(',').filter(|o| !o.is_empty()) {
-        match o {
-            "ro" => b.read_only = true,
-            "rw" => b.read_only = false,
-            "z" | "Z" | "nocopy" => {}
-            "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
-                b.propagation = o.to_string()
-            }
-            _ => return Err(bad()),
-        }
-    }
-    Ok(b)
+    /// `bind` or `tmpfs`.
+    pub typ: String,
+    pub source: String,
+    pub options: Vec<String>,
 }
 
 fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Result<Mount, SpecError> {
@@ -56,19 +25,15 @@ fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Result<Mount, Sp
         .build()?)
 }
 
-/// Docker's default mounts, the generated /etc files, binds and tmpfs mounts, in the order
-/// runc must mount them.
+/// Docker's default mounts, the generated /etc files, the user's mounts (in the order given:
+/// parents first) and `--tmpfs` mounts, in the order runc must mount them.
 pub(crate) fn container_mounts(
     host: &HostConfig,
     etc_files: &[(String, PathBuf)],
+    user_mounts: &[UserMount],
     cgroup_v2: bool,
 ) -> Result<Vec<Mount>, SpecError> {
-    let binds: Vec<Bind> = host
-        .binds
-        .iter()
-        .map(|b| parse_bind(b))
-        .collect::<Result<_, _>>()?;
-    let user_dests: Vec<&str> = binds
+    let user_dests: Vec<&str> = user_mounts
         .iter()
         .map(|b| b.destination.as_str())
         .chain(host.tmpfs.keys().map(String::as_str))
@@ -146,12 +111,9 @@ pub(crate) fn container_mounts(
             )?);
         }
     }
-    for b in &binds {
-        let mut opts = vec!["rbind", b.propagation.as_str()];
-        if b.read_only {
-            opts.push("ro");
-        }
-        out.push(mount(&b.destination, "bind", &b.source, &opts)?);
+    for m in user_mounts {
+        let opts: Vec<&str> = m.options.iter().map(String::as_str).collect();
+        out.push(mount(&m.destination, &m.typ, &m.source, &opts)?);
     }
     for (dest, opts) in &host.tmpfs {
         if !dest.starts_with('/') {
@@ -169,32 +131,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bind_forms() {
-        let b = parse_bind("/host/vol:/data:ro").unwrap();
-        assert_eq!(
-            (b.source.as_str(), b.destination.as_str(), b.read_only),
-            ("/host/vol", "/data", true)
-        );
-        assert!(!parse_bind("/a:/b").unwrap().read_only);
-        assert_eq!(
-            parse_bind("/a:/b:rw,rshared").unwrap().propagation,
-            "rshared"
-        );
-        for bad in ["named:/data", "/a", "/a:relative", "/a:/b:bogus", "/a:/"] {
-            assert!(parse_bind(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn defaults_then_etc_files_then_binds_and_tmpfs() {
         let host = HostConfig {
-            binds: vec!["/srv:/data:ro".into()],
             tmpfs: [("/run".to_string(), "size=1m".to_string())].into(),
             ..Default::default()
+        };
+        let data = UserMount {
+            destination: "/data".into(),
+            typ: "bind".into(),
+            source: "/srv".into(),
+            options: vec!["rbind".into(), "rprivate".into(), "ro".into()],
         };
         let m = container_mounts(
             &host,
             &[("/etc/hostname".into(), "/c/hostname".into())],
+            &[data],
             false,
         )
         .unwrap();

@@ -62,6 +62,8 @@ pub struct SpecInput<'a> {
     /// container's for `--network container:`); `None` gives a new, empty one (`none`).
     /// Unused with `--network host`.
     pub netns: Option<&'a std::path::Path>,
+    /// The user's mounts (binds, volumes, `--mount` tmpfs), resolved, parents first.
+    pub mounts: &'a [crate::UserMount],
 }
 
 impl std::fmt::Debug for SpecInput<'_> {
@@ -281,7 +283,8 @@ pub fn build_spec(input: SpecInput<'_>) -> Result<Spec, SpecError> {
         linux.set_readonly_paths(None);
     }
 
-    let mut mounts = crate::mounts::container_mounts(h, input.etc_files, input.host.cgroup_v2())?;
+    let mut mounts =
+        crate::mounts::container_mounts(h, input.etc_files, input.mounts, input.host.cgroup_v2())?;
     if let Some(init) = init_mount {
         mounts.push(
             oci_spec::runtime::MountBuilder::default()
@@ -351,6 +354,7 @@ mod tests {
             cgroup_parent: "/berth",
             init_binary: Some(std::path::Path::new("/usr/bin/tini")),
             netns: None,
+            mounts: &[],
         })
         .unwrap()
     }
@@ -591,6 +595,7 @@ mod tests {
             cgroup_parent: "/berth",
             init_binary: None,
             netns: Some(netns),
+            mounts: &[],
         })
         .unwrap();
         let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
@@ -622,6 +627,7 @@ mod tests {
                 cgroup_parent: "/berth",
                 init_binary: None,
                 netns: None,
+                mounts: &[],
             })
             .is_err()
         };
@@ -631,10 +637,6 @@ mod tests {
         }));
         assert!(bad(HostConfig {
             security_opt: vec!["bogus".into()],
-            ..Default::default()
-        }));
-        assert!(bad(HostConfig {
-            binds: vec!["vol:/x".into()],
             ..Default::default()
         }));
         assert!(bad(HostConfig {

@@ -49,6 +49,7 @@ fn spec(h: &HostConfig, defaults: &BTreeMap<String, Ulimit>, facts: &StaticHost)
         cgroup_parent: "/berth",
         init_binary: None,
         netns: None,
+        mounts: &[],
     })
     .unwrap()
 }

@@ -47,6 +47,7 @@ fn berth() -> Value {
         cgroup_parent: "/berth",
         init_binary: None,
         netns: None,
+        mounts: &[],
     })
     .unwrap();
     serde_json::to_value(spec).unwrap()

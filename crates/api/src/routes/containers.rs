@@ -20,10 +20,28 @@ use crate::{ApiError, body, wire};
 
 pub(crate) async fn create(
     State(d): State<Arc<Daemon>>,
+    version: Option<axum::Extension<crate::version::ApiVersion>>,
     q: Query,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (config, host, networking) = body::create(&body)?;
+    let subpath_known = version.is_none_or(|axum::Extension(v)| {
+        v >= crate::version::ApiVersion {
+            major: 1,
+            minor: 45,
+        }
+    });
+    if !subpath_known
+        && host.mounts.iter().any(|m| {
+            m.volume_options
+                .as_ref()
+                .is_some_and(|o| !o.subpath.is_empty())
+        })
+    {
+        return Err(ApiError::bad_request(
+            "VolumeOptions.Subpath needs API v1.45 or newer",
+        ));
+    }
     let id = d
         .container_create_on(q.get("name"), config, host, &networking)
         .await?;
@@ -99,7 +117,8 @@ pub(crate) async fn remove(
     if q.bool("link") {
         d.container_remove_link(&id).await?;
     } else {
-        d.container_remove(&id, q.bool("force")).await?;
+        d.container_remove_with(&id, q.bool("force"), q.bool("v"))
+            .await?;
     }
     Ok(no_content())
 }

@@ -6,6 +6,7 @@ mod exec;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -68,6 +69,13 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/commit", post(images::commit))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

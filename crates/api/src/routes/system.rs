@@ -111,7 +111,7 @@ pub(crate) async fn events(State(d): State<Arc<Daemon>>, q: Query) -> Result<Res
         .into_response())
 }
 
-/// `GET /system/df`: images, containers and their sizes (no volumes or build cache in berth).
+/// `GET /system/df`: images, containers, volumes and their sizes (no build cache in berth).
 pub(crate) async fn df(State(d): State<Arc<Daemon>>) -> Result<Json<serde_json::Value>, ApiError> {
     let usage = tokio::task::spawn_blocking(move || d.system_df())
         .await

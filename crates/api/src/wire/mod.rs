@@ -7,6 +7,7 @@ pub(crate) mod exec;
 pub(crate) mod images;
 pub(crate) mod networks;
 pub mod system;
+pub(crate) mod volumes;
 
 use serde_json::{Value, json};
 

@@ -377,7 +377,11 @@ pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
         "BuilderSize": 0,
         "Images": images,
         "Containers": containers,
-        "Volumes": [],
+        "Volumes": usage
+            .volumes
+            .iter()
+            .map(|u| super::volumes::with_usage(&u.volume, u.size, u.ref_count))
+            .collect::<Vec<_>>(),
         "BuildCache": [],
     })
 }

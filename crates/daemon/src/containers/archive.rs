@@ -37,16 +37,18 @@ fn go_mode(m: &Meta) -> u32 {
 }
 
 impl Daemon {
-    fn merged_view(&self, name: &str) -> Result<MergedView, DaemonError> {
+    fn merged_view(&self, name: &str, with_mounts: bool) -> Result<MergedView, DaemonError> {
         let c = self.containers.get(name)?;
-        self.view_of(&c, false)
+        self.view_of(&c, false, with_mounts)
     }
 
-    /// Mounts a view of a container's files under `<exec-root>/views/`.
+    /// Mounts a view of a container's files under `<exec-root>/views/`; `with_mounts`: its
+    /// volumes and binds bound in it at their destinations.
     pub(crate) fn view_of(
         &self,
         c: &super::Container,
         writable: bool,
+        with_mounts: bool,
     ) -> Result<MergedView, DaemonError> {
         let image = self.images.get(&c.record().image)?;
         let layout = RootfsLayout::prepare(&image.layer_dirs, c.dir())?;
@@ -56,8 +58,13 @@ impl Daemon {
             .join("views")
             .join(super::random_hex(8));
         let empty = self.paths().data_root.join("empty");
-        MergedView::mount(&layout, at.clone(), writable.then_some(empty.as_path()))
-            .map_err(|source| DaemonError::Io { path: at, source })
+        let view = MergedView::mount(&layout, at.clone(), writable.then_some(empty.as_path()))
+            .map_err(|source| DaemonError::Io { path: at, source })?;
+        // Paths under a volume or a bind resolve in it, as the container sees them.
+        if with_mounts {
+            self.mount_into_view(&c.record(), &view.root, writable)?;
+        }
+        Ok(view)
     }
 
     /// Stat of `path` in the container, and (unless `stat_only`) a tar stream of it. The
@@ -70,7 +77,7 @@ impl Daemon {
         path: &str,
         stat_only: bool,
     ) -> Result<(PathStat, Option<DuplexStream>), DaemonError> {
-        let view = self.merged_view(name)?;
+        let view = self.merged_view(name, true)?;
         let root = Root::open(&view.root)?;
         let not_found = || {
             DaemonError::NotFoundPath(format!(
@@ -119,7 +126,8 @@ impl Daemon {
 
     /// `docker export`: the whole file system as a tar stream, walked by descriptor.
     pub fn container_export(&self, name: &str) -> Result<DuplexStream, DaemonError> {
-        let view = self.merged_view(name)?;
+        // As dockerd's: the container's own files, not its volumes.
+        let view = self.merged_view(name, false)?;
         let root = Root::open(&view.root)?;
         let dir = root
             .fd()

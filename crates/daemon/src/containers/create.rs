@@ -80,8 +80,12 @@ pub(crate) fn merge_image_config(c: &mut ContainerConfig, image: &ImageRecord) {
     if c.exposed_ports.is_none() {
         c.exposed_ports = ic.exposed_ports.clone();
     }
-    if c.volumes.is_none() {
-        c.volumes = ic.volumes.clone();
+    // The image's volumes and the request's, as dockerd merges them.
+    if let Some(iv) = &ic.volumes {
+        let v = c.volumes.get_or_insert_with(Default::default);
+        for (k, val) in iv {
+            v.entry(k.clone()).or_insert_with(|| val.clone());
+        }
     }
     merge_healthcheck(c, ic.extra.get("Healthcheck"));
 }
@@ -179,9 +183,6 @@ impl Daemon {
         let network_settings = self.plan_networks(&mut host, networking)?;
         self.fill_host_defaults(&mut host);
         berth_oci::parse_security_opts(&host.security_opt)?;
-        for b in &host.binds {
-            berth_oci::parse_bind(b)?;
-        }
         berth_oci::merged_rlimits(&host.ulimits, &snapshot.config.default_ulimits)?;
         if host.init == Some(true) && super::start::init_binary().is_none() {
             return Err(berth_oci::SpecError::NoInit.into());
@@ -196,6 +197,7 @@ impl Daemon {
         if cmd.is_empty() {
             return Err(DaemonError::InvalidParameter("No command specified".into()));
         }
+        let mut mount_points = self.plan_mounts(&config, &host)?;
 
         let id = random_hex(32);
         let name = match name
@@ -227,7 +229,21 @@ impl Daemon {
             }
         };
 
-        let result = self.create_files(&id, &name, (config, host, network_settings), &image, cmd);
+        if let Err(e) = self.claim_volumes(&id, &mut mount_points) {
+            self.containers.release_name(&name, &id);
+            return Err(e);
+        }
+        let result = self.create_files(
+            &id,
+            &name,
+            (config, host, network_settings),
+            &image,
+            cmd,
+            mount_points.clone(),
+        );
+        if result.is_err() {
+            self.unclaim_volumes(&id, &mount_points, true);
+        }
         match result {
             Ok(c) => {
                 self.container_event(&c, "create", &[]);
@@ -339,6 +355,7 @@ impl Daemon {
         ),
         image: &ImageRecord,
         cmd: Vec<String>,
+        mount_points: Vec<berth_volumes::MountPoint>,
     ) -> Result<Arc<Container>, DaemonError> {
         if config.hostname.is_empty() {
             config.hostname = if host.network_mode == "host" {
@@ -394,6 +411,7 @@ impl Daemon {
             process: None,
             cgroups_path: None,
             network_settings,
+            mount_points,
         };
         write_record(&dir, &record)?;
         Ok(Arc::new(Container::new(record, dir)))

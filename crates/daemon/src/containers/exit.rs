@@ -172,6 +172,7 @@ impl Daemon {
             tracing::warn!(container = %c.id, error = %e, "deleting the containerd container failed");
         }
         self.leave_networks(c).await;
+        self.release_volumes(c);
         let fifos = self.paths().fifo_dir(&c.id);
         crate::log_io_cleanup(
             "the container's FIFOs",

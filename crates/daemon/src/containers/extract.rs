@@ -126,7 +126,7 @@ impl Daemon {
         let root = if record.state.running() && record.state.pid() > 0 {
             self.paths().host.proc_pid(record.state.pid()).join("root")
         } else {
-            let v = self.view_of(&c, true)?;
+            let v = self.view_of(&c, true, true)?;
             let root = v.root.clone();
             view = Some(v);
             root

@@ -41,23 +41,27 @@ pub struct StatsSample {
     pub networks: Vec<(String, berth_network::InterfaceStats)>,
 }
 
-/// The bind mounts of a container as inspect and `docker ps` list them.
+/// The mounts of a container as inspect and `docker ps` list them (dockerd's shape).
 pub(crate) fn mount_points(r: &Record) -> Vec<MountPoint> {
-    r.host_config
-        .binds
-        .iter()
-        .filter_map(|b| berth_oci::parse_bind(b).ok())
-        .map(|b| MountPoint {
-            typ: "bind".into(),
-            source: b.source,
-            destination: b.destination,
-            mode: if b.read_only {
-                "ro".into()
+    super::mounts::record_mounts(r)
+        .into_iter()
+        .map(|m| {
+            let volume = m.kind == berth_volumes::MountKind::Volume;
+            let source = if volume && !m.subpath.is_empty() {
+                format!("{}/{}", m.source, m.subpath.trim_start_matches('/'))
             } else {
-                String::new()
-            },
-            rw: !b.read_only,
-            propagation: b.propagation,
+                m.source
+            };
+            MountPoint {
+                typ: m.kind.as_str().into(),
+                name: m.name,
+                source,
+                destination: m.destination,
+                driver: if volume { m.driver } else { String::new() },
+                mode: m.mode,
+                rw: m.rw,
+                propagation: m.propagation,
+            }
         })
         .collect()
 }

@@ -25,7 +25,7 @@ pub struct Summary {
 
 const FILTERS: &[&str] = &[
     "id", "name", "status", "label", "ancestor", "exited", "before", "since", "network", "publish",
-    "expose", "health",
+    "expose", "health", "volume",
 ];
 
 /// The values a `health` filter may take: a health status, or `none` (no healthcheck).
@@ -194,6 +194,12 @@ impl Daemon {
                             .iter()
                             .flat_map(|m| m.keys())
                             .any(|k| port_matches(p, k))
+                    })
+                    && any("volume", &|v| {
+                        // A volume's name, or a mount's destination, as dockerd matches it.
+                        super::mounts::record_mounts(r)
+                            .iter()
+                            .any(|m| m.name == v || m.destination == v)
                     })
                     && before.iter().all(|t| r.created < *t)
                     && since.iter().all(|t| r.created > *t)

@@ -15,6 +15,7 @@ mod io;
 pub(crate) mod kill;
 mod list;
 mod logs;
+mod mounts;
 pub(crate) mod networks;
 mod pause;
 mod remove;
@@ -91,6 +92,9 @@ pub struct Record {
     /// Its networks (asked, and got while it runs) and published ports.
     #[serde(default)]
     pub network_settings: berth_model::NetworkSettings,
+    /// Its mounts (binds, volumes, `--mount` tmpfs), as planned at create.
+    #[serde(default)]
+    pub mount_points: Vec<berth_volumes::MountPoint>,
 }
 
 /// A container and what berthd holds for it while it lives: its containerd handles, its
@@ -483,6 +487,7 @@ mod tests {
             process: None,
             cgroups_path: None,
             network_settings: Default::default(),
+            mount_points: Vec::new(),
         }
     }
 

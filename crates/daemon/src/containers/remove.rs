@@ -10,6 +10,17 @@ use crate::{Daemon, DaemonError};
 impl Daemon {
     /// `docker rm` (`force` kills a running container first).
     pub async fn container_remove(&self, name: &str, force: bool) -> Result<(), DaemonError> {
+        self.container_remove_with(name, force, false).await
+    }
+
+    /// `docker rm [-f] [-v]`: `volumes` also removes its anonymous volumes (never named
+    /// ones, nor one another container uses).
+    pub async fn container_remove_with(
+        &self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), DaemonError> {
         let c = self.containers.get(name)?;
         let _op = c.op.lock().await;
         c.state().can_remove(&c.id, force)?;
@@ -28,7 +39,7 @@ impl Daemon {
                 return Err(Conflict::NotKilled(c.id.clone()).into());
             }
         }
-        self.remove_files(&c)
+        self.remove_files_with(&c, volumes)
     }
 
     /// `docker rm --link /PARENT/ALIAS`: the parent forgets that link; no container goes.
@@ -55,9 +66,20 @@ impl Daemon {
         c.persist()
     }
 
-    /// Forgets a stopped container: its files, its names, its execs. Under the record lock,
-    /// so no record write lands after it and no rename reserves a name for it meanwhile.
+    /// Forgets a stopped container: its files, its names, its execs, and its claim on its
+    /// volumes (its anonymous ones removed if it was `--rm`).
     pub(crate) fn remove_files(&self, c: &Arc<Container>) -> Result<(), DaemonError> {
+        let auto_remove = c.record().host_config.auto_remove;
+        self.remove_files_with(c, auto_remove)
+    }
+
+    /// `remove_files`; `volumes`: its anonymous volumes go too. Under the record lock, so
+    /// no record write lands after it and no rename reserves a name for it meanwhile.
+    pub(crate) fn remove_files_with(
+        &self,
+        c: &Arc<Container>,
+        volumes: bool,
+    ) -> Result<(), DaemonError> {
         let graveyard = self
             .paths()
             .containers_dir()
@@ -82,6 +104,8 @@ impl Daemon {
         for e in c.exec_ids() {
             self.forget_exec(&e);
         }
+        let mounts = super::mounts::record_mounts(&c.record());
+        self.unclaim_volumes(&c.id, &mounts, volumes);
         self.container_event(c, "destroy", &[]);
         c.notify();
         if let Err(e) = std::fs::remove_dir_all(&graveyard) {

@@ -112,6 +112,7 @@ impl Daemon {
                         inner.copiers = copiers;
                     }
                     self.adopt_network(&c).await;
+                    self.adopt_volumes(&c);
                     tracing::info!(container = %c.id, pid = t.pid, "restored");
                     adopted.push(c.clone());
                 }

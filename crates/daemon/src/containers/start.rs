@@ -127,6 +127,9 @@ impl Daemon {
         let result = self
             .start_task(c, record, netns.as_deref(), etc_from.as_ref())
             .await;
+        if result.is_err() {
+            self.release_volumes(c);
+        }
         if result.is_err() && bridged {
             self.leave_networks(c).await;
             if let Err(e) = c.persist() {
@@ -168,6 +171,7 @@ impl Daemon {
             ),
         ];
         let host = self.host_facts();
+        let user_mounts = self.mount_volumes(c, &record).await?;
         let spec = berth_oci::build_spec(berth_oci::SpecInput {
             id: &c.id,
             config: &record.config,
@@ -179,6 +183,7 @@ impl Daemon {
             cgroup_parent: &snapshot.config.cgroup_parent,
             init_binary: init_binary().as_deref(),
             netns,
+            mounts: &user_mounts,
         })?;
         self.ensure_apparmor(
             spec.process()
