@@ -33,6 +33,23 @@ const INTENDED: &[(&str, &str)] = &[
         "image fields berth does not keep (GraphDriver, Metadata)",
     ),
     (
+        ".Mountpoint: ",
+        "the volume's folder under each daemon's own data root",
+    ),
+    (
+        "volumes/create .Options: dockerd {}, berth null",
+        "a volume created with `DriverOpts: {}` shows `Options: null` (berth does not record \
+         whether empty options were sent; the CLI sends none, and then dockerd shows null too)",
+    ),
+    (
+        "dv .Options: dockerd {}, berth null",
+        "the same volume, inspected",
+    ),
+    (
+        "].Options: dockerd {}, berth null",
+        "the same volume, listed",
+    ),
+    (
         ".HostConfig.MaskedPaths: ",
         "berth also masks /sys/devices/virtual/powercap, as dockerd does since 20.10.10 \
          (CVE-2020-8694); this dockerd is older",
@@ -533,6 +550,55 @@ fn the_same_calls_answer_as_dockerd_does() {
         &mut b,
         "DELETE",
         "/containers/d1?link=1",
+        None,
+        Mode::Full,
+        f,
+    );
+    // Volumes.
+    let vol = r#"{"Name":"dv","Driver":"local","DriverOpts":{},"Labels":{"k":"v"}}"#;
+    compare(
+        &mut d,
+        &mut b,
+        "POST",
+        "/volumes/create",
+        Some(vol),
+        Mode::Full,
+        f,
+    );
+    compare(&mut d, &mut b, "GET", "/volumes/dv", None, Mode::Full, f);
+    compare(
+        &mut d,
+        &mut b,
+        "GET",
+        "/volumes?filters=%7B%22name%22%3A%5B%22dv%22%5D%7D",
+        None,
+        Mode::Full,
+        f,
+    );
+    compare(
+        &mut d,
+        &mut b,
+        "GET",
+        "/volumes/nosuchvol",
+        None,
+        Mode::Full,
+        f,
+    );
+    compare(
+        &mut d,
+        &mut b,
+        "DELETE",
+        "/volumes/nosuchvol",
+        None,
+        Mode::Full,
+        f,
+    );
+    compare(&mut d, &mut b, "DELETE", "/volumes/dv", None, Mode::Full, f);
+    compare(
+        &mut d,
+        &mut b,
+        "POST",
+        "/volumes/prune",
         None,
         Mode::Full,
         f,

@@ -30,7 +30,8 @@ pub(crate) fn with_usage(v: &Volume, size: u64, ref_count: usize) -> Value {
 pub(crate) fn list(vs: &[Volume]) -> Value {
     json!({
         "Volumes": vs.iter().map(volume).collect::<Vec<_>>(),
-        "Warnings": [],
+        // No warnings: Go's nil list, as dockerd answers.
+        "Warnings": null,
     })
 }
 
