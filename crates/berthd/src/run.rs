@@ -73,6 +73,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     }
     daemon.network_reconcile().await;
     daemon.start_by_policy().await;
+    let signals = Signals::take()?;
     let router = berth_api::router(daemon.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -96,7 +97,7 @@ pub async fn run(flags: Flags, config: DaemonConfig, log: LogHandle) -> anyhow::
     }
     tracing::info!("berthd is ready");
 
-    let why = wait_for_stop(&daemon, &log, &mut servers).await?;
+    let why = wait_for_stop(&daemon, &log, &mut servers, signals).await?;
     tracing::info!(%why, "shutting down");
 
     let _ = stop_tx.send(true);
@@ -153,14 +154,35 @@ fn unix_sockets(config: &DaemonConfig) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Runs until SIGTERM or SIGINT (or a server dies), reloading on SIGHUP.
+/// The signals berthd answers, taken over before the API serves: a SIGHUP sent as soon as
+/// `/_ping` answers reloads instead of killing berthd (SIGHUP's default).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn take() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+}
+
 async fn wait_for_stop(
     daemon: &Daemon,
     log: &LogHandle,
     servers: &mut JoinSet<std::io::Result<()>>,
+    signals: Signals,
 ) -> anyhow::Result<&'static str> {
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok("SIGTERM"),
