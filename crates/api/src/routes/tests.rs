@@ -12,6 +12,15 @@ use crate::router;
 /// through the router.
 pub(crate) struct Engine(TestEngine);
 
+/// The engine's own helpers (images, containers) stay at hand.
+impl std::ops::Deref for Engine {
+    type Target = TestEngine;
+
+    fn deref(&self) -> &TestEngine {
+        &self.0
+    }
+}
+
 impl Engine {
     /// An engine with an extra runtime and live-restore, and no containerd.
     pub(crate) fn new() -> Engine {

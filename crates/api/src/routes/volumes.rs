@@ -113,31 +113,19 @@ pub(crate) async fn prune(
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use berth_daemon::testing::TestEngine;
-    use http::{Request, StatusCode};
-    use http_body_util::BodyExt;
+    use http::StatusCode;
     use serde_json::{Value, json};
-    use tower::ServiceExt;
 
+    use crate::routes::tests::Engine as TestEngine;
+
+    /// A call through the test engine; the answer's body as JSON (`null` when it is none).
     async fn call(e: &TestEngine, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
         let body = if body.is_null() {
             Vec::new()
         } else {
             body.to_string().into_bytes()
         };
-        let resp = crate::router(e.daemon.clone())
-            .oneshot(
-                Request::builder()
-                    .method(method)
-                    .uri(uri)
-                    .body(Body::from(body))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let (status, _, bytes) = e.call(method, uri, body).await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
