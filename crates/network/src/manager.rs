@@ -322,25 +322,7 @@ impl Networks {
             if networks.values().any(|n| n.name == name) {
                 return;
             }
-            let n = Network {
-                id: random_hex(32),
-                name: name.into(),
-                driver: driver.into(),
-                created: now_rfc3339(),
-                internal: false,
-                attachable: false,
-                enable_ipv6: false,
-                ipam_driver: "default".into(),
-                ipam_options: None,
-                ipam_config: Vec::new(),
-                options: BTreeMap::new(),
-                labels: BTreeMap::new(),
-                bridge: String::new(),
-                owned_bridge: false,
-                subnet: None,
-                gateway: None,
-                ip_range: None,
-            };
+            let n = Network::bare(random_hex(32), name, driver, now_rfc3339());
             networks.insert(n.id.clone(), n);
         };
         predefined("host", "host");
@@ -1687,25 +1669,7 @@ mod tests {
 
     #[test]
     fn networks_are_found_by_name_id_and_prefix() {
-        let mk = |id: &str, name: &str| Network {
-            id: id.into(),
-            name: name.into(),
-            driver: "bridge".into(),
-            created: String::new(),
-            internal: false,
-            attachable: false,
-            enable_ipv6: false,
-            ipam_driver: "default".into(),
-            ipam_options: None,
-            ipam_config: Vec::new(),
-            options: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            bridge: String::new(),
-            owned_bridge: false,
-            subnet: None,
-            gateway: None,
-            ip_range: None,
-        };
+        let mk = |id: &str, name: &str| Network::bare(id.into(), name, "bridge", String::new());
         let mut m = BTreeMap::new();
         for (id, name) in [("abc123", "one"), ("abd456", "two"), ("ffff", "abc123x")] {
             m.insert(id.to_string(), mk(id, name));

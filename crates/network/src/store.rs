@@ -54,6 +54,30 @@ pub struct Network {
 }
 
 impl Network {
+    /// A network with nothing set but its ID, name, driver and creation time (the
+    /// predefined `host` and `none` are just that).
+    pub fn bare(id: String, name: &str, driver: &str, created: String) -> Network {
+        Network {
+            id,
+            name: name.into(),
+            driver: driver.into(),
+            created,
+            internal: false,
+            attachable: false,
+            enable_ipv6: false,
+            ipam_driver: "default".into(),
+            ipam_options: None,
+            ipam_config: Vec::new(),
+            options: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            bridge: String::new(),
+            owned_bridge: false,
+            subnet: None,
+            gateway: None,
+            ip_range: None,
+        }
+    }
+
     /// `bridge`, `host` and `none`: there from the start, never removed.
     pub fn is_predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
