@@ -71,6 +71,12 @@ fn http_get(url: &str) -> Option<String> {
     None
 }
 
+/// `docker network create --subnet SUBNET NAME`; it must succeed.
+fn subnet(d: &TestDaemon, name: &str, subnet: &str) {
+    let (code, _, err) = d.docker(&["network", "create", "--subnet", subnet, name]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// `docker run -d --name NAME ARGS... busybox httpd` serving the page NAME on port 80.
 fn serve(d: &TestDaemon, name: &str, args: &[&str]) {
     let mut all = vec!["run", "-d", "--name", name];
@@ -108,8 +114,7 @@ fn five_hundred_bridged_runs_leave_no_veth_rule_port_or_namespace() {
     common::require_root_tier("bridged_leaks", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.77.0.0/24", "leaknet"]);
-    assert_eq!(code, 0, "{err}");
+    subnet(&d, "leaknet", "10.77.0.0/24");
     let before_links = links();
     let before_table = berth_table();
     for i in 0..500 {
@@ -193,8 +198,7 @@ fn live_restore_keeps_addresses_dns_and_published_ports_across_restart_and_crash
     d.write_config(r#"{"live-restore": true}"#);
     let mut d = d.start(&[]);
     import_busybox(&d);
-    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.78.0.0/24", "accnet"]);
-    assert_eq!(code, 0, "{err}");
+    subnet(&d, "accnet", "10.78.0.0/24");
     let port = 24180;
     serve(
         &d,
@@ -249,8 +253,7 @@ fn a_shutdown_without_live_restore_removes_what_berth_made() {
     let before = links();
     let mut d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.79.0.0/24", "gone"]);
-    assert_eq!(code, 0, "{err}");
+    subnet(&d, "gone", "10.79.0.0/24");
     serve(&d, "pub", &["-p", "127.0.0.1:24280:80"]);
     serve(&d, "user", &["--network", "gone"]);
     assert_eq!(http_get("http://127.0.0.1:24280/").as_deref(), Some("pub"));
@@ -372,8 +375,7 @@ fn a_default_bridge_container_connected_to_a_user_network_resolves_its_names() {
     common::require_root_tier("connect_dns", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.82.0.0/24", "later"]);
-    assert_eq!(code, 0, "{err}");
+    subnet(&d, "later", "10.82.0.0/24");
     serve(&d, "target", &["--network", "later"]);
     let (code, _, err) = d.docker(&[
         "run",
@@ -488,8 +490,7 @@ fn an_endpoint_link_is_a_name_only_its_container_resolves() {
     common::require_root_tier("endpoint_links", TOOLS);
     let d = TestDaemon::new().start(&[]);
     import_busybox(&d);
-    let (code, _, err) = d.docker(&["network", "create", "--subnet", "10.83.0.0/24", "linked"]);
-    assert_eq!(code, 0, "{err}");
+    subnet(&d, "linked", "10.83.0.0/24");
     serve(&d, "db", &["--network", "linked"]);
     let fetch = "for i in 1 2 3 4 5; do timeout 3 wget -qO- http://database/ 2>/dev/null && exit 0; sleep 1; done; exit 1";
     let (code, _, err) = d.docker(&[
