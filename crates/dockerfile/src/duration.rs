@@ -84,3 +84,49 @@ pub fn parse_go_duration(s: &str) -> Result<i64, DockerfileError> {
     let total = i64::try_from(total).map_err(|_| error(DurationError::Invalid))?;
     Ok(if negative { -total } else { total })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let cases: &[(&str, i64)] = &[
+            ("0", 0),
+            ("5s", 5_000_000_000),
+            ("1m30s", 90_000_000_000),
+            ("100ms", 100_000_000),
+            ("1h2m3.5s", 3_723_500_000_000),
+            ("1.5h", 5_400_000_000_000),
+            (".5s", 500_000_000),
+            ("1.s", 1_000_000_000),
+            ("300us", 300_000),
+            ("300\u{b5}s", 300_000),
+            ("300\u{3bc}s", 300_000),
+            ("7ns", 7),
+            ("-1s", -1_000_000_000),
+            ("+2m", 120_000_000_000),
+            ("0s", 0),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_go_duration(text), Ok(*want), "{text}");
+        }
+    }
+
+    #[test]
+    fn go_duration_errors() {
+        let cases: &[(&str, &str)] = &[
+            ("", "time: invalid duration \"\""),
+            ("s", "time: invalid duration \"s\""),
+            ("1", "time: missing unit in duration \"1\""),
+            ("1x", "time: unknown unit \"x\" in duration \"1x\""),
+            ("1s2", "time: missing unit in duration \"1s2\""),
+            ("-", "time: invalid duration \"-\""),
+            ("99999999999h", "time: invalid duration \"99999999999h\""),
+        ];
+        for (text, want) in cases {
+            let got = parse_go_duration(text).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "{text}");
+        }
+    }
+}

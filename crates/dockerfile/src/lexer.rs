@@ -52,7 +52,8 @@ impl Lexer {
         self.run(word, &lookup).map(|(_, words)| words)
     }
 
-    /// The names of the variables a word refers to, in order of first use, each once.
+    /// The names of the variables a word refers to, each once, in the order they are looked up
+    /// (a `${A:-$B}` looks B up before A, as Docker's lexer does).
     pub fn vars_used(&self, word: &str) -> Vec<String> {
         let used = std::cell::RefCell::new(Vec::<String>::new());
         let record = |name: &str| {
@@ -389,5 +390,159 @@ impl Walker<'_> {
             self.pos += 1;
         }
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn process_word_expands_like_docker() {
+        let env = env(&[
+            ("A", "a"),
+            ("EMPTY", ""),
+            ("SPACED", "x  y"),
+            ("B", "b"),
+            ("B", "later"),
+        ]);
+        let cases: &[(&str, &str)] = &[
+            ("plain", "plain"),
+            ("$A", "a"),
+            ("${A}", "a"),
+            ("$A$A", "aa"),
+            ("${A}bc", "abc"),
+            ("$Abc", ""),
+            ("$UNSET", ""),
+            ("${B}", "later"),
+            ("${A:-w}", "a"),
+            ("${EMPTY:-w}", "w"),
+            ("${UNSET:-w}", "w"),
+            ("${A-w}", "a"),
+            ("${EMPTY-w}", ""),
+            ("${UNSET-w}", "w"),
+            ("${A:+w}", "w"),
+            ("${EMPTY:+w}", ""),
+            ("${UNSET:+w}", ""),
+            ("${A+w}", "w"),
+            ("${EMPTY+w}", "w"),
+            ("${UNSET+w}", ""),
+            ("${A:?msg}", "a"),
+            ("${EMPTY?msg}", ""),
+            ("${UNSET:-${A}}", "a"),
+            ("${UNSET:-${ALSO:-deep}}", "deep"),
+            ("${A:+${B}-x}", "later-x"),
+            ("'$A'", "$A"),
+            ("\"$A\"", "a"),
+            ("\"${A} 'q'\"", "a 'q'"),
+            ("'a b'c", "a bc"),
+            ("\\$A", "$A"),
+            ("a\\ b", "a b"),
+            ("\"a\\\"b\"", "a\"b"),
+            ("\"a\\nb\"", "a\\nb"),
+            ("\"\\$A\"", "$A"),
+            ("$", "$"),
+            ("a$", "a$"),
+            ("$1", ""),
+            ("x\\", "x"),
+            ("$SPACED", "x  y"),
+        ];
+        let lexer = Lexer::new('\\');
+        for (word, want) in cases {
+            assert_eq!(lexer.process_word(word, &env).as_deref(), Ok(*want), "{word}");
+        }
+    }
+
+    #[test]
+    fn backtick_escape() {
+        let env = env(&[("A", "a")]);
+        let lexer = Lexer::new('`');
+        let cases: &[(&str, &str)] = &[
+            ("`$A", "$A"),
+            ("c:\\dir", "c:\\dir"),
+            ("a` b", "a b"),
+            ("\"`\"\"", "\""),
+            ("\"\\\"", "\\"),
+        ];
+        for (word, want) in cases {
+            assert_eq!(lexer.process_word(word, &env).as_deref(), Ok(*want), "{word}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_word_and_reason() {
+        let env = env(&[("EMPTY", "")]);
+        let lexer = Lexer::new('\\');
+        let cases: &[(&str, &str)] = &[
+            ("${UNSET:?}", "failed to process \"${UNSET:?}\": UNSET: is not allowed to be unset"),
+            ("${UNSET?}", "failed to process \"${UNSET?}\": UNSET: is not allowed to be unset"),
+            ("${EMPTY:?}", "failed to process \"${EMPTY:?}\": EMPTY: is not allowed to be empty"),
+            ("${UNSET:?need it}", "failed to process \"${UNSET:?need it}\": UNSET: need it"),
+            ("${A", "failed to process \"${A\": syntax error: missing '}'"),
+            ("${A:-x", "failed to process \"${A:-x\": syntax error: missing '}'"),
+            ("${", "failed to process \"${\": syntax error: missing '}'"),
+            ("${}", "failed to process \"${}\": syntax error: bad substitution"),
+            ("${:-a}", "failed to process \"${:-a}\": syntax error: bad substitution"),
+            ("${A=b}", "failed to process \"${A=b}\": unsupported modifier (=) in substitution"),
+            ("${A:=b}", "failed to process \"${A:=b}\": unsupported modifier (:=) in substitution"),
+            (
+                "'open",
+                "failed to process \"'open\": unexpected end of statement while looking for matching single-quote",
+            ),
+            (
+                "\"open",
+                "failed to process \"\\\"open\": unexpected end of statement while looking for matching double-quote",
+            ),
+        ];
+        for (word, want) in cases {
+            let got = lexer.process_word(word, &env).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "{word}");
+        }
+    }
+
+    #[test]
+    fn process_words_splits_on_unquoted_whitespace() {
+        let env = env(&[("A", "a"), ("SPACED", "x  y"), ("EMPTY", "")]);
+        let cases: &[(&str, &[&str])] = &[
+            ("one two", &["one", "two"]),
+            ("  one   two  ", &["one", "two"]),
+            ("'one two' three", &["one two", "three"]),
+            ("\"$SPACED\" z", &["x  y", "z"]),
+            ("$SPACED z", &["x", "y", "z"]),
+            ("a\\ b c", &["a b", "c"]),
+            ("$A/src $A/dst", &["a/src", "a/dst"]),
+            ("$EMPTY", &[]),
+            ("''", &[]),
+            ("", &[]),
+            ("pre${SPACED}post", &["prex", "ypost"]),
+        ];
+        let lexer = Lexer::new('\\');
+        for (word, want) in cases {
+            let got = lexer.process_words(word, &env).unwrap();
+            assert_eq!(got, *want, "{word}");
+        }
+    }
+
+    #[test]
+    fn vars_used_lists_each_name_once() {
+        let lexer = Lexer::new('\\');
+        let cases: &[(&str, &[&str])] = &[
+            ("plain", &[]),
+            ("$A ${B} $A", &["A", "B"]),
+            ("${A:-${B:+$C}}", &["C", "B", "A"]),
+            ("'$NOT' \"$YES\"", &["YES"]),
+            ("\\$NOT", &[]),
+            ("${REQUIRED:?x} $AFTER", &["REQUIRED"]),
+        ];
+        for (word, want) in cases {
+            assert_eq!(lexer.vars_used(word), *want, "{word}");
+        }
     }
 }
