@@ -785,3 +785,431 @@ pub(crate) fn attach_heredocs(command: &mut Command, filled: Vec<Heredoc>) {
 pub(crate) fn at_line(line: usize) -> impl Fn(InstructionError) -> DockerfileError {
     move |error| DockerfileError::Line { line, error }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::parse_instruction;
+
+    fn cmd(line: &str) -> Command {
+        parse_instruction(line, '\\')
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+            .command
+    }
+
+    fn err(line: &str) -> String {
+        match parse_instruction(line, '\\') {
+            Ok(parsed) => panic!("{line}: parsed as {parsed:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn s(text: &str) -> String {
+        text.to_string()
+    }
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn pairs(words: &[(&str, &str)]) -> Vec<(String, String)> {
+        words.iter().map(|(k, v)| (s(k), s(v))).collect()
+    }
+
+    #[test]
+    fn each_instruction_parses() {
+        let cases: Vec<(&str, Command)> = vec![
+            (
+                "FROM alpine",
+                Command::From {
+                    image: s("alpine"),
+                    alias: None,
+                    platform: None,
+                },
+            ),
+            (
+                "from --platform=$BUILDPLATFORM golang:1.22 AS Build",
+                Command::From {
+                    image: s("golang:1.22"),
+                    alias: Some(s("Build")),
+                    platform: Some(s("$BUILDPLATFORM")),
+                },
+            ),
+            (
+                "RUN echo hi && ls",
+                Command::Run {
+                    command: ShellOrExec::Shell(s("echo hi && ls")),
+                    heredocs: vec![],
+                },
+            ),
+            (
+                r#"RUN ["echo", "hi"]"#,
+                Command::Run {
+                    command: ShellOrExec::Exec(strings(&["echo", "hi"])),
+                    heredocs: vec![],
+                },
+            ),
+            (
+                r#"RUN [ "echo", oops ]"#,
+                Command::Run {
+                    command: ShellOrExec::Shell(s(r#"[ "echo", oops ]"#)),
+                    heredocs: vec![],
+                },
+            ),
+            (
+                r#"CMD ["a", "b c"]"#,
+                Command::Cmd(ShellOrExec::Exec(strings(&["a", "b c"]))),
+            ),
+            (
+                "CMD echo $HOME",
+                Command::Cmd(ShellOrExec::Shell(s("echo $HOME"))),
+            ),
+            ("CMD []", Command::Cmd(ShellOrExec::Exec(vec![]))),
+            (
+                "ENTRYPOINT [\"/bin/sh\"]",
+                Command::Entrypoint(ShellOrExec::Exec(strings(&["/bin/sh"]))),
+            ),
+            (
+                "entrypoint top -b",
+                Command::Entrypoint(ShellOrExec::Shell(s("top -b"))),
+            ),
+            (
+                "COPY a b /dst/",
+                Command::Copy(CopyArgs {
+                    sources: strings(&["a", "b"]),
+                    dest: s("/dst/"),
+                    ..CopyArgs::default()
+                }),
+            ),
+            (
+                r#"COPY ["a b", "/d st"]"#,
+                Command::Copy(CopyArgs {
+                    sources: strings(&["a b"]),
+                    dest: s("/d st"),
+                    ..CopyArgs::default()
+                }),
+            ),
+            (
+                "COPY --from=build --chown=1:1 --chmod=0644 --link /out /app",
+                Command::Copy(CopyArgs {
+                    sources: strings(&["/out"]),
+                    dest: s("/app"),
+                    from: Some(s("build")),
+                    chown: Some(s("1:1")),
+                    chmod: Some(s("0644")),
+                    link: true,
+                    heredocs: vec![],
+                }),
+            ),
+            (
+                "COPY --link=false a b",
+                Command::Copy(CopyArgs {
+                    sources: strings(&["a"]),
+                    dest: s("b"),
+                    ..CopyArgs::default()
+                }),
+            ),
+            (
+                "ADD --chown=\"app user\" http://x/y.tgz /",
+                Command::Add(CopyArgs {
+                    sources: strings(&["http://x/y.tgz"]),
+                    dest: s("/"),
+                    chown: Some(s("app user")),
+                    ..CopyArgs::default()
+                }),
+            ),
+            ("ENV A 1", Command::Env(pairs(&[("A", "1")]))),
+            (
+                "ENV A  hello   world ",
+                Command::Env(pairs(&[("A", "hello   world")])),
+            ),
+            (
+                "ENV A=1 B=\"x y\" C=a\\ b",
+                Command::Env(pairs(&[("A", "1"), ("B", "\"x y\""), ("C", "a\\ b")])),
+            ),
+            ("ENV A=", Command::Env(pairs(&[("A", "")]))),
+            ("ENV A=b=c", Command::Env(pairs(&[("A", "b=c")]))),
+            ("ARG V", Command::Arg(vec![(s("V"), None)])),
+            (
+                "ARG V=1 W",
+                Command::Arg(vec![(s("V"), Some(s("1"))), (s("W"), None)]),
+            ),
+            (
+                "ARG V=\"a b\"",
+                Command::Arg(vec![(s("V"), Some(s("\"a b\"")))]),
+            ),
+            ("ARG V=", Command::Arg(vec![(s("V"), Some(s("")))])),
+            (
+                "LABEL a=1 \"b c\"=\"d e\"",
+                Command::Label(pairs(&[("a", "1"), ("\"b c\"", "\"d e\"")])),
+            ),
+            (
+                "LABEL version 1.0",
+                Command::Label(pairs(&[("version", "1.0")])),
+            ),
+            ("WORKDIR /app dir", Command::Workdir(s("/app dir"))),
+            ("USER app:app", Command::User(s("app:app"))),
+            (
+                "EXPOSE 80 443/tcp  $PORT",
+                Command::Expose(strings(&["80", "443/tcp", "$PORT"])),
+            ),
+            (
+                "VOLUME /data /logs",
+                Command::Volume(strings(&["/data", "/logs"])),
+            ),
+            (
+                "VOLUME [\"/data\", \"/my logs\"]",
+                Command::Volume(strings(&["/data", "/my logs"])),
+            ),
+            ("STOPSIGNAL SIGKILL", Command::StopSignal(s("SIGKILL"))),
+            (
+                "SHELL [\"powershell\", \"-command\"]",
+                Command::Shell(strings(&["powershell", "-command"])),
+            ),
+            ("ONBUILD RUN echo hi", Command::Onbuild(s("RUN echo hi"))),
+            (
+                "onbuild   copy  . /app",
+                Command::Onbuild(s("copy  . /app")),
+            ),
+            (
+                "MAINTAINER Jane <jane@example.com>",
+                Command::Maintainer(s("Jane <jane@example.com>")),
+            ),
+            ("HEALTHCHECK NONE", Command::Healthcheck(Healthcheck::None)),
+            ("healthcheck none", Command::Healthcheck(Healthcheck::None)),
+            (
+                "HEALTHCHECK CMD curl -f http://localhost/",
+                Command::Healthcheck(Healthcheck::Check {
+                    test: strings(&["CMD-SHELL", "curl -f http://localhost/"]),
+                    interval_ns: 0,
+                    timeout_ns: 0,
+                    start_period_ns: 0,
+                    start_interval_ns: 0,
+                    retries: 0,
+                }),
+            ),
+            (
+                "HEALTHCHECK --interval=5s --timeout=1m30s --start-period=100ms --start-interval=2s --retries=3 CMD [\"/check\", \"-q\"]",
+                Command::Healthcheck(Healthcheck::Check {
+                    test: strings(&["CMD", "/check", "-q"]),
+                    interval_ns: 5_000_000_000,
+                    timeout_ns: 90_000_000_000,
+                    start_period_ns: 100_000_000,
+                    start_interval_ns: 2_000_000_000,
+                    retries: 3,
+                }),
+            ),
+            (
+                "HEALTHCHECK --interval=0s cmd true",
+                Command::Healthcheck(Healthcheck::Check {
+                    test: strings(&["CMD-SHELL", "true"]),
+                    interval_ns: 0,
+                    timeout_ns: 0,
+                    start_period_ns: 0,
+                    start_interval_ns: 0,
+                    retries: 0,
+                }),
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(cmd(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn refusals_use_dockers_words() {
+        let cases: &[(&str, &str)] = &[
+            ("FOO bar", "unknown instruction: FOO"),
+            ("foo bar", "unknown instruction: FOO"),
+            (
+                "RUN --mount=type=cache,target=/x make",
+                "Unknown flag: mount",
+            ),
+            ("RUN --network=none true", "Unknown flag: network"),
+            ("COPY --exclude=*.md . /", "Unknown flag: exclude"),
+            ("ADD --from=x a b", "Unknown flag: from"),
+            ("COPY --from a b", "Missing a value on flag: from"),
+            (
+                "COPY --from=a --from=b c d",
+                "Duplicate flag specified: from",
+            ),
+            (
+                "COPY --link=maybe a b",
+                "Expecting boolean value for flag link, not: maybe",
+            ),
+            (
+                "COPY onlyone",
+                "COPY requires at least two arguments, but only one was provided. Destination could not be determined.",
+            ),
+            (
+                "ADD",
+                "ADD requires at least two arguments, but only one was provided. Destination could not be determined.",
+            ),
+            (
+                "COPY <<EOF <<EOF2",
+                "COPY cannot accept a heredoc as a destination",
+            ),
+            ("ENV", "ENV requires at least one argument"),
+            ("ENV A", "ENV must have two arguments"),
+            ("ENV =x", "ENV names can not be blank"),
+            (
+                "ENV A=1 B",
+                "Syntax error - can't find = in \"B\". Must be of the form: name=value",
+            ),
+            ("LABEL", "LABEL requires at least one argument"),
+            ("LABEL key", "LABEL must have two arguments"),
+            (
+                "LABEL a=1 b",
+                "Syntax error - can't find = in \"b\". Must be of the form: name=value",
+            ),
+            ("ARG", "ARG requires at least one argument"),
+            ("ARG =x", "ARG names can not be blank"),
+            ("WORKDIR", "WORKDIR requires exactly one argument"),
+            ("USER", "USER requires exactly one argument"),
+            ("STOPSIGNAL", "STOPSIGNAL requires exactly one argument"),
+            ("MAINTAINER", "MAINTAINER requires exactly one argument"),
+            ("EXPOSE", "EXPOSE requires at least one argument"),
+            ("VOLUME", "VOLUME requires at least one argument"),
+            (
+                "VOLUME [\"\"]",
+                "VOLUME specified can not be an empty string",
+            ),
+            (
+                "SHELL /bin/sh -c",
+                "SHELL requires the arguments to be in JSON form",
+            ),
+            ("SHELL", "SHELL requires at least one argument"),
+            ("SHELL []", "SHELL requires at least one argument"),
+            (
+                "CMD [\"a\", 1]",
+                "when using JSON array syntax, arrays must be comprised of strings only",
+            ),
+            ("FROM", "FROM requires either one or three arguments"),
+            ("FROM a b", "FROM requires either one or three arguments"),
+            (
+                "FROM a AS b c",
+                "FROM requires either one or three arguments",
+            ),
+            (
+                "FROM a AS 1st",
+                "invalid name for build stage: \"1st\", name can't start with a number or contain symbols",
+            ),
+            (
+                "FROM a AS b$c",
+                "invalid name for build stage: \"b$c\", name can't start with a number or contain symbols",
+            ),
+            (
+                "FROM --platform linux/amd64 a",
+                "Missing a value on flag: platform",
+            ),
+            ("ONBUILD", "ONBUILD requires at least one argument"),
+            (
+                "ONBUILD ONBUILD RUN x",
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ),
+            (
+                "ONBUILD from alpine",
+                "FROM isn't allowed as an ONBUILD trigger",
+            ),
+            (
+                "ONBUILD MAINTAINER me",
+                "MAINTAINER isn't allowed as an ONBUILD trigger",
+            ),
+            ("HEALTHCHECK", "HEALTHCHECK requires at least one argument"),
+            ("HEALTHCHECK NONE x", "HEALTHCHECK NONE takes no arguments"),
+            ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
+            (
+                "HEALTHCHECK CMD []",
+                "Missing command after HEALTHCHECK CMD",
+            ),
+            (
+                "HEALTHCHECK TEST x",
+                "Unknown type \"TEST\" in HEALTHCHECK (try CMD)",
+            ),
+            (
+                "HEALTHCHECK --interval=1ns CMD x",
+                "Interval \"--interval\" cannot be less than 1ms",
+            ),
+            (
+                "HEALTHCHECK --timeout=999us CMD x",
+                "Interval \"--timeout\" cannot be less than 1ms",
+            ),
+            (
+                "HEALTHCHECK --interval=5 CMD x",
+                "time: missing unit in duration \"5\"",
+            ),
+            (
+                "HEALTHCHECK --retries=0 CMD x",
+                "--retries must be at least 1 (not 0)",
+            ),
+            (
+                "HEALTHCHECK --retries=-2 CMD x",
+                "--retries must be at least 1 (not -2)",
+            ),
+            (
+                "HEALTHCHECK --retries=x CMD x",
+                "strconv.ParseInt: parsing \"x\": invalid syntax",
+            ),
+            ("HEALTHCHECK --foo=1 CMD x", "Unknown flag: foo"),
+            ("EXPOSE --x 80", "Unknown flag: x"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(err(line), *want, "{line}");
+        }
+    }
+
+    #[test]
+    fn flags_end_at_double_dash_and_take_quotes() {
+        let (flags, rest) = extract_flags("--a=1 --b=\"x y\" -- --not-a-flag c", '\\');
+        assert_eq!(flags, strings(&["--a=1", "--b=x y"]));
+        assert_eq!(rest, "--not-a-flag c");
+        let (flags, rest) = extract_flags("  plain --x", '\\');
+        assert!(flags.is_empty());
+        assert_eq!(rest, "plain --x");
+    }
+
+    #[test]
+    fn heredoc_markers_are_recognised() {
+        let cases: &[(&str, Option<(&str, bool, bool)>)] = &[
+            ("<<EOF", Some(("EOF", true, false))),
+            ("<<-EOF", Some(("EOF", true, true))),
+            ("<<'EOF'", Some(("EOF", false, false))),
+            ("<<\"EOF\"", Some(("EOF", false, false))),
+            ("<<-\"END\"", Some(("END", false, true))),
+            ("2<<EOF", Some(("EOF", true, false))),
+            ("<<", None),
+            ("<<<EOF", None),
+            ("a<<EOF", None),
+            ("EOF", None),
+        ];
+        for (word, want) in cases {
+            let got = heredoc_marker(word)
+                .unwrap()
+                .map(|h| (h.name, h.expand, h.chomp));
+            let want = want.map(|(n, e, c)| (s(n), e, c));
+            assert_eq!(got, want, "{word}");
+        }
+    }
+
+    #[test]
+    fn chomped_heredoc_text_loses_leading_tabs() {
+        let heredoc = Heredoc {
+            name: s("EOF"),
+            content: s("\t\tone\n\ttwo\n  three\n"),
+            expand: true,
+            chomp: true,
+        };
+        assert_eq!(heredoc.text(), "one\ntwo\n  three\n");
+        let kept = Heredoc {
+            chomp: false,
+            ..heredoc.clone()
+        };
+        assert_eq!(kept.text(), heredoc.content);
+    }
+
+    #[test]
+    fn command_names() {
+        assert_eq!(cmd("onbuild run x").name(), "ONBUILD");
+        assert_eq!(cmd("stopsignal 9").name(), "STOPSIGNAL");
+    }
+}

@@ -456,7 +456,11 @@ mod tests {
         ];
         let lexer = Lexer::new('\\');
         for (word, want) in cases {
-            assert_eq!(lexer.process_word(word, &env).as_deref(), Ok(*want), "{word}");
+            assert_eq!(
+                lexer.process_word(word, &env).as_deref(),
+                Ok(*want),
+                "{word}"
+            );
         }
     }
 
@@ -472,7 +476,11 @@ mod tests {
             ("\"\\\"", "\\"),
         ];
         for (word, want) in cases {
-            assert_eq!(lexer.process_word(word, &env).as_deref(), Ok(*want), "{word}");
+            assert_eq!(
+                lexer.process_word(word, &env).as_deref(),
+                Ok(*want),
+                "{word}"
+            );
         }
     }
 
@@ -481,17 +489,47 @@ mod tests {
         let env = env(&[("EMPTY", "")]);
         let lexer = Lexer::new('\\');
         let cases: &[(&str, &str)] = &[
-            ("${UNSET:?}", "failed to process \"${UNSET:?}\": UNSET: is not allowed to be unset"),
-            ("${UNSET?}", "failed to process \"${UNSET?}\": UNSET: is not allowed to be unset"),
-            ("${EMPTY:?}", "failed to process \"${EMPTY:?}\": EMPTY: is not allowed to be empty"),
-            ("${UNSET:?need it}", "failed to process \"${UNSET:?need it}\": UNSET: need it"),
-            ("${A", "failed to process \"${A\": syntax error: missing '}'"),
-            ("${A:-x", "failed to process \"${A:-x\": syntax error: missing '}'"),
+            (
+                "${UNSET:?}",
+                "failed to process \"${UNSET:?}\": UNSET: is not allowed to be unset",
+            ),
+            (
+                "${UNSET?}",
+                "failed to process \"${UNSET?}\": UNSET: is not allowed to be unset",
+            ),
+            (
+                "${EMPTY:?}",
+                "failed to process \"${EMPTY:?}\": EMPTY: is not allowed to be empty",
+            ),
+            (
+                "${UNSET:?need it}",
+                "failed to process \"${UNSET:?need it}\": UNSET: need it",
+            ),
+            (
+                "${A",
+                "failed to process \"${A\": syntax error: missing '}'",
+            ),
+            (
+                "${A:-x",
+                "failed to process \"${A:-x\": syntax error: missing '}'",
+            ),
             ("${", "failed to process \"${\": syntax error: missing '}'"),
-            ("${}", "failed to process \"${}\": syntax error: bad substitution"),
-            ("${:-a}", "failed to process \"${:-a}\": syntax error: bad substitution"),
-            ("${A=b}", "failed to process \"${A=b}\": unsupported modifier (=) in substitution"),
-            ("${A:=b}", "failed to process \"${A:=b}\": unsupported modifier (:=) in substitution"),
+            (
+                "${}",
+                "failed to process \"${}\": syntax error: bad substitution",
+            ),
+            (
+                "${:-a}",
+                "failed to process \"${:-a}\": syntax error: bad substitution",
+            ),
+            (
+                "${A=b}",
+                "failed to process \"${A=b}\": unsupported modifier (=) in substitution",
+            ),
+            (
+                "${A:=b}",
+                "failed to process \"${A:=b}\": unsupported modifier (:=) in substitution",
+            ),
             (
                 "'open",
                 "failed to process \"'open\": unexpected end of statement while looking for matching single-quote",
