@@ -218,3 +218,315 @@ fn parse_lines(lines: &[&str], escape: char) -> Result<Vec<Instruction>, Dockerf
     }
     Ok(instructions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instruction::{CopyArgs, ShellOrExec};
+
+    fn s(text: &str) -> String {
+        text.to_string()
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(parsed) => panic!("{text:?}: parsed as {parsed:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    /// (original, line) of every instruction, stages flattened with their FROMs.
+    fn lines(dockerfile: &Dockerfile) -> Vec<(String, usize)> {
+        let mut all: Vec<&Instruction> = dockerfile.meta_args.iter().collect();
+        for stage in &dockerfile.stages {
+            all.push(&stage.from);
+            all.extend(&stage.instructions);
+        }
+        all.iter().map(|i| (i.original.clone(), i.line)).collect()
+    }
+
+    #[test]
+    fn originals_and_lines() {
+        let cases: &[(&str, &[(&str, usize)])] = &[
+            ("FROM a\nRUN b\n", &[("FROM a", 1), ("RUN b", 2)]),
+            (
+                "\n\n  FROM a  \n\tRUN b\t\n",
+                &[("FROM a", 3), ("RUN b", 4)],
+            ),
+            ("FROM a\r\nRUN b\r\n", &[("FROM a", 1), ("RUN b", 2)]),
+            (
+                "FROM a\nRUN apt-get update && \\\n    apt-get install -y x\nCMD y",
+                &[
+                    ("FROM a", 1),
+                    ("RUN apt-get update &&     apt-get install -y x", 2),
+                    ("CMD y", 4),
+                ],
+            ),
+            (
+                "FROM a\nRUN one \\\n# a comment\n  # indented comment\ntwo\n",
+                &[("FROM a", 1), ("RUN one two", 2)],
+            ),
+            (
+                "FROM a\nRUN one \\\n\n   \ntwo\n",
+                &[("FROM a", 1), ("RUN one two", 2)],
+            ),
+            (
+                "FROM a\nRUN one \\  \t\ntwo",
+                &[("FROM a", 1), ("RUN one two", 2)],
+            ),
+            (
+                "FROM a\nRUN echo \\\\\nCMD x",
+                &[("FROM a", 1), ("RUN echo \\\\", 2), ("CMD x", 3)],
+            ),
+            ("FROM a\nRUN x \\", &[("FROM a", 1), ("RUN x", 2)]),
+            (
+                "# comment\n  # another\nFROM a\nRUN b # not a comment\n",
+                &[("FROM a", 3), ("RUN b # not a comment", 4)],
+            ),
+            ("\u{feff}FROM a", &[("FROM a", 1)]),
+            ("FROM a\n\\\nRUN b", &[("FROM a", 1), ("RUN b", 2)]),
+        ];
+        for (text, want) in cases {
+            let parsed = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            let want: Vec<(String, usize)> = want.iter().map(|(o, l)| (s(o), *l)).collect();
+            assert_eq!(lines(&parsed), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn escape_directive_changes_continuations() {
+        let text = "# escape=`\nFROM mcr.microsoft.com/windows\nRUN dir c:\\ `\n  && echo done\nCOPY a\\b c:\\dst\\\n";
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed.escape, '`');
+        let stage = &parsed.stages[0];
+        assert_eq!(
+            stage.instructions[0].original,
+            "RUN dir c:\\   && echo done"
+        );
+        assert_eq!(stage.instructions[0].line, 3);
+        assert_eq!(
+            stage.instructions[1].command,
+            Command::Copy(CopyArgs {
+                sources: vec![s("a\\b")],
+                dest: s("c:\\dst\\"),
+                ..CopyArgs::default()
+            })
+        );
+    }
+
+    #[test]
+    fn directives_only_at_the_top() {
+        let cases: &[(&str, char, Option<&str>)] = &[
+            ("FROM a", '\\', None),
+            (
+                "# syntax=docker/dockerfile:1\nFROM a",
+                '\\',
+                Some("docker/dockerfile:1"),
+            ),
+            ("#ESCAPE = `\n# Syntax = x \nFROM a", '`', Some("x")),
+            ("# check=skip=all\n# escape=`\nFROM a", '`', None),
+            // A comment, a blank line or an unknown directive ends the directives.
+            ("# hello\n# escape=`\nFROM a", '\\', None),
+            ("\n# escape=`\nFROM a", '\\', None),
+            ("# foo=bar\n# escape=`\nFROM a", '\\', None),
+            ("FROM a\n# escape=`\nRUN b", '\\', None),
+        ];
+        for (text, escape, syntax) in cases {
+            let parsed = parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(parsed.escape, *escape, "{text:?}");
+            assert_eq!(parsed.syntax.as_deref(), *syntax, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn meta_args_and_stages() {
+        let text = "ARG BASE=alpine\nARG TAG\nFROM $BASE:$TAG AS Build\nARG TAG\nRUN make\n\
+                    FROM scratch as final\nCOPY --from=build /out /\nFROM final\n";
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed.meta_args.len(), 2);
+        assert_eq!(
+            parsed.meta_args[0].command,
+            Command::Arg(vec![(s("BASE"), Some(s("alpine")))])
+        );
+        let names: Vec<Option<&str>> = parsed.stages.iter().map(|st| st.name.as_deref()).collect();
+        assert_eq!(names, [Some("build"), Some("final"), None]);
+        assert_eq!(
+            parsed.stages[0].from.command,
+            Command::From {
+                image: s("$BASE:$TAG"),
+                alias: Some(s("Build")),
+                platform: None
+            }
+        );
+        let counts: Vec<usize> = parsed
+            .stages
+            .iter()
+            .map(|st| st.instructions.len())
+            .collect();
+        assert_eq!(counts, [2, 1, 0]);
+        assert_eq!(parsed.stages[2].from.line, 8);
+    }
+
+    #[test]
+    fn file_level_refusals() {
+        let cases: &[(&str, &str)] = &[
+            ("", "the Dockerfile cannot be empty"),
+            ("\n  \n# only a comment\n", "file with no instructions"),
+            ("# escape=`\n", "file with no instructions"),
+            (
+                "FROM a\nFOO bar",
+                "dockerfile parse error line 2: unknown instruction: FOO",
+            ),
+            (
+                "RUN x\nFROM a",
+                "dockerfile parse error line 1: no build stage in current context",
+            ),
+            (
+                "ARG A\nENV B=1\nFROM a",
+                "dockerfile parse error line 2: no build stage in current context",
+            ),
+            (
+                "# escape=x\nFROM a",
+                "dockerfile parse error line 1: invalid escape token 'x' does not match ` or \\",
+            ),
+            (
+                "# escape=`\n# escape=\\\nFROM a",
+                "dockerfile parse error line 2: only one escape parser directive can be used",
+            ),
+            (
+                "FROM a\nRUN --mount=type=cache,target=/x true",
+                "dockerfile parse error line 2: Unknown flag: mount",
+            ),
+            (
+                "FROM a\nRUN <<EOF\necho\n",
+                "dockerfile parse error line 2: unterminated heredoc",
+            ),
+            (
+                "FROM a\n\nRUN x \\\n  y\nLABEL a=1 b\n",
+                "dockerfile parse error line 5: Syntax error - can't find = in \"b\". Must be of the form: name=value",
+            ),
+            (
+                "FROM a\nONBUILD ONBUILD RUN x",
+                "dockerfile parse error line 2: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(err(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_arg_only_file_has_no_stages() {
+        let parsed = parse("ARG A=1\n").unwrap();
+        assert_eq!(parsed.meta_args.len(), 1);
+        assert!(parsed.stages.is_empty());
+    }
+
+    #[test]
+    fn heredocs_are_read() {
+        let text = "FROM a\nRUN <<EOF\necho $HOME\n  EOF\nEOF\nRUN <<-'END' cat >/x\n\tone\n\tEND\n\
+                    COPY <<one.txt <<\"two.txt\" keep /dst/\nfirst\none.txt\nsecond\ntwo.txt\nCMD done\n";
+        let parsed = parse(text).unwrap();
+        let stage = &parsed.stages[0];
+        let Command::Run { command, heredocs } = &stage.instructions[0].command else {
+            panic!("{:?}", stage.instructions[0]);
+        };
+        assert_eq!(command, &ShellOrExec::Shell(s("<<EOF")));
+        assert_eq!(
+            heredocs,
+            &[Heredoc {
+                name: s("EOF"),
+                content: s("echo $HOME\n  EOF\n"),
+                expand: true,
+                chomp: false
+            }]
+        );
+        let Command::Run { heredocs, .. } = &stage.instructions[1].command else {
+            panic!("{:?}", stage.instructions[1]);
+        };
+        assert_eq!(
+            heredocs,
+            &[Heredoc {
+                name: s("END"),
+                content: s("\tone\n"),
+                expand: false,
+                chomp: true
+            }]
+        );
+        assert_eq!(stage.instructions[1].line, 6);
+        let Command::Copy(copy) = &stage.instructions[2].command else {
+            panic!("{:?}", stage.instructions[2]);
+        };
+        assert_eq!(copy.sources, [s("keep")]);
+        assert_eq!(copy.dest, "/dst/");
+        let docs: Vec<(&str, &str, bool)> = copy
+            .heredocs
+            .iter()
+            .map(|h| (h.name.as_str(), h.content.as_str(), h.expand))
+            .collect();
+        assert_eq!(
+            docs,
+            [("one.txt", "first\n", true), ("two.txt", "second\n", false)]
+        );
+        assert_eq!(stage.instructions[3].original, "CMD done");
+        assert_eq!(stage.instructions[3].line, 14);
+    }
+
+    #[test]
+    fn json_forms_do_not_read_heredocs() {
+        let parsed = parse("FROM a\nRUN [\"sh\", \"-c\", \"cat <<EOF\"]\nCMD x\n").unwrap();
+        assert_eq!(parsed.stages[0].instructions.len(), 2);
+    }
+
+    #[test]
+    fn onbuild_triggers_parse_on_their_own() {
+        let parsed =
+            parse("FROM a\nONBUILD RUN echo \\\n  hi\nONBUILD COPY <<EOF /x\nbody\nEOF\n").unwrap();
+        let triggers: Vec<&Command> = parsed.stages[0]
+            .instructions
+            .iter()
+            .map(|i| &i.command)
+            .collect();
+        assert_eq!(
+            triggers,
+            [
+                &Command::Onbuild(s("RUN echo   hi")),
+                &Command::Onbuild(s("COPY <<EOF /x\nbody\nEOF"))
+            ]
+        );
+        let run = parse_instruction("RUN echo   hi", '\\').unwrap();
+        assert_eq!(
+            run.command,
+            Command::Run {
+                command: ShellOrExec::Shell(s("echo   hi")),
+                heredocs: vec![]
+            }
+        );
+        let copy = parse_instruction("COPY <<EOF /x\nbody\nEOF", '\\').unwrap();
+        let Command::Copy(copy) = copy.command else {
+            panic!()
+        };
+        assert_eq!(copy.heredocs[0].content, "body\n");
+        assert_eq!(
+            parse_instruction("FOO x", '\\').map_err(|e| e.to_string()),
+            Err(s("unknown instruction: FOO"))
+        );
+        assert_eq!(
+            parse_instruction("RUN a\nRUN b", '\\').map_err(|e| e.to_string()),
+            Err(s("one instruction was expected, found 2"))
+        );
+        assert_eq!(
+            parse_instruction("", '\\'),
+            Err(DockerfileError::NoInstructions)
+        );
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_originals_keep_case() {
+        let parsed = parse("from a\nRun echo\nwOrKdIr /x\n").unwrap();
+        let stage = &parsed.stages[0];
+        assert_eq!(stage.from.original, "from a");
+        assert_eq!(stage.instructions[0].original, "Run echo");
+        assert_eq!(stage.instructions[1].command, Command::Workdir(s("/x")));
+    }
+}
