@@ -308,3 +308,175 @@ fn glob(tokens: &[Token], path: &[char]) -> bool {
         Token::Rest => (0..=path.len()).any(|n| glob(rest, &path[n..])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(text: &str) -> IgnoreMatcher {
+        IgnoreMatcher::new(&read_dockerignore(text)).unwrap()
+    }
+
+    #[test]
+    fn reading_cleans_patterns() {
+        let text = "# comment\n\n  *.log  \n/abs\n!keep.log\n! spaced\ndir/\n./a/../b\n #not a comment\n/\n";
+        assert_eq!(
+            read_dockerignore(text),
+            [
+                "*.log",
+                "abs",
+                "!keep.log",
+                "!spaced",
+                "dir",
+                "b",
+                "#not a comment",
+                "/"
+            ]
+        );
+    }
+
+    #[test]
+    fn excluded_paths() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*.log", "a.log", true),
+            ("*.log", "dir/a.log", false),
+            ("*.log", "a.txt", false),
+            ("*/*.log", "dir/a.log", true),
+            ("secret.txt", "secret.txt", true),
+            ("secret.txt", "dir/secret.txt", false),
+            ("dir/", "dir", true),
+            ("dir/", "dir/file", true),
+            ("dir/", "dir/sub/file", true),
+            ("dir/", "dirx/file", false),
+            ("/abs", "abs", true),
+            ("/abs", "abs/below", true),
+            ("**/*.go", "main.go", true),
+            ("**/*.go", "a/b/c.go", true),
+            ("**/*.go", "a/b/c.rs", false),
+            ("**/foo", "foo", true),
+            ("**/foo", "x/y/foo", true),
+            ("**/foo", "x/y/foo/z", true),
+            ("a/**/b", "a/b", true),
+            ("a/**/b", "a/x/y/b", true),
+            ("a/**/b", "a/x/y/c", false),
+            ("a/**", "a/x", true),
+            ("a/**", "ab", false),
+            ("file?.txt", "file1.txt", true),
+            ("file?.txt", "file12.txt", false),
+            ("[abc].txt", "b.txt", true),
+            ("[abc].txt", "d.txt", false),
+            ("[a-c]x", "cx", true),
+            ("[^a-c]x", "dx", true),
+            ("[^a-c]x", "ax", false),
+            ("\\*.txt", "*.txt", true),
+            ("\\*.txt", "a.txt", false),
+            ("a.b", "axb", false),
+            ("*", "anything", true),
+            ("*", "dir/anything", true),
+            ("#comment", "#comment", false),
+            ("./a", "a", true),
+            ("a", "./a", true),
+            ("a", "a/", true),
+        ];
+        for (patterns, path, want) in cases {
+            assert_eq!(
+                matcher(patterns).excluded(path),
+                *want,
+                "{patterns:?} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_matching_pattern_decides() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("*.log\n!keep.log", "keep.log", false),
+            ("*.log\n!keep.log", "other.log", true),
+            ("!keep.log\n*.log", "keep.log", true),
+            (
+                "*.md\n!README*.md\nREADME-secret.md",
+                "README-secret.md",
+                true,
+            ),
+            ("*.md\n!README*.md\nREADME-secret.md", "README.md", false),
+            // An exception inside an excluded folder re-includes the file, not its siblings.
+            ("docs\n!docs/keep.md", "docs/keep.md", false),
+            ("docs\n!docs/keep.md", "docs/other.md", true),
+            ("docs\n!docs/keep.md", "docs", true),
+            ("docs/**\n!docs/sub", "docs/sub/file", false),
+            ("docs/**\n!docs/sub", "docs/other", true),
+            ("*\n!src\nsrc/*.tmp", "src/a.rs", false),
+            ("*\n!src\nsrc/*.tmp", "src/a.tmp", true),
+            ("*\n!src\nsrc/*.tmp", "Dockerfile", true),
+        ];
+        for (patterns, path, want) in cases {
+            assert_eq!(
+                matcher(patterns).excluded(path),
+                *want,
+                "{patterns:?} {path}"
+            );
+        }
+    }
+
+    #[test]
+    fn exceptions_are_reported() {
+        assert!(!matcher("*.log\ndir").has_exceptions());
+        assert!(matcher("*.log\n!keep.log").has_exceptions());
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        let cases: &[(&[&str], DockerfileError)] = &[
+            (&["!"], DockerfileError::IllegalExclusion),
+            (
+                &["[abc"],
+                DockerfileError::BadPattern {
+                    pattern: "[abc".into(),
+                },
+            ),
+            (
+                &["x\\"],
+                DockerfileError::BadPattern {
+                    pattern: "x\\".into(),
+                },
+            ),
+            (
+                &["[z-a]"],
+                DockerfileError::BadPattern {
+                    pattern: "[z-a]".into(),
+                },
+            ),
+        ];
+        for (patterns, want) in cases {
+            let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+            assert_eq!(
+                IgnoreMatcher::new(&patterns).map(|_| ()),
+                Err(want.clone()),
+                "{patterns:?}"
+            );
+        }
+        assert_eq!(
+            IgnoreMatcher::new(&["[abc".to_string()])
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err("syntax error in pattern".to_string())
+        );
+    }
+
+    #[test]
+    fn clean_paths_like_go() {
+        let cases: &[(&str, &str)] = &[
+            ("", "."),
+            (".", "."),
+            ("a/./b/", "a/b"),
+            ("a//b", "a/b"),
+            ("a/../..", ".."),
+            ("/../a", "/a"),
+            ("/", "/"),
+            ("../x/../y", "../y"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(clean_path(path), *want, "{path}");
+        }
+    }
+}

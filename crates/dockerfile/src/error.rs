@@ -1,7 +1,7 @@
 //! The crate's errors, worded as Docker words them.
 
 /// Everything this crate can refuse.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DockerfileError {
     /// The file holds no bytes (dockerd: "the Dockerfile (Dockerfile) cannot be empty").
     #[error("the Dockerfile cannot be empty")]
@@ -33,7 +33,7 @@ pub enum DockerfileError {
 }
 
 /// Why one instruction was refused (the text after "dockerfile parse error line N: ").
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InstructionError {
     #[error("unknown instruction: {0}")]
     UnknownInstruction(String),
@@ -106,7 +106,7 @@ pub enum InstructionError {
 }
 
 /// Why the shell lexer refused a word.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum LexError {
     #[error("syntax error: missing '}}'")]
     MissingBrace,
@@ -125,7 +125,7 @@ pub enum LexError {
 }
 
 /// Why a Go duration did not parse.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DurationError {
     #[error("invalid duration")]
     Invalid,

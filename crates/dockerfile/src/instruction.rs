@@ -1170,7 +1170,9 @@ mod tests {
 
     #[test]
     fn heredoc_markers_are_recognised() {
-        let cases: &[(&str, Option<(&str, bool, bool)>)] = &[
+        /// (name, expand, chomp), or not a marker.
+        type Marker = Option<(&'static str, bool, bool)>;
+        let cases: &[(&str, Marker)] = &[
             ("<<EOF", Some(("EOF", true, false))),
             ("<<-EOF", Some(("EOF", true, true))),
             ("<<'EOF'", Some(("EOF", false, false))),
