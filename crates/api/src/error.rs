@@ -112,6 +112,12 @@ fn status(e: &DaemonError) -> StatusCode {
             }
         },
         DaemonError::Registry(r) => registry_status(r),
+        DaemonError::Build(b) => match b {
+            berth_daemon::BuildError::Invalid(_) => StatusCode::BAD_REQUEST,
+            berth_daemon::BuildError::Step(_) | berth_daemon::BuildError::RunFailed { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
         DaemonError::Network(n) => network_status(n),
         DaemonError::Volume(v) => volume_status(v),
         DaemonError::Task(_) | DaemonError::AppArmor(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -263,6 +269,7 @@ fn message(e: &DaemonError) -> String {
         | DaemonError::InvalidParameter(_)
         | DaemonError::NotModified
         | DaemonError::StartFailed { .. }
+        | DaemonError::Build(_)
         | DaemonError::AppArmor(_) => e.to_string(),
         DaemonError::CleanupFailed { error, cleanup } => format!(
             "{} (cleaning up after it also failed: {})",

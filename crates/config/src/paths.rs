@@ -89,6 +89,10 @@ impl Paths {
     pub fn images_dir(&self) -> PathBuf {
         self.data_root.join("image")
     }
+    /// The classic builder's own: `cache/` (step → image) and `tmp/` (contexts being built).
+    pub fn builder_dir(&self) -> PathBuf {
+        self.data_root.join("builder")
+    }
     /// The local volume driver's volumes (`<name>/_data`).
     pub fn volumes_dir(&self) -> PathBuf {
         self.data_root.join("volumes")

@@ -15,6 +15,9 @@ pub enum DaemonError {
     Image(#[from] berth_images::ImageError),
     #[error("registry operation failed")]
     Registry(#[from] berth_registry::RegistryError),
+    /// `docker build`: a bad Dockerfile or request, or a step that failed.
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     /// Networks, sandboxes, addresses, ports.
     #[error(transparent)]
     Network(#[from] berth_network::NetworkError),

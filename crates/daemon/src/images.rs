@@ -9,7 +9,7 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::{Credentials, Daemon, DaemonError, Platform, ProgressSink};
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DaemonError> + Send + 'static,
 ) -> Result<T, DaemonError> {
     tokio::task::spawn_blocking(f)
@@ -260,7 +260,7 @@ impl Daemon {
     }
 
     /// Whether a container was created from the image.
-    fn image_in_use(&self, id: &str) -> bool {
+    pub(crate) fn image_in_use(&self, id: &str) -> bool {
         self.containers_using_image(id)
     }
 

@@ -18,6 +18,7 @@
 //! errors to the wire.
 
 pub mod apparmor;
+mod build;
 mod cgroups;
 #[cfg(test)]
 mod checklist;
@@ -52,6 +53,7 @@ pub use berth_runtimes::{RuntimeError, RuntimeInfo};
 pub use berth_volumes::{
     ListFilter as VolumeListFilter, Pruned as VolumesPruned, Volume, VolumeError,
 };
+pub use build::{BuildCachePruned, BuildCacheRecord, BuildError, BuildOptions};
 pub use cgroups::Cgroups;
 pub use containers::kill::parse_signal;
 pub use containers::networks::{NetworkMember, NetworkView};

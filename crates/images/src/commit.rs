@@ -57,6 +57,21 @@ fn root_err(upper: &Path, e: berth_inroot::RootError) -> ImageError {
 }
 
 impl ImageStore {
+    /// Stores an overlay upper folder as a layer (whiteouts and opaque folders in Docker's
+    /// form) and returns its diff ID: a build step's changes.
+    pub fn layer_from_upper(&self, upper: &Path) -> Result<String, ImageError> {
+        let work = self.tmp_dir()?;
+        let tar_path = work.join("step.tar");
+        let result = (|| {
+            let f = fs::File::create(&tar_path).map_err(io(&tar_path))?;
+            upper_to_tar(upper, std::io::BufWriter::new(f))?;
+            let f = fs::File::open(&tar_path).map_err(io(&tar_path))?;
+            self.put_layer(std::io::BufReader::new(f))
+        })();
+        let _ = fs::remove_dir_all(&work);
+        result
+    }
+
     /// A new image: `parent`'s layers plus the container's changes from `upper`.
     pub fn commit(
         &self,

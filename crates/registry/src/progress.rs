@@ -28,9 +28,20 @@ pub struct Progress {
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aux: Option<serde_json::Value>,
+    /// Text for the client's terminal (`docker build`'s step lines and RUN output).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
 }
 
 impl Progress {
+    /// Text shown as it comes (`{"stream": ...}`).
+    pub fn text(text: impl Into<String>) -> Progress {
+        Progress {
+            stream: Some(text.into()),
+            ..Default::default()
+        }
+    }
+
     /// A message about the whole operation: `Digest: ...`, `Status: ...`.
     pub fn status(status: impl Into<String>) -> Progress {
         Progress {

@@ -46,14 +46,23 @@ where
             return Some((Ok(line(&m)), (rx, task)));
         }
         let result = task?.await;
-        let error = match result {
+        let (error, code) = match result {
             Ok(Ok(())) => return None,
-            Ok(Err(e)) => crate::ApiError::from(e).message,
-            Err(e) => e.to_string(),
+            // A RUN that failed: its exit code in the detail, as dockerd's builder.
+            Ok(Err(berth_daemon::DaemonError::Build(
+                e @ berth_daemon::BuildError::RunFailed { code, .. },
+            ))) => (e.to_string(), Some(code)),
+            Ok(Err(e)) => (crate::ApiError::from(e).message, None),
+            Err(e) => (e.to_string(), None),
         };
         // dockerd's order: errorDetail, then error.
         let m = serde_json::to_string(&error).unwrap_or_default();
-        let line = format!("{{\"errorDetail\":{{\"message\":{m}}},\"error\":{m}}}\r\n");
+        let line = match code {
+            Some(c) => {
+                format!("{{\"errorDetail\":{{\"code\":{c},\"message\":{m}}},\"error\":{m}}}\r\n")
+            }
+            None => format!("{{\"errorDetail\":{{\"message\":{m}}},\"error\":{m}}}\r\n"),
+        };
         Some((Ok(bytes::Bytes::from(line)), (rx, None)))
     });
     Ok((

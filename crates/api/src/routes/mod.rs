@@ -1,5 +1,6 @@
 //! The route table: one module per resource.
 
+mod build;
 mod common;
 mod containers;
 mod exec;
@@ -77,6 +78,8 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             get(volumes::inspect).delete(volumes::remove),
         )
         .route("/commit", post(images::commit))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -8,7 +8,7 @@ mod create;
 mod exec;
 mod exit;
 mod extract;
-mod fs;
+pub(crate) mod fs;
 mod health;
 mod inspect;
 mod io;
