@@ -437,26 +437,13 @@ mod tests {
         let mid = e.child_image(&base, "RUN a", None);
         let top = e.child_image(&mid, "RUN b", Some("acc/top:1"));
         let lines = e.daemon.image_history("acc/top:1").unwrap();
-        let got: Vec<(Option<&str>, Option<Vec<String>>, &str)> = lines
-            .iter()
-            .map(|l| (l.id.as_deref(), l.tags.clone(), l.created_by.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (
-                    Some(top.as_str()),
-                    Some(vec!["acc/top:1".to_string()]),
-                    "RUN b"
-                ),
-                (Some(mid.as_str()), None, "RUN a"),
-                (
-                    Some(base.as_str()),
-                    Some(vec!["acc/base:1".to_string()]),
-                    ""
-                ),
-            ]
-        );
+        let ids: Vec<Option<&str>> = lines.iter().map(|l| l.id.as_deref()).collect();
+        assert_eq!(ids, vec![Some(top.as_str()), Some(&mid), Some(&base)]);
+        let tags: Vec<Option<Vec<String>>> = lines.iter().map(|l| l.tags.clone()).collect();
+        let named = |t: &str| Some(vec![t.to_string()]);
+        assert_eq!(tags, vec![named("acc/top:1"), None, named("acc/base:1")]);
+        let steps: Vec<&str> = lines.iter().map(|l| l.created_by.as_str()).collect();
+        assert_eq!(steps, vec!["RUN b", "RUN a", ""]);
         assert_eq!(lines[2].size, 2, "the base's layer");
         // Past the local chain, the lines are `<missing>`.
         let mut config = e.daemon.image_get(&top).unwrap().config;
