@@ -203,7 +203,10 @@ impl Daemon {
     }
 
     /// `docker history`: one item per history entry (one per layer when the image has no
-    /// history), newest first; the newest carries the image's ID and tags.
+    /// history), newest first. As dockerd, the newest line carries the image's ID and tags,
+    /// the next its parent's, and so on down the parent chain (one line per image, a build
+    /// step's image having one entry more than its parent); the lines below the chain's end
+    /// are `<missing>`.
     pub fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>, DaemonError> {
         let r = self.image_get(name)?;
         let mut layers = r.config.rootfs.diff_ids.iter();
@@ -242,9 +245,16 @@ impl Daemon {
             })
             .collect();
         out.reverse();
-        if let Some(top) = out.first_mut() {
-            top.id = Some(r.id.clone());
-            top.tags = Some(r.repo_tags.iter().map(|t| t.to_string()).collect());
+        let mut image = Some(r);
+        for line in &mut out {
+            let Some(i) = image.take() else {
+                break;
+            };
+            // dockerd's `Tags` is null for an untagged image.
+            line.tags = (!i.repo_tags.is_empty())
+                .then(|| i.repo_tags.iter().map(|t| t.to_string()).collect());
+            image = i.parent.as_deref().and_then(|p| self.images.get(p).ok());
+            line.id = Some(i.id);
         }
         Ok(out)
     }
@@ -264,39 +274,46 @@ impl Daemon {
         self.containers_using_image(id)
     }
 
-    /// `docker rmi`.
+    /// `docker rmi`; `prune_parents` (unless `--no-prune`) deletes the untagged parents the
+    /// image leaves unused.
     pub async fn image_delete(
         &self,
         name: &str,
         force: bool,
+        prune_parents: bool,
     ) -> Result<Vec<DeleteResult>, DaemonError> {
         let id = self.images.resolve(name).unwrap_or_default();
         let results = self
             .images
-            .delete(name, force, &|id| self.image_in_use(id))?;
+            .delete(name, force, prune_parents, &|id| self.image_in_use(id))?;
         self.log_deletions(&id, &results);
         Ok(results)
     }
 
+    /// The events of `rmi` or `prune`: a name untagged is the image deleted next after it,
+    /// or `id` when none is.
     fn log_deletions(&self, id: &str, results: &[DeleteResult]) {
-        for r in results {
+        let mut image = id;
+        let mut events = Vec::new();
+        for r in results.iter().rev() {
             match r {
-                DeleteResult::Untagged(name) => self.image_event("untag", id, Some(name)),
                 DeleteResult::Deleted(deleted) => {
-                    self.image_event("delete", deleted, Some(deleted))
+                    image = deleted;
+                    events.push(("delete", deleted.as_str(), deleted.as_str()));
                 }
+                DeleteResult::Untagged(name) => events.push(("untag", image, name.as_str())),
             }
+        }
+        for (action, id, name) in events.into_iter().rev() {
+            self.image_event(action, id, Some(name));
         }
     }
 
-    /// `docker image prune`.
-    pub fn image_prune(&self) -> Result<(Vec<DeleteResult>, u64), DaemonError> {
-        let (results, reclaimed) = self.images.prune(&|id| self.image_in_use(id))?;
-        for r in &results {
-            if let DeleteResult::Deleted(id) = r {
-                self.image_event("delete", id, Some(id));
-            }
-        }
+    /// `docker image prune`: the dangling images, or with `all` (`-a`) every image without
+    /// children that no container uses.
+    pub fn image_prune(&self, all: bool) -> Result<(Vec<DeleteResult>, u64), DaemonError> {
+        let (results, reclaimed) = self.images.prune(all, &|id| self.image_in_use(id))?;
+        self.log_deletions("", &results);
         let attrs = [("reclaimed".to_string(), reclaimed.to_string())].into();
         self.events()
             .log(crate::events::Event::new("image", "prune", "", attrs));
@@ -307,12 +324,13 @@ impl Daemon {
 /// One line of `docker history`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryItem {
-    /// The image's ID on the newest line; unknown (`<missing>`) below it.
+    /// The image's ID on the newest line, its ancestors' below it; unknown (`<missing>`)
+    /// past the local parent chain.
     pub id: Option<ImageId>,
     /// Unix seconds (0 when the entry has no time).
     pub created: u64,
     pub created_by: String,
-    /// The image's tags on the newest line.
+    /// The tags of the line's image (none when it has none, or `id` is unknown).
     pub tags: Option<Vec<String>>,
     pub size: u64,
     pub comment: String,
@@ -411,6 +429,36 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use crate::testing::TestEngine;
+
+    #[tokio::test]
+    async fn history_names_each_image_of_the_parent_chain() {
+        let e = TestEngine::new();
+        let base = e.import_image("acc/base:1").await;
+        let mid = e.child_image(&base, "RUN a", None);
+        let top = e.child_image(&mid, "RUN b", Some("acc/top:1"));
+        let lines = e.daemon.image_history("acc/top:1").unwrap();
+        let ids: Vec<Option<&str>> = lines.iter().map(|l| l.id.as_deref()).collect();
+        assert_eq!(ids, vec![Some(top.as_str()), Some(&mid), Some(&base)]);
+        let tags: Vec<Option<Vec<String>>> = lines.iter().map(|l| l.tags.clone()).collect();
+        let named = |t: &str| Some(vec![t.to_string()]);
+        assert_eq!(tags, vec![named("acc/top:1"), None, named("acc/base:1")]);
+        let steps: Vec<&str> = lines.iter().map(|l| l.created_by.as_str()).collect();
+        assert_eq!(steps, vec!["RUN b", "RUN a", ""]);
+        assert_eq!(lines[2].size, 2, "the base's layer");
+        // Past the local chain, the lines are `<missing>`.
+        let mut config = e.daemon.image_get(&top).unwrap().config;
+        config.history.insert(0, Default::default());
+        let raw = serde_json::to_vec(&config).unwrap();
+        let orphan = e.daemon.images.put_child_image(&raw, None, &[]).unwrap();
+        let ids: Vec<Option<String>> = e
+            .daemon
+            .image_history(&orphan)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(ids, vec![Some(orphan), None, None, None]);
+    }
 
     #[tokio::test]
     async fn pulls_take_the_registry_keys_from_the_snapshot() {

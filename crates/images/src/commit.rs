@@ -113,7 +113,8 @@ impl ImageStore {
         );
         let raw = serde_json::to_vec(&config).map_err(|e| ImageError::Stream(e.into()))?;
         let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
-        self.put_image(&raw, &tags)
+        // The container's image is the new one's parent, as dockerd records it.
+        self.put_child_image(&raw, Some(&base.id), &tags)
     }
 }
 
@@ -207,5 +208,8 @@ mod tests {
         assert_eq!(r.config.config.env, Some(vec!["A=1".to_string()]));
         assert_eq!(r.config.comment, "snap");
         assert_eq!(s.resolve("acc/committed:1").unwrap(), id);
+        // The image committed from is the parent, as dockerd records it.
+        assert_eq!(r.parent.as_deref(), Some(parent.as_str()));
+        assert!(s.get(&parent).unwrap().has_children);
     }
 }

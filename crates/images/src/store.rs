@@ -29,6 +29,11 @@ pub struct ImageRecord {
     pub created: i64,
     /// The unpacked layers, bottom first.
     pub layer_dirs: Vec<PathBuf>,
+    /// The image it was made from by a build step or `docker commit` (dockerd's parent
+    /// link), when that image is still here.
+    pub parent: Option<ImageId>,
+    /// Whether images here name it as their parent (an untagged one is intermediate).
+    pub has_children: bool,
 }
 
 /// One step of `docker rmi`'s answer.
@@ -77,11 +82,38 @@ struct Index {
     /// Repository digests (references with a digest and no tag).
     digests: BTreeMap<Reference, ImageId>,
     layer_sizes: BTreeMap<DiffId, u64>,
+    /// Child → parent, both stored images.
+    parents: BTreeMap<ImageId, ImageId>,
+}
+
+impl Index {
+    fn has_children(&self, id: &str) -> bool {
+        self.parents.values().any(|p| p == id)
+    }
+
+    fn is_tagged(&self, id: &str) -> bool {
+        self.tags.values().any(|i| i == id)
+    }
+
+    /// Whether `id` is `of` or one of its ancestors.
+    fn is_ancestor(&self, id: &str, of: &str) -> bool {
+        let mut cur = Some(of);
+        // A chain never has more links than there are images; this bounds a corrupt one.
+        for _ in 0..=self.parents.len() {
+            match cur {
+                Some(c) if c == id => return true,
+                Some(c) => cur = self.parents.get(c).map(String::as_str),
+                None => return false,
+            }
+        }
+        false
+    }
 }
 
 /// The image and layer store under one root (`<data-root>/image`):
 /// `imagedb/<hex>` config bytes, `layers/<hex>/{layer.tar,diff/,size}`, `repositories.json`,
-/// and `tmp/` for work in progress (emptied at open).
+/// `parents/<child hex>` (the parent's `sha256:` ID, as dockerd's `imagedb/metadata/sha256/
+/// <id>/parent`) and `tmp/` for work in progress (emptied at open).
 #[derive(Debug)]
 pub struct ImageStore {
     root: PathBuf,
@@ -124,7 +156,12 @@ impl ImageStore {
     /// Opens (or creates) the store and loads its index.
     pub fn open(root: impl Into<PathBuf>) -> Result<ImageStore, ImageError> {
         let root = root.into();
-        for d in [&root, &root.join("imagedb"), &root.join("layers")] {
+        for d in [
+            &root,
+            &root.join("imagedb"),
+            &root.join("layers"),
+            &root.join("parents"),
+        ] {
             crate::files::dir_with_mode(d, DIR_MODE).map_err(io(d))?;
         }
         let tmp = root.join("tmp");
@@ -204,6 +241,25 @@ impl ImageStore {
             for (name, id) in repos.digests {
                 if let (Ok(r), true) = (Reference::parse(&name), index.images.contains_key(&id)) {
                     index.digests.insert(r, id);
+                }
+            }
+        }
+        // Parent links; one whose child or parent is gone (or a crash's temporary file) goes.
+        let parents = root.join("parents");
+        for e in fs::read_dir(&parents).map_err(io(&parents))?.flatten() {
+            let child = format!("sha256:{}", e.file_name().to_string_lossy());
+            let parent = fs::read_to_string(e.path())
+                .ok()
+                .map(|p| p.trim().to_string())
+                .filter(|p| {
+                    *p != child && index.images.contains_key(p) && index.images.contains_key(&child)
+                });
+            match parent {
+                Some(p) => {
+                    index.parents.insert(child, p);
+                }
+                None => {
+                    let _ = fs::remove_file(e.path());
                 }
             }
         }
@@ -311,7 +367,19 @@ impl ImageStore {
         raw_config: &[u8],
         tags: &[Reference],
     ) -> Result<ImageId, ImageError> {
-        self.put_named_image(raw_config, tags, &[])
+        self.put_config(raw_config, None, tags, &[])
+    }
+
+    /// Stores an image config whose layers are all stored (a build step's image), names it
+    /// with `tags` and records `parent` (an image ID) as its parent when that image is here
+    /// (and is not the image itself or one of its descendants).
+    pub fn put_child_image(
+        &self,
+        raw_config: &[u8],
+        parent: Option<&str>,
+        tags: &[Reference],
+    ) -> Result<ImageId, ImageError> {
+        self.put_config(raw_config, parent, tags, &[])
     }
 
     /// Stores an image config whose layers are all stored (a pull's last step), names it
@@ -319,6 +387,16 @@ impl ImageStore {
     pub fn put_named_image(
         &self,
         raw_config: &[u8],
+        tags: &[Reference],
+        digests: &[Reference],
+    ) -> Result<ImageId, ImageError> {
+        self.put_config(raw_config, None, tags, digests)
+    }
+
+    fn put_config(
+        &self,
+        raw_config: &[u8],
+        parent: Option<&str>,
         tags: &[Reference],
         digests: &[Reference],
     ) -> Result<ImageId, ImageError> {
@@ -343,7 +421,30 @@ impl ImageStore {
             index.digests.insert(d.clone(), id.clone());
         }
         self.persist_tags(&index)?;
+        let parent = parent.and_then(|p| {
+            let p = format!("sha256:{}", hex_of(p));
+            (index.images.contains_key(&p) && !index.is_ancestor(&id, &p)).then_some(p)
+        });
+        if let Some(p) = parent {
+            write_atomic(&self.root.join("parents").join(&hex), p.as_bytes())?;
+            index.parents.insert(id.clone(), p);
+        }
         Ok(id)
+    }
+
+    /// The image's parent, when it has one here.
+    pub fn parent(&self, id: &str) -> Option<ImageId> {
+        self.read().parents.get(id).cloned()
+    }
+
+    /// The images whose parent is `id`.
+    pub fn children(&self, id: &str) -> Vec<ImageId> {
+        self.read()
+            .parents
+            .iter()
+            .filter(|(_, p)| p.as_str() == id)
+            .map(|(c, _)| c.clone())
+            .collect()
     }
 
     fn persist_tags(&self, index: &Index) -> Result<(), ImageError> {
@@ -471,6 +572,8 @@ impl ImageStore {
                 .iter()
                 .map(|d| self.layer_dir(d).join("diff"))
                 .collect(),
+            parent: index.parents.get(id).cloned(),
+            has_children: index.has_children(id),
         })
     }
 
@@ -562,11 +665,14 @@ impl ImageStore {
         self.persist_tags(&index)
     }
 
-    /// `docker rmi`. `in_use` says whether a container uses an image.
+    /// `docker rmi`. `in_use` says whether a container uses an image. With `prune_parents`
+    /// (dockerd's default; `noprune` turns it off), a deleted image's parent goes too while
+    /// it is unnamed, has no other child and no container uses it, and so on up the chain.
     pub fn delete(
         &self,
         name: &str,
         force: bool,
+        prune_parents: bool,
         in_use: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<DeleteResult>, ImageError> {
         let id = self.resolve(name)?;
@@ -607,7 +713,8 @@ impl ImageStore {
                 index.tags.remove(&r);
                 index.digests.remove(&r);
                 out.push(DeleteResult::Untagged(r.to_string()));
-                if remaining(&r) > 0 || in_use(&id) {
+                // An image with children stays, untagged: an intermediate one now.
+                if remaining(&r) > 0 || in_use(&id) || index.has_children(&id) {
                     self.persist_tags(&index)?;
                     return Ok(out);
                 }
@@ -617,6 +724,13 @@ impl ImageStore {
                 }
             }
             None => {
+                // Not even `force` deletes an image others are made from, as in dockerd.
+                if index.has_children(&id) {
+                    return Err(ImageError::Conflict(format!(
+                        "conflict: unable to delete {short} (cannot be forced) - image has \
+                         dependent child images"
+                    )));
+                }
                 if in_use(&id) {
                     if !force {
                         return Err(ImageError::Conflict(format!(
@@ -652,19 +766,44 @@ impl ImageStore {
             }
         }
         self.persist_tags(&index)?;
-        self.remove_image(&mut index, &id)?;
+        let mut parent = self.remove_image(&mut index, &id)?;
         out.push(DeleteResult::Deleted(id));
+        // dockerd prunes quietly: the first parent that must stay ends the walk.
+        while prune_parents && let Some(p) = parent {
+            let named = index.is_tagged(&p) || index.digests.values().any(|i| *i == p);
+            if named || index.has_children(&p) || in_use(&p) {
+                break;
+            }
+            parent = self.remove_image(&mut index, &p)?;
+            out.push(DeleteResult::Deleted(p));
+        }
         Ok(out)
     }
 
-    /// Removes an untagged image and the layers no other image has.
-    fn remove_image(&self, index: &mut Index, id: &str) -> Result<(), ImageError> {
+    /// Removes an untagged image, its parent link and its children's (they become
+    /// parentless, as in dockerd), and the layers no other image has. Returns its parent.
+    fn remove_image(&self, index: &mut Index, id: &str) -> Result<Option<ImageId>, ImageError> {
         let Some(entry) = index.images.remove(id) else {
-            return Ok(());
+            return Ok(None);
         };
         index.digests.retain(|_, i| i != id);
         let p = self.root.join("imagedb").join(hex_of(id));
         fs::remove_file(&p).map_err(io(&p))?;
+        let parent = index.parents.remove(id);
+        let children: Vec<ImageId> = index
+            .parents
+            .iter()
+            .filter(|(_, p)| p.as_str() == id)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for link in children.iter().map(String::as_str).chain([id]) {
+            index.parents.remove(link);
+            let p = self.root.join("parents").join(hex_of(link));
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&p)(e)),
+                _ => {}
+            }
+        }
         let still_used: BTreeSet<&DiffId> = index
             .images
             .values()
@@ -681,31 +820,63 @@ impl ImageStore {
                 let _ = fs::remove_dir_all(&graveyard);
             }
         }
-        Ok(())
+        Ok(parent)
     }
 
-    /// Deletes dangling images (no tag) that no container uses; returns what went and the
-    /// bytes reclaimed.
+    /// `docker image prune`: deletes the dangling images (no tag, no child) that no container
+    /// uses, or with `all` (`-a`) every image without a child that no container uses, its
+    /// names first. What a deletion leaves prunable goes too (an untagged chain under a
+    /// removed leaf), as dockerd's pruning deletes parents; images under a kept one stay.
+    /// Returns what went and the bytes reclaimed.
     pub fn prune(
         &self,
+        all: bool,
         in_use: &dyn Fn(&str) -> bool,
     ) -> Result<(Vec<DeleteResult>, u64), ImageError> {
         let _guard = self.serialise();
         let mut index = self.write();
-        let tagged: BTreeSet<ImageId> = index.tags.values().cloned().collect();
-        let victims: Vec<ImageId> = index
-            .images
-            .keys()
-            .filter(|id| !tagged.contains(*id) && !in_use(id))
-            .cloned()
-            .collect();
+        let prunable = |index: &Index, id: &str| {
+            index.images.contains_key(id)
+                && (all || !index.is_tagged(id))
+                && !index.has_children(id)
+                && !in_use(id)
+        };
         let mut out = Vec::new();
         let mut reclaimed = 0;
-        for id in victims {
-            let before: u64 = index.layer_sizes.values().sum();
-            self.remove_image(&mut index, &id)?;
-            reclaimed += before - index.layer_sizes.values().sum::<u64>();
-            out.push(DeleteResult::Deleted(id));
+        loop {
+            let victims: Vec<ImageId> = index
+                .images
+                .keys()
+                .filter(|id| prunable(&index, id))
+                .cloned()
+                .collect();
+            if victims.is_empty() {
+                break;
+            }
+            for victim in victims {
+                let mut next = Some(victim);
+                while let Some(id) = next.take().filter(|id| prunable(&index, id)) {
+                    let names: Vec<Reference> = index
+                        .tags
+                        .iter()
+                        .chain(index.digests.iter())
+                        .filter(|(_, i)| **i == id)
+                        .map(|(r, _)| r.clone())
+                        .collect();
+                    if !names.is_empty() {
+                        for r in names {
+                            index.tags.remove(&r);
+                            index.digests.remove(&r);
+                            out.push(DeleteResult::Untagged(r.to_string()));
+                        }
+                        self.persist_tags(&index)?;
+                    }
+                    let before: u64 = index.layer_sizes.values().sum();
+                    next = self.remove_image(&mut index, &id)?;
+                    reclaimed += before - index.layer_sizes.values().sum::<u64>();
+                    out.push(DeleteResult::Deleted(id));
+                }
+            }
         }
         Ok((out, reclaimed))
     }
@@ -798,7 +969,7 @@ pub(crate) mod tests {
         let b = import(&s, &[("f", "same")], Some("b:1"));
         assert_ne!(a, b, "created times differ");
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 1);
-        let out = s.delete("a:1", false, &|_| false).unwrap();
+        let out = s.delete("a:1", false, true, &|_| false).unwrap();
         assert_eq!(
             out,
             vec![
@@ -811,7 +982,7 @@ pub(crate) mod tests {
             1,
             "b keeps it"
         );
-        s.delete("b:1", false, &|_| false).unwrap();
+        s.delete("b:1", false, true, &|_| false).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("layers")).unwrap().count(), 0);
     }
 
@@ -821,17 +992,17 @@ pub(crate) mod tests {
         let s = ImageStore::open(dir.path()).unwrap();
         let id = import(&s, &[("f", "x")], Some("a:1"));
         s.tag(&id, Reference::parse("alias:2").unwrap()).unwrap();
-        let err = s.delete(&id, false, &|_| false).unwrap_err();
+        let err = s.delete(&id, false, true, &|_| false).unwrap_err();
         assert!(
             err.to_string()
                 .contains("referenced in multiple repositories"),
             "{err}"
         );
         assert_eq!(
-            s.delete("alias:2", false, &|_| false).unwrap(),
+            s.delete("alias:2", false, true, &|_| false).unwrap(),
             vec![DeleteResult::Untagged("alias:2".into())]
         );
-        let err = s.delete("a:1", false, &|_| true).unwrap_err();
+        let err = s.delete("a:1", false, true, &|_| true).unwrap_err();
         assert!(matches!(err, ImageError::Conflict(_)));
         // Survives a reopen.
         drop(s);
@@ -846,7 +1017,7 @@ pub(crate) mod tests {
         let s = ImageStore::open(dir.path()).unwrap();
         let kept = import(&s, &[("f", "1")], Some("keep:1"));
         let dangling = import(&s, &[("g", "22")], None);
-        let (gone, bytes) = s.prune(&|_| false).unwrap();
+        let (gone, bytes) = s.prune(false, &|_| false).unwrap();
         assert_eq!(gone, vec![DeleteResult::Deleted(dangling)]);
         assert_eq!(bytes, 2);
         assert!(s.get(&kept).is_ok());
@@ -906,7 +1077,7 @@ pub(crate) mod tests {
         assert_eq!(r.repo_digests, vec![by_digest.clone()]);
         assert_eq!(r.repo_tags, vec![tag]);
         let out = s
-            .delete("127.0.0.1:5000/acc/x:1", false, &|_| false)
+            .delete("127.0.0.1:5000/acc/x:1", false, true, &|_| false)
             .unwrap();
         assert_eq!(
             out,
@@ -916,6 +1087,177 @@ pub(crate) mod tests {
                 DeleteResult::Deleted(id),
             ]
         );
+    }
+
+    /// A build step's image: `parent`'s config with one more (empty) history entry, stored
+    /// as its child.
+    fn child(store: &ImageStore, parent: &str, step: &str, tag: Option<&str>) -> ImageId {
+        let mut config = store.get(parent).unwrap().config;
+        config.history.push(crate::HistoryEntry {
+            created_by: step.to_string(),
+            empty_layer: true,
+            ..Default::default()
+        });
+        let raw = serde_json::to_vec(&config).unwrap();
+        let tags: Vec<Reference> = tag
+            .map(|t| Reference::parse(t).unwrap())
+            .into_iter()
+            .collect();
+        store.put_child_image(&raw, Some(parent), &tags).unwrap()
+    }
+
+    fn deleted(ids: &[&ImageId]) -> Vec<DeleteResult> {
+        ids.iter()
+            .map(|id| DeleteResult::Deleted(id.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parent_links_survive_reopen_and_go_with_their_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let base = import(&s, &[("f", "1")], Some("base:1"));
+        let mid = child(&s, &base, "RUN a", None);
+        let top = child(&s, &mid, "RUN b", Some("top:1"));
+        // A parent that is not here is not recorded.
+        let mut config = s.get(&base).unwrap().config;
+        config.comment = "orphan".into();
+        let raw = serde_json::to_vec(&config).unwrap();
+        let orphan = s
+            .put_child_image(&raw, Some(&format!("sha256:{}", "e".repeat(64))), &[])
+            .unwrap();
+        assert_eq!(s.parent(&orphan), None);
+        // Nor one that would make a loop.
+        assert_eq!(
+            s.put_child_image(&s.raw_config(&base).unwrap(), Some(&top), &[])
+                .unwrap(),
+            base
+        );
+        assert_eq!(s.parent(&base), None);
+        // A link whose child is gone is dropped at open.
+        fs::write(dir.path().join("parents").join("a".repeat(64)), &base).unwrap();
+        drop(s);
+        let s = ImageStore::open(dir.path()).unwrap();
+        assert!(!dir.path().join("parents").join("a".repeat(64)).exists());
+        assert_eq!(s.parent(&top), Some(mid.clone()));
+        assert_eq!(s.parent(&mid), Some(base.clone()));
+        assert_eq!(s.children(&base), vec![mid.clone()]);
+        let r = s.get(&mid).unwrap();
+        assert_eq!(
+            (r.parent.as_deref(), r.has_children),
+            (Some(base.as_str()), true)
+        );
+        let r = s.get(&top).unwrap();
+        assert!(!r.has_children);
+        // Removing an image removes its link and its children's.
+        s.delete("top:1", false, false, &|_| false).unwrap();
+        assert_eq!(s.children(&mid), Vec::<ImageId>::new());
+        s.tag(&mid, Reference::parse("mid:1").unwrap()).unwrap();
+        let child_of_mid = child(&s, &mid, "RUN c", None);
+        s.tag(&child_of_mid, Reference::parse("c:1").unwrap())
+            .unwrap();
+        // By tag, an image with children is only untagged.
+        assert_eq!(
+            s.delete("base:1", false, true, &|_| false).unwrap(),
+            vec![DeleteResult::Untagged("base:1".into())]
+        );
+        s.delete("mid:1", true, true, &|_| true).unwrap();
+        assert_eq!(s.parent(&child_of_mid), Some(mid.clone()));
+        s.delete("c:1", false, false, &|_| false).unwrap();
+        drop(s);
+        let s = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(s.children(&mid), Vec::<ImageId>::new());
+        assert_eq!(s.parent(&mid), Some(base));
+        assert_eq!(fs::read_dir(dir.path().join("parents")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn rmi_deletes_untagged_parents_up_to_a_named_shared_or_used_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let base = import(&s, &[("f", "1")], Some("base:1"));
+        let a = child(&s, &base, "RUN a", None);
+        let b = child(&s, &a, "RUN b", None);
+        let top = child(&s, &b, "RUN top", Some("top:1"));
+        let mut out = vec![DeleteResult::Untagged("top:1".into())];
+        out.extend(deleted(&[&top, &b, &a]));
+        assert_eq!(s.delete("top:1", false, true, &|_| false).unwrap(), out);
+        assert!(s.get(&base).is_ok(), "a tagged parent stays");
+
+        // A parent with another child stays, and so does one a container uses.
+        let a = child(&s, &base, "RUN a", None);
+        let b1 = child(&s, &a, "RUN b1", Some("b1:1"));
+        let b2 = child(&s, &a, "RUN b2", Some("b2:1"));
+        let out = s.delete("b1:1", false, true, &|_| false).unwrap();
+        assert_eq!(out[1..], deleted(&[&b1]));
+        let out = s.delete("b2:1", false, true, &|id| id == base).unwrap();
+        assert_eq!(out[1..], deleted(&[&b2, &a]));
+        let out = s.delete(&base, true, true, &|_| false).unwrap();
+        assert_eq!(out.last(), Some(&DeleteResult::Deleted(base.clone())));
+
+        // noprune keeps the parents, intermediate (untagged, childless now: dangling).
+        let base = import(&s, &[("g", "2")], Some("base:2"));
+        let a = child(&s, &base, "RUN a", None);
+        let top = child(&s, &a, "RUN top", Some("top:2"));
+        let out = s.delete("top:2", false, false, &|_| false).unwrap();
+        assert_eq!(out[1..], deleted(&[&top]));
+        assert!(s.get(&a).is_ok_and(|r| !r.has_children));
+    }
+
+    #[test]
+    fn an_image_with_children_cannot_be_deleted_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let base = import(&s, &[("f", "1")], None);
+        let a = child(&s, &base, "RUN a", Some("a:1"));
+        for force in [false, true] {
+            let err = s.delete(&base, force, true, &|_| false).unwrap_err();
+            assert!(matches!(err, ImageError::Conflict(_)), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent \
+                     child images",
+                    &hex_of(&base)[..12]
+                )
+            );
+        }
+        assert!(s.get(&base).is_ok() && s.get(&a).is_ok());
+    }
+
+    #[test]
+    fn prune_keeps_intermediate_images_and_removes_dangling_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let base = import(&s, &[("f", "1")], Some("base:1"));
+        let kept = child(&s, &base, "RUN kept", None);
+        let tagged = child(&s, &kept, "RUN tagged", Some("t:1"));
+        let d1 = child(&s, &base, "RUN d1", None);
+        let d2 = child(&s, &d1, "RUN d2", None);
+        let (gone, bytes) = s.prune(false, &|_| false).unwrap();
+        assert_eq!(gone, deleted(&[&d2, &d1]));
+        assert_eq!(bytes, 0, "their layers are base's");
+        for id in [&base, &kept, &tagged] {
+            assert!(s.get(id).is_ok());
+        }
+        // A used one stays, and so does its parent.
+        let d1 = child(&s, &base, "RUN d1", None);
+        let d2 = child(&s, &d1, "RUN d2", None);
+        let (gone, _) = s.prune(false, &|id| id == d2).unwrap();
+        assert!(gone.is_empty());
+        // `-a`: every unused image without children goes, its names first, repeatedly.
+        let (gone, bytes) = s.prune(true, &|id| id == d2).unwrap();
+        let mut want = vec![DeleteResult::Untagged("t:1".into())];
+        want.extend(deleted(&[&tagged, &kept]));
+        assert_eq!(gone, want);
+        assert_eq!(bytes, 0);
+        let (gone, bytes) = s.prune(true, &|_| false).unwrap();
+        let mut want = deleted(&[&d2, &d1]);
+        want.push(DeleteResult::Untagged("base:1".into()));
+        want.extend(deleted(&[&base]));
+        assert_eq!(gone, want);
+        assert_eq!(bytes, 1);
+        assert!(s.list().is_empty());
     }
 
     #[test]

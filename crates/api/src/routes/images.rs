@@ -132,6 +132,7 @@ pub(crate) async fn list(
     let filters = q.filters()?;
     filters.only(&["reference", "dangling", "label", "before", "since"])?;
     let dangling = filters.bool("dangling")?;
+    let all = q.bool("all");
     // Several `before`s (`since`s) hold together: the oldest (newest) one decides.
     let created = |key: &str| {
         filters
@@ -150,8 +151,13 @@ pub(crate) async fn list(
             let refs = filters.values("reference");
             refs.is_empty() || refs.iter().any(|p| matches_reference(r, p))
         })
-        // Without parent chains every image is top-level, so `all` changes nothing.
-        .filter(|r| dangling.is_none_or(|d| d == r.repo_tags.is_empty()))
+        // As dockerd: dangling is untagged with no child; an unnamed image with children is
+        // an intermediate one (a build step's), listed only with `all`.
+        .filter(|r| match dangling {
+            Some(true) => r.repo_tags.is_empty() && !r.has_children,
+            Some(false) => !r.repo_tags.is_empty(),
+            None => all || !r.has_children || !r.repo_tags.is_empty() || !r.repo_digests.is_empty(),
+        })
         .filter(|r| before.is_none_or(|t| r.created < t) && since.is_none_or(|t| r.created > t))
         .filter(|r| {
             filters.values("label").iter().all(|l| {
@@ -224,13 +230,15 @@ pub(crate) async fn post_by_name(
     }
 }
 
-/// `DELETE /images/{name}?force=`.
+/// `DELETE /images/{name}?force=&noprune=`.
 pub(crate) async fn delete(
     State(d): State<Arc<Daemon>>,
     Path(rest): Path<String>,
     q: Query,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let results = d.image_delete(&rest, q.bool("force")).await?;
+    let results = d
+        .image_delete(&rest, q.bool("force"), !q.bool("noprune"))
+        .await?;
     Ok(Json(wire::images::deleted(results)))
 }
 
@@ -273,7 +281,8 @@ pub(crate) async fn commit(
 pub(crate) async fn prune(State(d): State<Arc<Daemon>>, q: Query) -> Result<Json<Value>, ApiError> {
     let filters = q.filters()?;
     filters.only(&["dangling", "until", "label"])?;
-    filters.bool("dangling")?;
-    let (deleted, reclaimed) = d.image_prune()?;
+    // The CLI sends `dangling=true`, or `dangling=false` for `-a` (every unused image).
+    let all = filters.bool("dangling")? == Some(false);
+    let (deleted, reclaimed) = d.image_prune(all)?;
     Ok(Json(wire::images::pruned(deleted, reclaimed)))
 }

@@ -259,6 +259,85 @@ async fn image_import_list_inspect_tag_save_remove_load() {
 }
 
 #[tokio::test]
+async fn intermediate_images_show_with_all_keep_their_parents_and_refuse_rmi_by_id() {
+    let e = Engine::new();
+    let base = e.import_image("acc/base:1").await;
+    let mid = e.child_image(&base, "RUN a", None);
+    let top = e.child_image(&mid, "RUN b", Some("acc/top:1"));
+    let leaf = e.child_image(&base, "RUN c", None);
+    let ids = |body: &[u8]| -> Vec<String> {
+        let mut ids: Vec<String> = json(body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["Id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<String>>()
+    };
+    let (_, _, body) = e.call("GET", "/images/json", vec![]).await;
+    assert_eq!(ids(&body), sorted(vec![&base, &top, &leaf]));
+    let row = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Id"] == top.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["ParentId"], mid.as_str());
+    let (_, _, body) = e.call("GET", "/images/json?all=1", vec![]).await;
+    assert_eq!(ids(&body), sorted(vec![&base, &mid, &top, &leaf]));
+    let dangling = filters(serde_json::json!({"dangling": ["true"]}));
+    let (_, _, body) = e
+        .call("GET", &format!("/images/json?all=1&{dangling}"), vec![])
+        .await;
+    assert_eq!(ids(&body), vec![leaf.clone()]);
+    let (_, _, body) = e.call("GET", &format!("/images/{mid}/json"), vec![]).await;
+    assert_eq!(json(&body)["Parent"], base.as_str());
+    let (_, _, body) = e.call("GET", "/images/acc/base:1/json", vec![]).await;
+    assert_eq!(json(&body)["Parent"], "");
+
+    let (status, _, body) = e
+        .call("DELETE", &format!("/images/{mid}?force=1"), vec![])
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        json(&body)["message"],
+        format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            &mid[7..19]
+        )
+    );
+    let (status, _, body) = e
+        .call("DELETE", "/images/acc/top:1?noprune=1", vec![])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json(&body),
+        serde_json::json!([{"Untagged": "acc/top:1"}, {"Deleted": top}])
+    );
+    // Left without its child, the intermediate image is dangling: prune takes it.
+    let (status, _, body) = e
+        .call("POST", &format!("/images/prune?{dangling}"), vec![])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut gone: Vec<String> = json(&body)["ImagesDeleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["Deleted"].as_str().unwrap().to_string())
+        .collect();
+    gone.sort();
+    assert_eq!(gone, sorted(vec![&mid, &leaf]));
+    let (_, _, body) = e.call("GET", "/images/json?all=1", vec![]).await;
+    assert_eq!(ids(&body), vec![base]);
+}
+
+#[tokio::test]
 async fn image_errors_have_dockers_statuses() {
     let e = Engine::new();
     let (status, _, body) = e.call("GET", "/images/UPPER/json", vec![]).await;

@@ -483,6 +483,8 @@ mod tests {
             size: 0,
             created: 0,
             layer_dirs: vec![],
+            parent: None,
+            has_children: false,
         };
         let mut c = ContainerConfig {
             env: vec!["A=mine".into()],

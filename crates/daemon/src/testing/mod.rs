@@ -168,6 +168,29 @@ impl TestEngine {
     }
 }
 
+impl TestEngine {
+    /// A build step's image: `parent`'s config (an image ID) with one more history entry,
+    /// `step`, and no new layer, stored as its child (named `reference` when given); returns
+    /// its ID.
+    pub fn child_image(&self, parent: &str, step: &str, reference: Option<&str>) -> String {
+        let images = &self.daemon.images;
+        let mut config = images.get(parent).expect("the parent image").config;
+        config.history.push(berth_images::HistoryEntry {
+            created_by: step.to_string(),
+            empty_layer: true,
+            ..Default::default()
+        });
+        let raw = serde_json::to_vec(&config).unwrap();
+        let tags: Vec<Reference> = reference
+            .map(|r| Reference::parse(r).expect("a valid reference"))
+            .into_iter()
+            .collect();
+        images
+            .put_child_image(&raw, Some(parent), &tags)
+            .expect("the child image")
+    }
+}
+
 impl Default for TestEngine {
     fn default() -> TestEngine {
         TestEngine::new()
