@@ -18,6 +18,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BERTHD = os.path.join(ROOT, "target/release/berthd")
 DOCKER = shutil.which("docker")
 IMAGE = "bench/busybox:1"
+# ONLY=build (or core): measure only those operations (daemon start and idle memory always).
+ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
+
+
+def want(group):
+    return not ONLY or group in ONLY
 
 
 def sh(*args, env=None, check=True, capture=True):
@@ -201,131 +207,155 @@ def main():
             results.setdefault("idle PSS, daemon (KiB)", {})[d.name] = {"median": pss, "min": pss, "max": pss, "n": 1}
             results.setdefault("idle RSS, daemon + containerd (KiB)", {})[d.name] = {"median": total, "min": total, "max": total, "n": 1}
 
-        alternate("run --rm true (ms)", lambda d, _: d.docker("run", "--rm", "--network", "none", IMAGE, "true"))
-        alternate("run -d (ms)", lambda d, _: d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600"))
-        for d in daemons:
-            ids = d.docker("ps", "-q").split()
-            if ids:
-                d.docker("rm", "-f", *ids)
-            d.docker("run", "--rm", IMAGE, "true")  # warm up the bridge
-        # Both daemons on their default bridge (dockerd: iptables and docker-proxy).
-        alternate("run --rm true, default bridge (ms)", lambda d, _: d.docker("run", "--rm", IMAGE, "true"))
-        # run -d on the bridge and with --network none, interleaved run by run so both see
-        # the same load: networking's cost is the difference of their medians.
-        paired = {d.name: ([], []) for d in daemons}
-        for _ in range(RUNS):
+        if want("build"):
+            # The classic builder (DOCKER_BUILDKIT=0) on one context: 10 instructions after
+            # FROM (ARG, ENV, WORKDIR, two COPYs, two RUNs, LABEL, EXPOSE, CMD).
+            ctx = os.path.join(work, "buildctx")
+            os.makedirs(os.path.join(ctx, "dir"), exist_ok=True)
+            for i in range(20):
+                open(os.path.join(ctx, "dir", f"f{i}.txt"), "w").write(f"file {i}\n" * 100)
+            open(os.path.join(ctx, "hello.txt"), "w").write("hello\n")
+            open(os.path.join(ctx, "Dockerfile"), "w").write(
+                f"FROM {IMAGE}\nARG GREETING=hi\nENV APP=/app\nWORKDIR /app\nCOPY hello.txt ./\n"
+                "COPY dir /app/dir/\nRUN echo \"$GREETING\" > /app/built\nRUN ls /app/dir > /app/list\n"
+                "LABEL bench=yes\nEXPOSE 8080\nCMD [\"cat\", \"/app/built\"]\n")
+
+            def build(d, nocache):
+                sh(DOCKER, "build", "-q", *(["--no-cache"] if nocache else []), "-t", "bench/built:1", ctx,
+                   env=dict(d.env, DOCKER_BUILDKIT="0"))
             for d in daemons:
-                paired[d.name][0].append(timed(lambda: d.docker("run", "-d", IMAGE, "sleep", "600")))
-                paired[d.name][1].append(timed(lambda: d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")))
-        for d in daemons:
-            bridged, none = paired[d.name]
-            record("run -d, default bridge (ms)", d.name, bridged)
-            cost = statistics.median(bridged) - statistics.median(none)
-            results.setdefault("networking's cost in run -d: bridge minus none, interleaved (ms)", {})[d.name] = \
-                {"median": cost, "min": cost, "max": cost, "n": 1}
-            ids = d.docker("ps", "-q").split()
-            if ids:
-                d.docker("rm", "-f", *ids)
-        # A published port's throughput: 200 MiB from busybox httpd in a container, through
-        # -p 127.0.0.1:PORT:80, to curl here.
-        for i, d in enumerate(daemons):
-            hp = 19950 + i
-            d.docker("run", "-d", "--name", "big", "-p", f"127.0.0.1:{hp}:80", IMAGE, "sh", "-c",
-                     "mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=200 2>/dev/null && "
-                     "exec httpd -f -p 80 -h /www")
-            url = f"http://127.0.0.1:{hp}/big"
-            for _ in range(200):
-                if subprocess.run(["curl", "-sf", "--max-time", "3", "-o", "/dev/null", "-r", "0-0", url]).returncode == 0:
-                    break
-                time.sleep(0.1)
-            d.big_url = url
-
-        def throughput(d, _):
-            sh("curl", "-sf", "--max-time", "120", "-o", "/dev/null", d.big_url)
-        samples = {d.name: [] for d in daemons}
-        for _ in range(10):
+                build(d, True)  # warm up: the base image's files in the page cache, the bridge
+            alternate("build, 10 steps from a warm base image, --no-cache (ms)", lambda d, _: build(d, True),
+                      runs=min(RUNS, 10))
             for d in daemons:
-                ms = timed(lambda: throughput(d, None))
-                samples[d.name].append(200 / (ms / 1000))
-        for n, xs in samples.items():
-            record("published port on 127.0.0.1: 200 MiB (MiB/s, higher is better)", n, xs)
-        for d in daemons:
-            d.docker("rm", "-f", "big")
-            d.docker("run", "-d", "--name", "ex", "--network", "none", IMAGE, "sleep", "600")
-        alternate("exec true (ms)", lambda d, _: d.docker("exec", "ex", "true"))
+                build(d, False)
+            alternate("build, the same 10 steps all from the cache (ms)", lambda d, _: build(d, False))
+        if want("core"):
+            alternate("run --rm true (ms)", lambda d, _: d.docker("run", "--rm", "--network", "none", IMAGE, "true"))
+            alternate("run -d (ms)", lambda d, _: d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600"))
+            for d in daemons:
+                ids = d.docker("ps", "-q").split()
+                if ids:
+                    d.docker("rm", "-f", *ids)
+                d.docker("run", "--rm", IMAGE, "true")  # warm up the bridge
+            # Both daemons on their default bridge (dockerd: iptables and docker-proxy).
+            alternate("run --rm true, default bridge (ms)", lambda d, _: d.docker("run", "--rm", IMAGE, "true"))
+            # run -d on the bridge and with --network none, interleaved run by run so both see
+            # the same load: networking's cost is the difference of their medians.
+            paired = {d.name: ([], []) for d in daemons}
+            for _ in range(RUNS):
+                for d in daemons:
+                    paired[d.name][0].append(timed(lambda: d.docker("run", "-d", IMAGE, "sleep", "600")))
+                    paired[d.name][1].append(timed(lambda: d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")))
+            for d in daemons:
+                bridged, none = paired[d.name]
+                record("run -d, default bridge (ms)", d.name, bridged)
+                cost = statistics.median(bridged) - statistics.median(none)
+                results.setdefault("networking's cost in run -d: bridge minus none, interleaved (ms)", {})[d.name] = \
+                    {"median": cost, "min": cost, "max": cost, "n": 1}
+                ids = d.docker("ps", "-q").split()
+                if ids:
+                    d.docker("rm", "-f", *ids)
+            # A published port's throughput: 200 MiB from busybox httpd in a container, through
+            # -p 127.0.0.1:PORT:80, to curl here.
+            for i, d in enumerate(daemons):
+                hp = 19950 + i
+                d.docker("run", "-d", "--name", "big", "-p", f"127.0.0.1:{hp}:80", IMAGE, "sh", "-c",
+                         "mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count=200 2>/dev/null && "
+                         "exec httpd -f -p 80 -h /www")
+                url = f"http://127.0.0.1:{hp}/big"
+                for _ in range(200):
+                    if subprocess.run(["curl", "-sf", "--max-time", "3", "-o", "/dev/null", "-r", "0-0", url]).returncode == 0:
+                        break
+                    time.sleep(0.1)
+                d.big_url = url
 
-        def fresh(d):
-            return d.docker("run", "-d", "--init", "--network", "none", IMAGE, "sleep", "600")
-        alternate("stop, with --init (ms)", lambda d, cid: d.docker("stop", cid), setup=fresh)
+            def throughput(d, _):
+                sh("curl", "-sf", "--max-time", "120", "-o", "/dev/null", d.big_url)
+            samples = {d.name: [] for d in daemons}
+            for _ in range(10):
+                for d in daemons:
+                    ms = timed(lambda: throughput(d, None))
+                    samples[d.name].append(200 / (ms / 1000))
+            for n, xs in samples.items():
+                record("published port on 127.0.0.1: 200 MiB (MiB/s, higher is better)", n, xs)
+            for d in daemons:
+                d.docker("rm", "-f", "big")
+                d.docker("run", "-d", "--name", "ex", "--network", "none", IMAGE, "sleep", "600")
+            alternate("exec true (ms)", lambda d, _: d.docker("exec", "ex", "true"))
 
-        def fifty(d, _):
-            for _ in range(50):
-                d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")
-        alternate("50 sequential run -d (ms)", fifty, runs=3)
-        for d in daemons:
-            d.docker("rm", "-f", "ex")
-        # RSS with 50 running containers: keep exactly 50.
-        for d in daemons:
-            ids = d.docker("ps", "-q").split()
-            extra = ids[50:]
-            if extra:
-                d.docker("rm", "-f", *extra)
-            while len(d.docker("ps", "-q").split()) < 50:
-                d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")
-        time.sleep(2)
-        for d in daemons:
-            rss, pss, total = d.memory()
-            results.setdefault("RSS with 50 running containers, daemon (KiB)", {})[d.name] = {"median": rss, "min": rss, "max": rss, "n": 1}
-            results.setdefault("RSS with 50 running containers, daemon + containerd (KiB)", {})[d.name] = {"median": total, "min": total, "max": total, "n": 1}
-        for d in daemons:
-            ids = d.docker("ps", "-aq").split()
-            for i in range(0, len(ids), 100):
-                d.docker("rm", "-f", *ids[i:i + 100])
-            for i in range(500):
-                d.docker("create", "--network", "none", IMAGE, "true")
-        alternate("ps -a with 500 containers (ms)", lambda d, _: d.docker("ps", "-a"))
+            def fresh(d):
+                return d.docker("run", "-d", "--init", "--network", "none", IMAGE, "sleep", "600")
+            alternate("stop, with --init (ms)", lambda d, cid: d.docker("stop", cid), setup=fresh)
 
-        def reload(d, _):
-            gen = int(time.monotonic() * 1000)
-            open(os.path.join(os.path.dirname(d.sock), "daemon.json"), "w").write(json.dumps({"labels": [f"gen={gen}"]}))
-            os.kill(d.proc.pid, signal.SIGHUP)
-            want = f"gen={gen}"
-            while want not in d.docker("info", "--format", "{{json .Labels}}"):
-                time.sleep(0.002)
-        alternate("reload, SIGHUP to new config visible (ms)", reload)
+            def fifty(d, _):
+                for _ in range(50):
+                    d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")
+            alternate("50 sequential run -d (ms)", fifty, runs=3)
+            for d in daemons:
+                d.docker("rm", "-f", "ex")
+            # RSS with 50 running containers: keep exactly 50.
+            for d in daemons:
+                ids = d.docker("ps", "-q").split()
+                extra = ids[50:]
+                if extra:
+                    d.docker("rm", "-f", *extra)
+                while len(d.docker("ps", "-q").split()) < 50:
+                    d.docker("run", "-d", "--network", "none", IMAGE, "sleep", "600")
+            time.sleep(2)
+            for d in daemons:
+                rss, pss, total = d.memory()
+                results.setdefault("RSS with 50 running containers, daemon (KiB)", {})[d.name] = {"median": rss, "min": rss, "max": rss, "n": 1}
+                results.setdefault("RSS with 50 running containers, daemon + containerd (KiB)", {})[d.name] = {"median": total, "min": total, "max": total, "n": 1}
+            for d in daemons:
+                ids = d.docker("ps", "-aq").split()
+                for i in range(0, len(ids), 100):
+                    d.docker("rm", "-f", *ids[i:i + 100])
+                for i in range(500):
+                    d.docker("create", "--network", "none", IMAGE, "true")
+            alternate("ps -a with 500 containers (ms)", lambda d, _: d.docker("ps", "-a"))
 
-        # containerd RPCs per operation, from berth's counter.
-        berth = daemons[0]
+            def reload(d, _):
+                gen = int(time.monotonic() * 1000)
+                open(os.path.join(os.path.dirname(d.sock), "daemon.json"), "w").write(json.dumps({"labels": [f"gen={gen}"]}))
+                os.kill(d.proc.pid, signal.SIGHUP)
+                want = f"gen={gen}"
+                while want not in d.docker("info", "--format", "{{json .Labels}}"):
+                    time.sleep(0.002)
+            alternate("reload, SIGHUP to new config visible (ms)", reload)
 
-        def rpcs():
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-            return sum(int(m.group(1)) for m in re.finditer(r'^berth_containerd_rpc_total\{[^}]*\} (\d+)$', text, re.M))
-        berth.docker("run", "-d", "--name", "rpc", "--init", "--network", "none", IMAGE, "sleep", "600")
-        for op, args in [("run --rm", ["run", "--rm", "--network", "none", IMAGE, "true"]),
-                         ("exec", ["exec", "rpc", "true"]), ("stop", ["stop", "rpc"])]:
-            before = rpcs()
-            berth.docker(*args)
-            time.sleep(0.5)
-            results.setdefault("containerd RPCs per operation", {})[f"berth {op}"] = rpcs() - before
-        # The floor: containerd itself, driven by ctr on berth's containerd, same rootfs.
-        ctr = shutil.which("ctr")
-        if ctr:
-            sock = os.path.join(berth.exec_root, "containerd", "containerd.sock")
-            rootfs = os.path.join(work, "rootfs")
-            floor = []
-            for i in range(RUNS):
-                floor.append(timed(lambda: sh(ctr, "--address", sock, "-n", "bench-ctr", "run", "--rm", "--null-io",
-                                              "--rootfs", rootfs, f"floor-{i}", "/bin/true")))
-            results.setdefault("floor: ctr run --rm (ms)", {})["berth"] = stats(floor)
-            sh(ctr, "--address", sock, "-n", "bench-ctr", "run", "-d", "--null-io", "--rootfs", rootfs, "floor-exec",
-               "/bin/sleep", "600")
-            floor = [timed(lambda: sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "exec",
-                                      "--exec-id", f"e{i}", "floor-exec", "/bin/true")) for i in range(RUNS)]
-            results.setdefault("floor: ctr task exec (ms)", {})["berth"] = stats(floor)
-            sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "kill", "-s", "KILL", "floor-exec", check=False)
-            time.sleep(0.5)
-            sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "rm", "floor-exec", check=False)
-            sh(ctr, "--address", sock, "-n", "bench-ctr", "container", "rm", "floor-exec", check=False)
+            # containerd RPCs per operation, from berth's counter.
+            berth = daemons[0]
+
+            def rpcs():
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+                return sum(int(m.group(1)) for m in re.finditer(r'^berth_containerd_rpc_total\{[^}]*\} (\d+)$', text, re.M))
+            berth.docker("run", "-d", "--name", "rpc", "--init", "--network", "none", IMAGE, "sleep", "600")
+            for op, args in [("run --rm", ["run", "--rm", "--network", "none", IMAGE, "true"]),
+                             ("exec", ["exec", "rpc", "true"]), ("stop", ["stop", "rpc"])]:
+                before = rpcs()
+                berth.docker(*args)
+                time.sleep(0.5)
+                results.setdefault("containerd RPCs per operation", {})[f"berth {op}"] = rpcs() - before
+            # The floor: containerd itself, driven by ctr on berth's containerd, same rootfs.
+            ctr = shutil.which("ctr")
+            if ctr:
+                sock = os.path.join(berth.exec_root, "containerd", "containerd.sock")
+                rootfs = os.path.join(work, "rootfs")
+                floor = []
+                for i in range(RUNS):
+                    floor.append(timed(lambda: sh(ctr, "--address", sock, "-n", "bench-ctr", "run", "--rm", "--null-io",
+                                                  "--rootfs", rootfs, f"floor-{i}", "/bin/true")))
+                results.setdefault("floor: ctr run --rm (ms)", {})["berth"] = stats(floor)
+                sh(ctr, "--address", sock, "-n", "bench-ctr", "run", "-d", "--null-io", "--rootfs", rootfs, "floor-exec",
+                   "/bin/sleep", "600")
+                floor = [timed(lambda: sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "exec",
+                                          "--exec-id", f"e{i}", "floor-exec", "/bin/true")) for i in range(RUNS)]
+                results.setdefault("floor: ctr task exec (ms)", {})["berth"] = stats(floor)
+                sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "kill", "-s", "KILL", "floor-exec", check=False)
+                time.sleep(0.5)
+                sh(ctr, "--address", sock, "-n", "bench-ctr", "task", "rm", "floor-exec", check=False)
+                sh(ctr, "--address", sock, "-n", "bench-ctr", "container", "rm", "floor-exec", check=False)
         load = open("/proc/loadavg").read().split()[:3]
     finally:
         for d in daemons:
@@ -356,7 +386,7 @@ def write_report(results, load, names):
               "proxy; this harness does not re-measure them).", "",
               "The floor rows are containerd alone (ctr on berth's containerd, same root file system), "
               "in berth's column: berth's overhead over containerd is its row minus the floor.", ""]
-    out = os.path.join(ROOT, "bench", "report.md")
+    out = os.path.join(ROOT, "bench", "report.md" if not ONLY else f"report-{'-'.join(sorted(ONLY))}.md")
     open(out, "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -369,8 +369,7 @@ fn go_quoted_list(items: &[String]) -> String {
 impl Daemon {
     /// The image an image was built on (a build step's parent), if it is here.
     fn parent_of(&self, id: &str) -> Option<String> {
-        let _ = id; // MERGE: self.images.parent(id)
-        None
+        self.images.parent(id)
     }
 
     /// Every image a tagged image is built on, and the tagged images themselves.
@@ -429,7 +428,7 @@ impl Daemon {
             out.deleted.push(r.id.clone());
             if exists && !chains.contains(&r.image) && !self.image_in_use(&r.image) {
                 // An image with children or tags stays; its own removal is not an error.
-                if let Err(e) = self.image_delete(&r.image, false).await {
+                if let Err(e) = self.image_delete(&r.image, false, true).await {
                     tracing::debug!(image = %r.image, error = %e, "build cache image kept");
                 }
             }

@@ -673,8 +673,7 @@ impl Build<'_> {
     fn put_image(&self, config: &ImageConfig, parent: &str) -> Result<String, DaemonError> {
         let raw = serde_json::to_vec(config).map_err(step_err)?;
         let parent = (!parent.is_empty()).then_some(parent);
-        let _ = parent; // MERGE: put_child_image
-        Ok(self.d.images.put_named_image(&raw, &[], &[])?)
+        Ok(self.d.images.put_child_image(&raw, parent, &[])?)
     }
 
     /// The cached image for a step: the local cache's (with `--cache-from`, only when it is
@@ -740,7 +739,7 @@ impl Build<'_> {
             if hops > 10_000 {
                 return false;
             }
-            at = None; // MERGE: self.d.images.parent(&cur)
+            at = self.d.images.parent(&cur);
         }
         false
     }
