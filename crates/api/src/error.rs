@@ -252,36 +252,7 @@ fn volume_status(e: &VolumeError) -> StatusCode {
 
 /// The inner error says what the user needs; the outer variant only names the layer.
 fn message(e: &DaemonError) -> String {
-    match e {
-        DaemonError::Config(inner) => chain(inner),
-        DaemonError::Runtime(inner) => chain(inner),
-        DaemonError::Image(inner) => chain(inner),
-        DaemonError::Registry(inner) => chain(inner),
-        DaemonError::Network(inner) => chain(inner),
-        DaemonError::Volume(inner) => chain(inner),
-        DaemonError::Spec(inner) => chain(inner),
-        DaemonError::Invalid(inner) => chain(inner),
-        DaemonError::NoSuchContainer(_)
-        | DaemonError::NoSuchExec(_)
-        | DaemonError::NotFoundPath(_)
-        | DaemonError::Forbidden(_)
-        | DaemonError::Conflict(_)
-        | DaemonError::InvalidParameter(_)
-        | DaemonError::NotModified
-        | DaemonError::StartFailed { .. }
-        | DaemonError::Build(_)
-        | DaemonError::AppArmor(_) => e.to_string(),
-        DaemonError::CleanupFailed { error, cleanup } => format!(
-            "{} (cleaning up after it also failed: {})",
-            message(error),
-            message(cleanup)
-        ),
-        DaemonError::Containerd(_)
-        | DaemonError::Io { .. }
-        | DaemonError::Task(_)
-        | DaemonError::Log(_)
-        | DaemonError::InRoot(_) => chain(e),
-    }
+    e.user_message()
 }
 
 #[cfg(test)]

@@ -196,6 +196,59 @@ pub(crate) fn log_containerd_cleanup<T>(
     }
 }
 
+impl DaemonError {
+    /// What the user is told: the inner error (with its sources) where the outer variant
+    /// only names the layer.
+    pub fn user_message(&self) -> String {
+        let e = self;
+        match e {
+            DaemonError::Config(inner) => chain(inner),
+            DaemonError::Runtime(inner) => chain(inner),
+            DaemonError::Image(inner) => chain(inner),
+            DaemonError::Registry(inner) => chain(inner),
+            DaemonError::Network(inner) => chain(inner),
+            DaemonError::Volume(inner) => chain(inner),
+            DaemonError::Spec(inner) => chain(inner),
+            DaemonError::Invalid(inner) => chain(inner),
+            DaemonError::NoSuchContainer(_)
+            | DaemonError::NoSuchExec(_)
+            | DaemonError::NotFoundPath(_)
+            | DaemonError::Forbidden(_)
+            | DaemonError::Conflict(_)
+            | DaemonError::InvalidParameter(_)
+            | DaemonError::NotModified
+            | DaemonError::StartFailed { .. }
+            | DaemonError::Build(_)
+            | DaemonError::AppArmor(_) => e.to_string(),
+            DaemonError::CleanupFailed { error, cleanup } => format!(
+                "{} (cleaning up after it also failed: {})",
+                error.user_message(),
+                cleanup.user_message()
+            ),
+            DaemonError::Containerd(_)
+            | DaemonError::Io { .. }
+            | DaemonError::Task(_)
+            | DaemonError::Log(_)
+            | DaemonError::InRoot(_) => chain(e),
+        }
+    }
+}
+
+/// An error with its sources, each said once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,7 @@ impl Daemon {
 
     /// The registry part of the configuration snapshot (loaded once per pull, push or
     /// login; a reload applies to the next one).
-    fn registry_settings(&self) -> berth_registry::RegistrySettings {
+    pub(crate) fn registry_settings(&self) -> berth_registry::RegistrySettings {
         let snapshot = self.config();
         let c = &snapshot.config;
         berth_registry::RegistrySettings {

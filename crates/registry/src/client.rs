@@ -276,6 +276,19 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 }
 
 impl Session {
+    /// A session that asks no registry anything first (a plain download).
+    pub fn anonymous(
+        endpoint: Endpoint,
+        settings: &RegistrySettings,
+    ) -> Result<Session, RegistryError> {
+        Ok(Session {
+            http: http_client(tls_config(settings, &endpoint.host)?),
+            endpoint,
+            attempts: 1,
+            auth: Mutex::new(Auth::Anonymous),
+        })
+    }
+
     /// Pings `/v2/` and answers its challenge for `scope` (`repository:NAME:pull`), or
     /// without a scope for a login.
     pub async fn open(

@@ -16,6 +16,7 @@
 mod auth;
 mod client;
 mod error;
+mod fetch;
 mod manifest;
 mod progress;
 mod pull;
@@ -24,6 +25,7 @@ mod settings;
 
 pub use auth::{Challenge, Credentials, login, parse_challenges};
 pub use error::RegistryError;
+pub use fetch::{Fetched, fetch_url};
 pub use manifest::{Descriptor, ImageManifest, Manifest, Platform};
 pub use progress::{Detail, Progress, ProgressSink};
 pub use pull::{PullOutcome, PullRequest, pull};

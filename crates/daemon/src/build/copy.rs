@@ -5,6 +5,7 @@
 //! step (every path resolved inside it, so the image's own links stay inside), whose upper
 //! folder becomes the step's layer.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufReader, Read, Seek, Write};
 use std::os::fd::OwnedFd;
@@ -38,6 +39,8 @@ pub(super) struct CopyRequest {
     pub name: &'static str,
     pub is_add: bool,
     pub sources: Vec<String>,
+    /// ADD's URLs, fetched before: source index → (folder, file name in it).
+    pub fetched: BTreeMap<usize, (PathBuf, String)>,
     /// Absolute; ends in `/` when the instruction's destination did.
     pub dest: String,
     pub chown: Option<String>,
@@ -258,16 +261,26 @@ pub(super) fn gather(
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     let mut items = Vec::new();
     let name = req.name;
-    for src in &req.sources {
+    for (i, src) in req.sources.iter().enumerate() {
+        if let Some((dir, file)) = req.fetched.get(&i) {
+            // A download: a file (never unpacked, as dockerd's ADD of a URL).
+            let fetched = Root::open(dir)?;
+            let found = fetched
+                .lookup(Path::new(file), false)?
+                .ok_or_else(|| failed(name, format!("{src}: the download is gone")))?;
+            let n = items.len();
+            TarWriter::new(&mut builder, TarOptions::default())
+                .append(found, Path::new(&n.to_string()))?;
+            items.push(Item {
+                is_dir: false,
+                base: file.clone(),
+                ctx_path: None,
+                archive: None,
+            });
+            continue;
+        }
         if src.starts_with("http://") || src.starts_with("https://") {
-            return Err(failed(
-                name,
-                if req.is_add {
-                    format!("cannot download {src}: this builder fetches no remote sources")
-                } else {
-                    "source can't be a URL for COPY".to_string()
-                },
-            ));
+            return Err(failed(name, "source can't be a URL for COPY"));
         }
         let trimmed = src.trim_start_matches("./");
         if trimmed == ".." || trimmed.starts_with("../") {
@@ -799,6 +812,7 @@ mod tests {
             name: "COPY",
             is_add: false,
             sources: sources.iter().map(|s| s.to_string()).collect(),
+            fetched: BTreeMap::new(),
             dest: "/app/".into(),
             chown: None,
             chmod: None,

@@ -151,8 +151,13 @@ impl Daemon {
         tmp: PathBuf,
     ) -> Result<(), DaemonError> {
         let text = context.dockerfile(&opts.dockerfile)?;
-        let file =
-            berth_dockerfile::parse(&text).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let name = if opts.dockerfile.is_empty() {
+            "Dockerfile"
+        } else {
+            opts.dockerfile.as_str()
+        };
+        let file = berth_dockerfile::parse(&text)
+            .map_err(|e| BuildError::Invalid(parse_message(&e, name)))?;
         let mut b = Build {
             d: self,
             lexer: Lexer::new(file.escape),
@@ -206,7 +211,10 @@ impl Build<'_> {
             }
         }
         if file.stages.is_empty() {
-            return Err(BuildError::Invalid("Dockerfile cannot be empty".into()).into());
+            return Err(BuildError::Invalid(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            )
+            .into());
         }
         for (i, s) in file.stages.iter().enumerate() {
             if let Some(n) = &s.name {
@@ -222,10 +230,15 @@ impl Build<'_> {
             _ => file.stages.len() - 1,
         };
         let needed = self.needed_stages(file, last);
-        self.total = needed
-            .iter()
-            .map(|&i| 1 + file.stages[i].instructions.len())
-            .sum();
+        self.total = file.meta_args.len()
+            + needed
+                .iter()
+                .map(|&i| 1 + file.stages[i].instructions.len())
+                .sum::<usize>();
+        // The ARGs before the first FROM are steps too, with nothing to commit.
+        for inst in &file.meta_args {
+            self.next_step(inst);
+        }
 
         let mut final_image = String::new();
         for &i in &needed {
@@ -345,6 +358,25 @@ impl Build<'_> {
             self.step, self.total, inst.original
         ));
         self.say("\n");
+    }
+}
+
+/// A parse error in dockerd's words: the file's name when it is empty; errors of the line
+/// parser (not of an instruction's arguments) as "failed to parse Dockerfile".
+fn parse_message(e: &berth_dockerfile::DockerfileError, name: &str) -> String {
+    use berth_dockerfile::{DockerfileError as E, InstructionError as I};
+    match e {
+        E::Empty => format!("the Dockerfile ({name}) cannot be empty"),
+        E::NoInstructions => format!("failed to parse Dockerfile: {e}"),
+        E::Line {
+            error: error @ I::NoBuildStage,
+            ..
+        } => error.to_string(),
+        E::Line {
+            error: error @ I::TwoArguments(_),
+            ..
+        } => format!("failed to parse Dockerfile: {error}"),
+        e => e.to_string(),
     }
 }
 

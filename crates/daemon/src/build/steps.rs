@@ -23,6 +23,7 @@ enum Action {
 }
 
 const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn step_err(e: impl std::fmt::Display) -> DaemonError {
     BuildError::Step(e.to_string()).into()
@@ -121,11 +122,18 @@ impl Build<'_> {
             .transpose()
             .map_err(step_err)?
             .or_else(|| self.opts.platform.clone());
-        let fresh = |config: ImageConfig, image: String| StageState {
-            image,
-            config,
-            args: Vec::new(),
-            cmd_set: false,
+        let fresh = |mut config: ImageConfig, image: String| {
+            // dockerd gives a stage the default PATH when its image has none.
+            let env = config.config.env.get_or_insert_with(Vec::new);
+            if !env.iter().any(|e| e.starts_with("PATH=")) {
+                env.insert(0, DEFAULT_PATH.to_string());
+            }
+            StageState {
+                image,
+                config,
+                args: Vec::new(),
+                cmd_set: false,
+            }
         };
         if name.eq_ignore_ascii_case("scratch") {
             self.say(" ---> \n");
@@ -144,7 +152,7 @@ impl Build<'_> {
             && let Some(id) = self.stage_images.get(&i)
         {
             let r = self.d.image_get(id)?;
-            self.say(format!(" ---> {}\n", short_id(&r.id)));
+            self.say_base(&r);
             return Ok(fresh(r.config, r.id));
         }
         let record = match self.d.image_get(&name) {
@@ -154,8 +162,22 @@ impl Build<'_> {
                 self.d.image_get(&name)?
             }
         };
-        self.say(format!(" ---> {}\n", short_id(&record.id)));
+        self.say_base(&record);
         Ok(fresh(record.config, record.id))
+    }
+
+    /// The base image's ID, unless its ONBUILD triggers run first (their image follows).
+    fn say_base(&self, r: &berth_images::ImageRecord) {
+        let triggers = r
+            .config
+            .config
+            .extra
+            .get("OnBuild")
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty());
+        if !triggers {
+            self.say(format!(" ---> {}\n", short_id(&r.id)));
+        }
     }
 
     async fn pull(&self, name: &str, platform: Option<&str>) -> Result<(), DaemonError> {
@@ -311,6 +333,7 @@ impl Build<'_> {
                         exposed.insert(port, serde_json::json!({}));
                     }
                 }
+                all.sort();
                 format!("EXPOSE {}", all.join(" "))
             }
             Command::Volume(vols) => {
@@ -371,13 +394,13 @@ impl Build<'_> {
                     })
                     .unwrap_or_default();
                 let ns = |k: &str| value[k].as_i64().unwrap_or(0);
+                // dockerd 20.10's `%q` of its HealthConfig (which has no StartInterval).
                 let message = format!(
-                    "HEALTHCHECK &{{{} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
+                    "HEALTHCHECK &{{{} \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
                     go_quoted_list(&test),
                     go_duration(ns("Interval")),
                     go_duration(ns("Timeout")),
                     go_duration(ns("StartPeriod")),
-                    go_duration(ns("StartInterval")),
                     ns("Retries"),
                 );
                 cfg.extra.insert("Healthcheck".into(), value);
@@ -494,16 +517,24 @@ impl Build<'_> {
                     None => SourceTree::Context,
                     Some(f) => self.source_image(f).await?,
                 };
+                let chown = a.chown.as_deref().map(word).transpose()?;
+                let chmod = a.chmod.as_deref().map(word).transpose()?;
+                let tmp = self.step_dir();
+                let fetched = if is_add {
+                    self.fetch_urls(&sources, &tmp).await?
+                } else {
+                    BTreeMap::new()
+                };
                 let req = CopyRequest {
                     name,
                     is_add,
                     sources,
+                    fetched,
                     dest: dest_abs.clone(),
-                    chown: a.chown.as_deref().map(word).transpose()?,
-                    chmod: a.chmod.as_deref().map(word).transpose()?,
+                    chown,
+                    chmod,
                     tree,
                 };
-                let tmp = self.step_dir();
                 let gathered = {
                     let ctx = self.context.dir.clone();
                     let ignore = self.context.ignore.clone();
@@ -523,7 +554,7 @@ impl Build<'_> {
             }
         };
         let mut nop = Self::shell(&cfg);
-        let sep = if matches!(action, Action::Copy(_)) {
+        let sep = if matches!(action, Action::Copy(_) | Action::Workdir(_)) {
             "#(nop)"
         } else {
             "#(nop) "
@@ -539,6 +570,58 @@ impl Build<'_> {
         self.tmp.join(format!("step-{}", self.seq))
     }
 
+    /// ADD's URL sources, each downloaded into a folder of its own under `dir`: the file
+    /// named as the URL's last path element, 0600, with the answer's Last-Modified time.
+    async fn fetch_urls(
+        &self,
+        sources: &[String],
+        dir: &std::path::Path,
+    ) -> Result<BTreeMap<usize, (PathBuf, String)>, DaemonError> {
+        let mut out = BTreeMap::new();
+        for (i, src) in sources.iter().enumerate() {
+            if !(src.starts_with("http://") || src.starts_with("https://")) {
+                continue;
+            }
+            let path = src.split(['?', '#']).next().unwrap_or_default();
+            let name = path
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .and_then(|(_, p)| p.rsplit('/').next())
+                .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    step_err(format!(
+                        "ADD failed: cannot determine filename from url: {src}"
+                    ))
+                })?;
+            let folder = dir.join(format!("url-{i}"));
+            std::fs::create_dir_all(&folder).map_err(|source| DaemonError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+            let file = folder.join(&name);
+            self.say(format!("Downloading {src}\n"));
+            let settings = self.d.registry_settings();
+            let fetched = berth_registry::fetch_url(&settings, src, &file)
+                .await
+                .map_err(|e| {
+                    step_err(format!(
+                        "ADD failed: {}",
+                        DaemonError::from(e).user_message()
+                    ))
+                })?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            if let Some(t) = fetched.last_modified
+                && let Ok(f) = std::fs::File::options().write(true).open(&file)
+            {
+                let _ = f.set_modified(t);
+            }
+            out.insert(i, (folder, name));
+        }
+        Ok(out)
+    }
+
     /// The tree `COPY --from` reads: a stage built before (by name or index) or an image.
     async fn source_image(&self, from: &str) -> Result<SourceTree, DaemonError> {
         let stage = match from.parse::<usize>() {
@@ -550,8 +633,16 @@ impl Build<'_> {
             None => match self.d.image_get(from) {
                 Ok(r) => r.id,
                 Err(_) => {
-                    self.pull(from, self.opts.platform.as_deref()).await?;
-                    self.d.image_get(from)?.id
+                    let pulled = match self.pull(from, self.opts.platform.as_deref()).await {
+                        Ok(()) => self.d.image_get(from).map(|r| r.id),
+                        Err(e) => Err(e),
+                    };
+                    pulled.map_err(|e| {
+                        step_err(format!(
+                            "invalid from flag value {from}: {}",
+                            e.user_message()
+                        ))
+                    })?
                 }
             },
         };
@@ -644,6 +735,11 @@ impl Build<'_> {
             }
         });
         config.config = cfg;
+        // The image a step ran on, as dockerd's config names it.
+        config.config.extra.insert(
+            "Image".into(),
+            serde_json::Value::String(state.image.clone()),
+        );
         config.created = Some(now.clone());
         config.history.push(HistoryEntry {
             created: Some(now),
@@ -862,7 +958,7 @@ fn expand_port(spec: &str) -> Result<Vec<String>, String> {
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
         return Err(format!("invalid proto: {proto}"));
     }
-    let bad = || format!("invalid containerPort: {ports}");
+    let bad = || format!("Invalid containerPort: {ports}");
     let (lo, hi) = match ports.split_once('-') {
         Some((a, b)) => (
             a.parse::<u16>().map_err(|_| bad())?,
