@@ -46,7 +46,7 @@ pub async fn fetch_url(
         .headers()
         .get(http::header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| httpdate_parse(v));
+        .and_then(httpdate_parse);
     let io = |source| RegistryError::Io {
         path: dest.to_path_buf(),
         source,
