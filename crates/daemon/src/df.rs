@@ -45,6 +45,8 @@ pub struct DiskUsage {
     pub images: Vec<ImageUsage>,
     pub containers: Vec<ContainerUsage>,
     pub volumes: Vec<VolumeUsage>,
+    /// The classic builder's cached steps.
+    pub build_cache: Vec<crate::BuildCacheRecord>,
 }
 
 /// Bytes of the regular files under `dir` (links and folders count nothing; hard links once
@@ -151,6 +153,7 @@ impl Daemon {
             images,
             containers,
             volumes,
+            build_cache: self.build_cache(),
         })
     }
 }

@@ -372,9 +372,30 @@ pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
         .iter()
         .map(|u| super::containers::summary(&u.summary, Some((u.size_rw, u.size_root_fs))))
         .collect();
+    let secs =
+        |t: i64| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64));
+    let build_cache: Vec<Value> = usage
+        .build_cache
+        .iter()
+        .map(|r| {
+            json!({
+                "ID": r.id,
+                "Parents": null,
+                "Type": "regular",
+                "Description": r.description,
+                "InUse": false,
+                "Shared": r.shared,
+                "Size": r.size,
+                "CreatedAt": secs(r.created_at),
+                "LastUsedAt": secs(r.last_used_at),
+                "UsageCount": r.usage_count,
+            })
+        })
+        .collect();
+    let builder_size: u64 = usage.build_cache.iter().map(|r| r.size).sum();
     json!({
         "LayersSize": usage.layers_size,
-        "BuilderSize": 0,
+        "BuilderSize": builder_size,
         "Images": images,
         "Containers": containers,
         "Volumes": usage
@@ -382,7 +403,7 @@ pub(crate) fn disk_usage(usage: &DiskUsage) -> Value {
             .iter()
             .map(|u| super::volumes::with_usage(&u.volume, u.size, u.ref_count))
             .collect::<Vec<_>>(),
-        "BuildCache": [],
+        "BuildCache": build_cache,
     })
 }
 
