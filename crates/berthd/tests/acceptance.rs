@@ -10,7 +10,7 @@ use std::process::Command;
 
 /// The sections berth passes.
 const SECTIONS: &str = "daemon images run exec logs lifecycle limits security runtimes reload errors \
-     restore registry network ports health logging volumes";
+     restore registry network ports health logging volumes build";
 
 /// `logs: --tail 1` expects the last of `echo one; echo two >&2; echo three` to be "three",
 /// but stdout and stderr travel through two pipes inside containerd's shim, whose copies

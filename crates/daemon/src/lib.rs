@@ -7,7 +7,9 @@
 //! container's log (through berth-logdriver), exec, cp in and out, restart policies, restore and reconciliation, and the
 //! one containerd event loop that records exits; the events ring behind `docker events`;
 //! disk usage; volumes (through berth-volumes): their API operations and events, and a
-//! container's mounts (planned at create, mounted and filled at start, released at exit).
+//! container's mounts (planned at create, mounted and filled at start, released at exit);
+//! `docker build` (the classic builder, over berth-dockerfile): stages, one image per step,
+//! the step cache, RUN in its own containers.
 //!
 //! It returns values (inspect, summaries, stats samples, history) that the API shapes for
 //! the wire, and re-exports what the API needs from the crates below it (image values and

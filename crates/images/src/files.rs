@@ -21,6 +21,28 @@ pub fn is_temporary(name: &str) -> bool {
     name.starts_with('.') && name.contains(TMP_MARK)
 }
 
+/// Replaces `path` whole with `bytes` (a unique temporary name, then a rename) without
+/// waiting for the disk: for records a crash may lose (a cache's statistics), never for
+/// what the daemon's state depends on.
+pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (tmp, mut f) = create_unique(dir, &name, mode)?;
+    let written = (|| {
+        f.write_all(bytes)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Writes `bytes` to `path` with `mode` (exactly, whatever the umask): a unique temporary
 /// name beside it, fsync, rename, and an fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {

@@ -1,7 +1,8 @@
 //! The classic builder's cache: which image a step made from which parent. A key is the
 //! sha256 of the parent's ID, the step's history line and the config it leaves; each lives
 //! in `<data-root>/builder/cache/<key>` (JSON: the image, the step, when it was made and last
-//! used), so the cache survives a restart and goes with `docker builder prune`.
+//! used), so the cache survives a restart and goes with `docker builder prune`. Records are
+//! written without waiting for the disk: a crash may lose one, which only costs a rebuild.
 
 use std::path::{Path, PathBuf};
 
@@ -68,7 +69,7 @@ pub(super) fn lookup(builder: &Path, key: &str) -> Option<String> {
     r.last_used_at = now();
     r.usage_count += 1;
     if let Ok(bytes) = serde_json::to_vec(&r) {
-        let _ = berth_images::files::write_atomic(&p, &bytes, 0o600);
+        let _ = berth_images::files::write_replace(&p, &bytes, 0o600);
     }
     Some(r.image)
 }
@@ -88,7 +89,7 @@ pub(super) fn store(builder: &Path, key: &str, image: &str, description: &str, s
     };
     let written = std::fs::create_dir_all(&d).and_then(|()| {
         let bytes = serde_json::to_vec(&r).map_err(std::io::Error::other)?;
-        berth_images::files::write_atomic(&d.join(key), &bytes, 0o600)
+        berth_images::files::write_replace(&d.join(key), &bytes, 0o600)
     });
     if let Err(e) = written {
         tracing::warn!(error = %e, "cannot record a build step in the cache");

@@ -399,6 +399,40 @@ fn go_quoted_list(items: &[String]) -> String {
 }
 
 impl Daemon {
+    /// What a berthd that died mid-build left under `<data-root>/builder/tmp`: the steps'
+    /// overlay mounts unmounted (never walked into), then the folders removed.
+    pub(crate) fn remove_stale_builds(&self) {
+        let tmp = self.paths().builder_dir().join("tmp");
+        let Ok(builds) = std::fs::read_dir(&tmp) else {
+            return;
+        };
+        for build in builds.flatten() {
+            for step in std::fs::read_dir(build.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                for view in ["merged", "source"] {
+                    let p = step.path().join(view);
+                    match nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                        Ok(()) => {
+                            tracing::info!(view = %p.display(), "unmounted a build step's view left by a crash")
+                        }
+                        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+                        Err(e) => {
+                            tracing::warn!(view = %p.display(), error = %e, "cannot unmount a stale build view");
+                            // Never walk into what may still be mounted.
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "cannot remove stale build folders");
+        }
+    }
+
     /// The image an image was built on (a build step's parent), if it is here.
     fn parent_of(&self, id: &str) -> Option<String> {
         self.images.parent(id)

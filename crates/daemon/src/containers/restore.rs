@@ -26,6 +26,7 @@ impl Daemon {
     /// daemon start (`start_by_policy`), not the exit itself.
     pub async fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
         self.remove_stale_views();
+        self.remove_stale_builds();
         let tasks: HashMap<String, berth_containerd::TaskInfo> = self
             .containerd()
             .list_tasks()
