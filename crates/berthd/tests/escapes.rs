@@ -221,3 +221,108 @@ fn a_folder_nested_thousands_deep_cannot_crash_the_daemon() {
     assert_eq!(code, 0, "{err}");
     ping_stays_up(&d, "rm");
 }
+
+/// `docker build`: a context's links to host paths (absolute, `..` past the context's root,
+/// a folder link), an image whose folder is a link to `/`, and an ADDed tar that plants a
+/// link to a host folder then writes through it: nothing is read from the host and nothing
+/// is written outside the image.
+#[test]
+#[ignore = "needs root: builds run containers through containerd and runc"]
+fn a_build_context_or_an_added_tar_cannot_reach_the_host() {
+    common::require_root_tier(
+        "escapes",
+        &["containerd", "runc", "docker", "busybox", "tar"],
+    );
+    let s = sentinel();
+    let mut d = TestDaemon::new().start(&[]);
+    import_with(&d, "test/busybox:1", |root| {
+        for applet in ["ls"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        // A folder of the image that is a link to its own root.
+        std::os::unix::fs::symlink("/", root.join("up")).unwrap();
+    });
+    let host = s.dir.path();
+    let ctx = d.dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("t")).unwrap();
+    std::os::unix::fs::symlink(host.join("secret"), ctx.join("abs")).unwrap();
+    std::os::unix::fs::symlink(host, ctx.join("dir")).unwrap();
+    let depth = ctx.components().count();
+    let up = "../".repeat(depth + 2);
+    let rel = format!("{up}{}", host.join("secret").display());
+    std::os::unix::fs::symlink(&rel, ctx.join("rel")).unwrap();
+    // The tar: `hostdir -> <host folder>`, then `hostdir/planted`.
+    std::os::unix::fs::symlink(host, ctx.join("t/hostdir")).unwrap();
+    let tar = ctx.join("evil.tar");
+    let ok = std::process::Command::new("tar")
+        .args([
+            "-C",
+            ctx.join("t").to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            "hostdir",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::fs::write(ctx.join("t/planted"), "planted").unwrap();
+    let ok = std::process::Command::new("tar")
+        .args([
+            "-C",
+            ctx.join("t").to_str().unwrap(),
+            "--transform",
+            "s,^planted,hostdir/planted,",
+            "-rf",
+            tar.to_str().unwrap(),
+            "planted",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::fs::remove_dir_all(ctx.join("t")).unwrap();
+
+    let build = |dockerfile: &str| {
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        let out = std::process::Command::new("docker")
+            .args([
+                "build",
+                "--network",
+                "none",
+                "-t",
+                "acc/escape:1",
+                ctx.to_str().unwrap(),
+            ])
+            .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    for src in ["abs", "rel", "dir/secret"] {
+        let (ok, out) = build(&format!("FROM test/busybox:1\nCOPY {src} /got\n"));
+        assert!(!ok, "COPY {src} must find nothing: {out}");
+        assert!(out.contains("file does not exist"), "{out}");
+        assert!(!out.contains(&s.text), "{out}");
+    }
+    // Written through the image's own link: inside the image.
+    std::fs::write(ctx.join("note"), "note").unwrap();
+    let (ok, out) = build("FROM test/busybox:1\nCOPY note /up/tmp/\nRUN cat /tmp/note\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("note"), "{out}");
+    // The tar's link names a folder the image lacks: the write through it fails or stays in
+    // the image; the host never sees it.
+    let (_, out) = build("FROM test/busybox:1\nADD evil.tar /a/\n");
+    assert!(
+        !host.join("planted").exists(),
+        "the added tar wrote on the host: {out}"
+    );
+    ping_stays_up(&d, "build");
+    d.stop();
+}

@@ -84,6 +84,18 @@ pub(crate) fn options(q: &Query, headers: &http::HeaderMap) -> Result<BuildOptio
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    if let Some(p) = &platform
+        && p != "linux"
+        && berth_daemon::Platform::parse(p).is_err()
+    {
+        return Err(bad(format!(
+            "\"{p}\": unknown operating system or architecture: invalid argument"
+        )));
+    }
     let cache_from = match q.get("cachefrom").filter(|v| !v.is_empty()) {
         None => Vec::new(),
         Some(v) => serde_json::from_str(v).map_err(bad)?,

@@ -292,10 +292,13 @@ impl Build<'_> {
                 names.join(" ")
             ));
         }
-        let _ = self.sink.send(Progress {
-            aux: Some(serde_json::json!({ "ID": final_image })),
-            ..Default::default()
-        });
+        // The ID for `--iidfile`; with `q` dockerd sends only the ID as text, at the end.
+        if !self.opts.quiet {
+            let _ = self.sink.send(Progress {
+                aux: Some(serde_json::json!({ "ID": final_image })),
+                ..Default::default()
+            });
+        }
         let short = short_id(&final_image);
         self.say(format!("Successfully built {short}\n"));
         for t in &self.opts.tags {
