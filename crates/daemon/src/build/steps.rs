@@ -444,15 +444,24 @@ impl Build<'_> {
             }
             Command::Run { command, heredocs } => {
                 let command = match (command, heredocs.as_slice()) {
-                    // `RUN <<EOF`: the heredoc is the script.
-                    (ShellOrExec::Shell(s), [h]) if s.trim().starts_with("<<") => {
-                        ShellOrExec::Shell(h.content.clone())
-                    }
                     (c, []) => c.clone(),
-                    _ => {
-                        return Err(step_err(
-                            "RUN with heredocs other than one script is not supported by the classic builder",
-                        ));
+                    // `RUN <<EOF` alone: the heredoc is the script.
+                    (ShellOrExec::Shell(s), [h]) if !s.trim().contains(char::is_whitespace) => {
+                        ShellOrExec::Shell(h.text())
+                    }
+                    // Otherwise the shell reads its heredocs itself: the command, then each
+                    // body and its delimiter, as they were written.
+                    (ShellOrExec::Shell(s), hs) => {
+                        let mut text = s.clone();
+                        for h in hs {
+                            text.push('\n');
+                            text.push_str(&h.content);
+                            text.push_str(&h.name);
+                        }
+                        ShellOrExec::Shell(text)
+                    }
+                    (ShellOrExec::Exec(_), _) => {
+                        return Err(step_err("heredocs need the shell form of RUN"));
                     }
                 };
                 let cmd = Self::command_of(&cfg, &command);
@@ -489,11 +498,6 @@ impl Build<'_> {
             Command::Copy(a) | Command::Add(a) => {
                 let is_add = matches!(inst.command, Command::Add(_));
                 let name = if is_add { "ADD" } else { "COPY" };
-                if !a.heredocs.is_empty() {
-                    return Err(step_err(format!(
-                        "{name} with heredocs is not supported by the classic builder"
-                    )));
-                }
                 let mut sources = Vec::new();
                 for s in &a.sources {
                     sources.push(word(s)?);
@@ -520,11 +524,19 @@ impl Build<'_> {
                 let chown = a.chown.as_deref().map(word).transpose()?;
                 let chmod = a.chmod.as_deref().map(word).transpose()?;
                 let tmp = self.step_dir();
-                let fetched = if is_add {
+                let mut fetched = if is_add {
                     self.fetch_urls(&sources, &tmp).await?
                 } else {
                     BTreeMap::new()
                 };
+                // `COPY <<EOF /dest`: each heredoc a file named by its delimiter.
+                for h in &a.heredocs {
+                    let i = sources.len();
+                    let folder = tmp.join(format!("heredoc-{i}"));
+                    write_heredoc(&folder, &h.name, &h.text())?;
+                    sources.push(format!("<<{}", h.name));
+                    fetched.insert(i, (folder, h.name.clone()));
+                }
                 let req = CopyRequest {
                     name,
                     is_add,
@@ -947,6 +959,22 @@ impl Build<'_> {
         );
         code
     }
+}
+
+/// A COPY heredoc's file (0644, as BuildKit makes it) in a folder of its own.
+fn write_heredoc(folder: &std::path::Path, name: &str, text: &str) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = folder.join(name);
+    let io = |source| DaemonError::Io {
+        path: file.clone(),
+        source,
+    };
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(step_err(format!("invalid heredoc name {name:?}")));
+    }
+    std::fs::create_dir_all(folder).map_err(io)?;
+    std::fs::write(&file, text).map_err(io)?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).map_err(io)
 }
 
 /// `8080`, `8080/udp`, `8000-8002/tcp` → Docker's `port/proto` keys.
