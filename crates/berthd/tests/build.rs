@@ -363,3 +363,114 @@ fn failures_name_the_step_and_leave_nothing_behind() {
     );
     d.stop();
 }
+
+#[test]
+#[ignore = "needs root: builds run containers through containerd and runc"]
+fn instructions_beyond_the_common_ones() {
+    common::require_root_tier("build instructions", TOOLS);
+    let mut d = daemon();
+    let tgz = {
+        let src = d.dir.path().join("arc");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/inner.txt"), "inner").unwrap();
+        let out = d.dir.path().join("arc.tgz");
+        let ok = Command::new("tar")
+            .args([
+                "-C",
+                src.to_str().unwrap(),
+                "-czf",
+                out.to_str().unwrap(),
+                "sub",
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::fs::read(out).unwrap()
+    };
+    let dockerfile = r#"FROM test/busybox:1
+RUN <<EOF
+echo one > /one
+EOF
+COPY <<FILE /etc/made.conf
+made
+FILE
+COPY --chown=1234:2345 --chmod=0640 a.txt /owned
+ADD arc.tgz /arc/
+ONBUILD RUN echo triggered > /triggered
+CMD ["sh", "-c", "cat /one /etc/made.conf /arc/sub/inner.txt; echo; stat -c '%u:%g %a' /owned"]
+"#;
+    let ctx = context(
+        &d,
+        "ctx",
+        &[
+            ("Dockerfile", dockerfile),
+            ("a.txt", "a"),
+            (
+                "child.Dockerfile",
+                "FROM acc/parent:1\nRUN cat /triggered\n",
+            ),
+        ],
+    );
+    std::fs::write(ctx.join("arc.tgz"), tgz).unwrap();
+    let c = ctx.to_str().unwrap();
+    let (code, out, err) = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "--label",
+            "from=cli",
+            "-t",
+            "acc/parent:1",
+            c,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, run, err) = d.docker(&["run", "--rm", "--network", "none", "acc/parent:1"]);
+    assert_eq!(run, "one\nmade\ninner\n1234:2345 640", "{err}");
+    assert_eq!(
+        d.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.Labels}} {{.Config.OnBuild}}",
+            "acc/parent:1"
+        ])
+        .1,
+        "map[from:cli] [RUN echo triggered > /triggered]"
+    );
+    // A child build runs the trigger first, and keeps no trigger of its own.
+    let child = format!("{c}/child.Dockerfile");
+    let (code, out, err) = build(
+        &d,
+        &[
+            "--network",
+            "none",
+            "-q",
+            "-f",
+            &child,
+            "-t",
+            "acc/child:1",
+            c,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        image_id(&d, "acc/child:1"),
+        "-q prints the ID alone"
+    );
+    assert_eq!(
+        d.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Config.OnBuild}}",
+            "acc/child:1"
+        ])
+        .1,
+        "[]"
+    );
+    d.stop();
+}
