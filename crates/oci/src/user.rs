@@ -11,7 +11,9 @@ pub struct ResolvedUser {
 /// Resolves Docker's `--user` (`name`, `uid`, `name:group`, `uid:gid`, ...) against the
 /// container's `/etc/passwd` and `/etc/group` contents, as dockerd does: a numeric uid needs no
 /// passwd entry; a name must exist; the primary gid comes from passwd unless a group is given;
-/// supplementary groups are those listing the user, plus `group_add`.
+/// supplementary groups are the primary group (as containerd's `ensureAdditionalGids` puts
+/// it first, so `id` shows it as dockerd's containers do), those listing the user, and
+/// `group_add`.
 pub fn resolve_user(
     spec: &str,
     passwd: &str,
@@ -52,7 +54,7 @@ pub fn resolve_user(
     if let Some(g) = group_part.filter(|g| !g.is_empty()) {
         gid = lookup_group(g, &group_entries)?;
     }
-    let mut additional = Vec::new();
+    let mut additional = vec![gid];
     if group_part.is_none()
         && let Some(n) = &name
     {
@@ -98,19 +100,22 @@ mod tests {
     fn names_and_numbers() {
         assert_eq!(
             resolve_user("", PASSWD, GROUP, &[]).unwrap(),
-            ResolvedUser::default()
+            ResolvedUser {
+                additional_gids: vec![0],
+                ..Default::default()
+            }
         );
         let app = resolve_user("app", PASSWD, GROUP, &[]).unwrap();
         assert_eq!(
             (app.uid, app.gid, app.additional_gids),
-            (1000, 1000, vec![10])
+            (1000, 1000, vec![1000, 10])
         );
         let n = resolve_user("1000:1000", PASSWD, GROUP, &[]).unwrap();
         assert_eq!((n.uid, n.gid), (1000, 1000));
         let unknown_uid = resolve_user("4242", PASSWD, GROUP, &[]).unwrap();
         assert_eq!((unknown_uid.uid, unknown_uid.gid), (4242, 0));
         let g = resolve_user("app:wheel", PASSWD, GROUP, &["root".into()]).unwrap();
-        assert_eq!((g.gid, g.additional_gids), (10, vec![0]));
+        assert_eq!((g.gid, g.additional_gids), (10, vec![10, 0]));
     }
 
     #[test]

@@ -86,14 +86,39 @@ impl Drop for MergedView {
     }
 }
 
-/// `docker top`: one row per process (UID PID PPID C STIME TTY TIME CMD), read from procfs
-/// at `proc`.
-pub(crate) fn top(proc: &Path, pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) {
+/// `docker top`: one row per process (UID PID PPID C STIME TTY TIME CMD) as dockerd's `ps -ef`
+/// shows them, read from procfs at `proc`: the user's name from the host's `passwd` (the
+/// number when it has none), the start time (`HH:MM` today, `MonDD` this year, else the year),
+/// CPU use in percent of the process's life, its terminal.
+pub(crate) fn top(
+    proc: &Path,
+    host_passwd: &Path,
+    pids: &[u32],
+) -> (Vec<String>, Vec<Vec<String>>) {
     let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let ticks = 100u64;
+    let passwd = std::fs::read_to_string(host_passwd).unwrap_or_default();
+    let user_name = |uid: &str| {
+        passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[2] == uid)
+            .map_or_else(|| uid.to_string(), |f| f[0].to_string())
+    };
+    let boot = std::fs::read_to_string(proc.join("stat"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|b| b.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut rows = Vec::new();
     for pid in pids {
         let dir = proc.join(pid.to_string());
@@ -104,10 +129,24 @@ pub(crate) fn top(proc: &Path, pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) 
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         let ppid = f.get(1).copied().unwrap_or("0").to_string();
-        let cpu_ticks: u64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let cpu_ticks = field(11) + field(12);
         let secs = cpu_ticks / ticks;
+        let started = boot + field(19) / ticks;
+        let alive = now.saturating_sub(started).max(1);
+        let c = (cpu_ticks * 100 / ticks / alive).min(99);
+        let tty = match field(4) {
+            0 => "?".to_string(),
+            n => {
+                let (major, minor) = ((n >> 8) & 0xfff, (n & 0xff) | ((n >> 12) & 0xfff00));
+                match major {
+                    136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
+                    4 => format!("tty{minor}"),
+                    _ => "?".to_string(),
+                }
+            }
+        };
         let uid = std::fs::read_to_string(dir.join("status"))
             .ok()
             .and_then(|s| {
@@ -126,17 +165,45 @@ pub(crate) fn top(proc: &Path, pids: &[u32]) -> (Vec<String>, Vec<Vec<String>>) 
             })
             .unwrap_or_default();
         rows.push(vec![
-            uid,
+            user_name(&uid),
             pid.to_string(),
             ppid,
-            "0".into(),
-            "-".into(),
-            "?".into(),
+            c.to_string(),
+            start_time(started, now),
+            tty,
             format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
             cmd,
         ]);
     }
     (titles, rows)
+}
+
+/// `ps`'s STIME of a process started at `t` (Unix seconds, UTC): `HH:MM` within the last
+/// day, `MonDD` within the year, else the year.
+fn start_time(t: u64, now: u64) -> String {
+    let text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
+    )
+    .to_string();
+    // 2026-12-02T03:48:12Z
+    let (date, time) = text.split_once('T').unwrap_or((&text, ""));
+    if now.saturating_sub(t) < 24 * 3600 {
+        return time.get(..5).unwrap_or(time).to_string();
+    }
+    let mut d = date.split('-');
+    let (year, month, day) = (
+        d.next().unwrap_or(""),
+        d.next().unwrap_or(""),
+        d.next().unwrap_or(""),
+    );
+    if now.saturating_sub(t) < 365 * 24 * 3600 {
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let m = month.parse::<usize>().unwrap_or(1).clamp(1, 12);
+        return format!("{}{day}", months[m - 1]);
+    }
+    year.to_string()
 }
 
 /// Memory and pids of a container's cgroup, read from the cgroup file system.
@@ -248,6 +315,14 @@ fn parse_kv(text: &str) -> std::collections::BTreeMap<String, u64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn start_times_read_as_ps_writes_them() {
+        let t = 1_796_183_292; // 2026-12-02T03:48:12Z
+        assert_eq!(super::start_time(t, t + 60), "03:48");
+        assert_eq!(super::start_time(t, t + 3 * 24 * 3600), "Dec02");
+        assert_eq!(super::start_time(t, t + 400 * 24 * 3600), "2026");
+    }
     use super::*;
 
     #[tokio::test]
@@ -294,7 +369,11 @@ mod tests {
 
     #[test]
     fn top_reads_our_own_process() {
-        let (titles, rows) = top(Path::new("/proc"), &[std::process::id()]);
+        let (titles, rows) = top(
+            Path::new("/proc"),
+            Path::new("/etc/passwd"),
+            &[std::process::id()],
+        );
         assert_eq!(titles.len(), 8);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0][1], std::process::id().to_string());
@@ -313,15 +392,20 @@ mod tests {
         write(p, "41/status", "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n");
         write(p, "41/cmdline", "sh\0-c\0sleep 9\0");
         write(p, "42/stat", "42 (z) Z 41 0 0 0");
-        let (_, rows) = top(p, &[41, 42, 43]);
+        write(
+            p,
+            "passwd",
+            "root:x:0:0::/:/bin/sh\napp:x:1000:1000::/:/bin/sh\n",
+        );
+        let (_, rows) = top(p, &p.join("passwd"), &[41, 42, 43]);
         assert_eq!(
             rows[0],
             [
-                "1000",
+                "app",
                 "41",
                 "7",
                 "0",
-                "-",
+                "1970",
                 "?",
                 "00:00:03",
                 "sh -c sleep 9"

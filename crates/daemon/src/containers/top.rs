@@ -12,6 +12,11 @@ impl Daemon {
         let c = self.containers.get(name)?;
         let task = Self::running_task(&c)?;
         let pids = task.pids().await?;
-        Ok(fs::top(&self.paths().host.proc_root, &pids))
+        let host = &self.paths().host;
+        Ok(fs::top(
+            &host.proc_root,
+            &host.root.join("etc/passwd"),
+            &pids,
+        ))
     }
 }
