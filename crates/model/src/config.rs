@@ -47,22 +47,23 @@ pub struct ContainerConfig {
 }
 
 /// `Config.Healthcheck`: how the daemon probes a container. Durations are in nanoseconds;
-/// 0 (left out on the wire, as dockerd's `omitempty`) means the default.
+/// 0 (left out on the wire, as dockerd's `omitempty`; `null` from docker-py) means the
+/// default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HealthConfig {
     /// `[]` (inherit the image's), `["NONE"]`, `["CMD", argv...]` or `["CMD-SHELL", command]`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub start_period: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub start_interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub retries: i64,
 }
 
@@ -431,6 +432,12 @@ mod tests {
         );
         let none = serde_json::to_value(ContainerConfig::default()).unwrap();
         assert!(none.get("Healthcheck").is_none());
+        // docker-py (compose v1) sends the fields it was not given as null.
+        let c: ContainerConfig = serde_json::from_str(
+            r#"{"Healthcheck":{"Test":["CMD","true"],"Interval":null,"Timeout":null,"StartPeriod":null,"Retries":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.healthcheck.unwrap().interval, 0);
         let c: ContainerConfig = serde_json::from_str(r#"{"Healthcheck":{"Test":null}}"#).unwrap();
         assert!(c.healthcheck.unwrap().test.is_empty());
     }
