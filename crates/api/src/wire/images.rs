@@ -35,10 +35,8 @@ pub(crate) fn summary(r: &ImageRecord) -> Value {
     })
 }
 
-/// `GET /images/{name}/json`.
-pub(crate) fn inspect(r: &ImageRecord) -> Value {
-    let c = &r.config;
-    let mut config = serde_json::to_value(&c.config).unwrap_or_else(|_| json!({}));
+/// A container config as dockerd shows it in an image: every key, unset ones empty or null.
+fn full_config(mut config: Value) -> Value {
     if let Value::Object(m) = &mut config {
         for (k, v) in [
             ("Hostname", json!("")),
@@ -61,6 +59,37 @@ pub(crate) fn inspect(r: &ImageRecord) -> Value {
         m.entry("Entrypoint").or_insert(Value::Null);
         m.entry("Labels").or_insert(Value::Null);
     }
+    config
+}
+
+/// `GET /images/{name}/json`. `legacy` (API < 1.45, as dockerd before 26): with
+/// `ContainerConfig` and `Container` (the build step's container and its config; compose v1
+/// reads them).
+pub(crate) fn inspect(r: &ImageRecord, legacy: bool) -> Value {
+    let c = &r.config;
+    let config = full_config(serde_json::to_value(&c.config).unwrap_or_else(|_| json!({})));
+    let mut out = inspect_fields(r, config);
+    if legacy && let Value::Object(m) = &mut out {
+        let container_config = c
+            .extra
+            .get("container_config")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        m.insert("ContainerConfig".into(), full_config(container_config));
+        m.insert(
+            "Container".into(),
+            c.extra
+                .get("container")
+                .cloned()
+                .unwrap_or_else(|| json!("")),
+        );
+    }
+    out
+}
+
+fn inspect_fields(r: &ImageRecord, config: Value) -> Value {
+    let c = &r.config;
     json!({
         "Id": r.id,
         "RepoTags": repo_tags(r),
@@ -68,7 +97,7 @@ pub(crate) fn inspect(r: &ImageRecord) -> Value {
         "Parent": r.parent.clone().unwrap_or_default(),
         "Comment": c.comment,
         "Created": c.created.clone().unwrap_or_else(|| unix(r.created)),
-        "DockerVersion": "",
+        "DockerVersion": c.extra.get("docker_version").cloned().unwrap_or_else(|| json!("")),
         "Author": c.author,
         "Config": config,
         "Architecture": c.architecture,

@@ -736,13 +736,17 @@ impl Build<'_> {
         container_config.cmd = Some(match container_cmd {
             Some(c) => c,
             None => {
+                // dockerd's run config of a step without a command: the shell, then
+                // `#(nop) ` and the instruction as one more word (COPY, ADD and WORKDIR: one).
                 let mut nop = Self::shell(&cfg);
-                nop.push(
-                    created_by
-                        .split_once("#(nop)")
-                        .map(|x| x.1)
-                        .map_or(String::new(), |m| format!("#(nop) {}", m.trim_start())),
-                );
+                match created_by.split_once("#(nop)") {
+                    Some((_, m)) if m.starts_with("  ") => {
+                        nop.push("#(nop) ".into());
+                        nop.push(m[2..].to_string());
+                    }
+                    Some((_, m)) => nop.push(format!("#(nop) {}", m.trim_start())),
+                    None => {}
+                }
                 nop
             }
         });
