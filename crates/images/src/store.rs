@@ -34,6 +34,8 @@ pub struct ImageRecord {
     pub parent: Option<ImageId>,
     /// Whether images here name it as their parent (an untagged one is intermediate).
     pub has_children: bool,
+    /// When it was last tagged here (RFC 3339), as dockerd's `Metadata.LastTagTime`.
+    pub last_tag_time: Option<String>,
 }
 
 /// One step of `docker rmi`'s answer.
@@ -67,6 +69,10 @@ struct Repositories {
     /// `docker.io/library/busybox@sha256:...` → image (absent in stores written before).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     digests: BTreeMap<String, ImageId>,
+    /// Image → when it was last tagged (`docker tag`, import, commit, build; RFC 3339), as
+    /// dockerd's `Metadata.LastTagTime`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    last_tagged: BTreeMap<ImageId, String>,
 }
 
 #[derive(Debug)]
@@ -84,6 +90,7 @@ struct Index {
     layer_sizes: BTreeMap<DiffId, u64>,
     /// Child → parent, both stored images.
     parents: BTreeMap<ImageId, ImageId>,
+    last_tagged: BTreeMap<ImageId, String>,
 }
 
 impl Index {
@@ -243,6 +250,11 @@ impl ImageStore {
                     index.digests.insert(r, id);
                 }
             }
+            index.last_tagged = repos
+                .last_tagged
+                .into_iter()
+                .filter(|(id, _)| index.images.contains_key(id))
+                .collect();
         }
         // Parent links; one whose child or parent is gone (or a crash's temporary file) goes.
         let parents = root.join("parents");
@@ -367,7 +379,14 @@ impl ImageStore {
         raw_config: &[u8],
         tags: &[Reference],
     ) -> Result<ImageId, ImageError> {
-        self.put_config(raw_config, None, tags, &[])
+        let id = self.put_config(raw_config, None, tags, &[])?;
+        if !tags.is_empty() {
+            let _guard = self.serialise();
+            let mut index = self.write();
+            index.last_tagged.insert(id.clone(), now_rfc3339());
+            self.persist_tags(&index)?;
+        }
+        Ok(id)
     }
 
     /// Stores an image config whose layers are all stored (a build step's image), names it
@@ -470,6 +489,7 @@ impl ImageStore {
                     )
                 })
                 .collect(),
+            last_tagged: index.last_tagged.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&repos).map_err(|e| ImageError::Stream(e.into()))?;
         write_atomic(&self.root.join("repositories.json"), &bytes)
@@ -574,6 +594,7 @@ impl ImageStore {
                 .collect(),
             parent: index.parents.get(id).cloned(),
             has_children: index.has_children(id),
+            last_tag_time: index.last_tagged.get(id).cloned(),
         })
     }
 
@@ -662,6 +683,7 @@ impl ImageStore {
             return Err(ImageError::NotFound(id.to_string()));
         }
         index.tags.insert(reference, id.to_string());
+        index.last_tagged.insert(id.to_string(), now_rfc3339());
         self.persist_tags(&index)
     }
 
@@ -787,6 +809,7 @@ impl ImageStore {
             return Ok(None);
         };
         index.digests.retain(|_, i| i != id);
+        index.last_tagged.remove(id);
         let p = self.root.join("imagedb").join(hex_of(id));
         fs::remove_file(&p).map_err(io(&p))?;
         let parent = index.parents.remove(id);
@@ -933,6 +956,19 @@ pub(crate) mod tests {
                 },
             )
             .unwrap()
+    }
+
+    #[test]
+    fn tagging_records_the_last_tag_time_and_keeps_it_over_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(dir.path()).unwrap();
+        let id = import(&s, &[("f", "x")], None);
+        assert_eq!(s.get(&id).unwrap().last_tag_time, None, "never tagged");
+        s.tag(&id, Reference::parse("acc/t:1").unwrap()).unwrap();
+        let t = s.get(&id).unwrap().last_tag_time.expect("tagged");
+        assert!(humantime::parse_rfc3339(&t).is_ok(), "{t}");
+        let again = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(again.get(&id).unwrap().last_tag_time, Some(t));
     }
 
     #[test]

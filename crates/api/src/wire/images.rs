@@ -110,7 +110,7 @@ fn inspect_fields(r: &ImageRecord, config: Value) -> Value {
             }
         },
         "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        "Metadata": {"LastTagTime": r.last_tag_time.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())},
     })
 }
 
