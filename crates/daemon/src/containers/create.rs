@@ -485,6 +485,7 @@ mod tests {
             layer_dirs: vec![],
             parent: None,
             has_children: false,
+            last_tag_time: None,
         };
         let mut c = ContainerConfig {
             env: vec!["A=mine".into()],
