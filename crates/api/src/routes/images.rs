@@ -186,19 +186,10 @@ fn split_action(rest: &str) -> (&str, &str) {
 /// `GET /images/{name}/json|history|get`.
 pub(crate) async fn get_by_name(
     State(d): State<Arc<Daemon>>,
-    version: Option<axum::Extension<crate::version::ApiVersion>>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
     match split_action(&rest) {
-        (name, "json") => {
-            let legacy = version.is_some_and(|axum::Extension(v)| {
-                v < crate::version::ApiVersion {
-                    major: 1,
-                    minor: 45,
-                }
-            });
-            Ok(Json(wire::images::inspect(&d.image_get(name)?, legacy)).into_response())
-        }
+        (name, "json") => Ok(Json(wire::images::inspect(&d.image_get(name)?)).into_response()),
         (name, "history") => {
             Ok(Json(wire::images::history(&d.image_history(name)?)).into_response())
         }

@@ -62,14 +62,14 @@ fn full_config(mut config: Value) -> Value {
     config
 }
 
-/// `GET /images/{name}/json`. `legacy` (API < 1.45, as dockerd before 26): with
-/// `ContainerConfig` and `Container` (the build step's container and its config; compose v1
-/// reads them).
-pub(crate) fn inspect(r: &ImageRecord, legacy: bool) -> Value {
+/// `GET /images/{name}/json`, with `ContainerConfig` and `Container` (the build step's
+/// container and its config) at every API version: dockerd drops them from 1.45 on, but
+/// Compose v1 reads `ContainerConfig` whatever version it negotiated, and fails without it.
+pub(crate) fn inspect(r: &ImageRecord) -> Value {
     let c = &r.config;
     let config = full_config(serde_json::to_value(&c.config).unwrap_or_else(|_| json!({})));
     let mut out = inspect_fields(r, config);
-    if legacy && let Value::Object(m) = &mut out {
+    if let Value::Object(m) = &mut out {
         let container_config = c
             .extra
             .get("container_config")
