@@ -231,6 +231,7 @@ impl Build<'_> {
         };
         let needed = self.needed_stages(file, last);
         self.total = file.meta_args.len()
+            + self.opts.labels.len()
             + needed
                 .iter()
                 .map(|&i| 1 + file.stages[i].instructions.len())
@@ -248,6 +249,25 @@ impl Build<'_> {
             for inst in &stage.instructions {
                 state = self.instruction(state, inst, true).await?;
             }
+            if i == last {
+                // `--label`: one LABEL step per label at the end of the target, as dockerd
+                // appends them to the Dockerfile (sorted by key).
+                for (k, v) in self.opts.labels.clone() {
+                    let original = format!("LABEL {k}={v}");
+                    self.next_step(&Instruction {
+                        original: original.clone(),
+                        line: 0,
+                        command: Command::Label(Vec::new()),
+                    });
+                    state
+                        .config
+                        .config
+                        .labels
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(k, v);
+                    state = self.commit_config_only(state, &original).await?;
+                }
+            }
             if state.image.is_empty() {
                 // `FROM scratch` and nothing after it: an image of no layers.
                 state = self.commit_config_only(state, "").await?;
@@ -255,30 +275,6 @@ impl Build<'_> {
             self.stage_images.insert(i, state.image.clone());
             final_image = state.image;
         }
-        if !self.opts.labels.is_empty() {
-            // `--label`: one more image with the labels, as dockerd adds them to the last.
-            let image = self.d.image_get(&final_image)?;
-            let mut state = StageState {
-                image: final_image.clone(),
-                config: image.config,
-                args: Vec::new(),
-                cmd_set: true,
-            };
-            let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
-            labels.extend(self.opts.labels.clone());
-            let by = format!(
-                "LABEL {}",
-                self.opts
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
-            state = self.commit_config_only(state, &by).await?;
-            final_image = state.image;
-        }
-
         let unused: Vec<&String> = self
             .opts
             .build_args

@@ -951,10 +951,17 @@ impl Build<'_> {
         let sink = self.sink.clone();
         let quiet = self.opts.quiet;
         let forward = async move {
-            while let Some((_, bytes)) = rx.recv().await {
-                if !quiet {
-                    let _ = sink.send(Progress::text(String::from_utf8_lossy(&bytes)));
+            while let Some((kind, bytes)) = rx.recv().await {
+                if quiet {
+                    continue;
                 }
+                let text = String::from_utf8_lossy(&bytes);
+                // dockerd shows a RUN's stderr in red.
+                let text = match kind {
+                    crate::containers::StreamKind::Stderr => format!("\x1b[91m{text}\x1b[0m"),
+                    crate::containers::StreamKind::Stdout => text.into_owned(),
+                };
+                let _ = sink.send(Progress::text(text));
             }
         };
         let (code, ()) = tokio::join!(

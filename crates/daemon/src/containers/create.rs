@@ -133,11 +133,37 @@ fn hosts_file(hostname: &str) -> String {
 /// hosts file, `none` one of its own; both get the host's resolv.conf (dockerd's, with no
 /// bridge to filter localhost name servers for). A host file that cannot be read gives the
 /// container's own hosts file and an empty resolv.conf.
-fn etc_files(host: &HostPaths, network_mode: &str, hostname: &str) -> (String, String) {
+/// `--add-host` entries (`extra`, resolved) follow, one `IP\tNAME` line each, as dockerd's.
+fn etc_files(
+    host: &HostPaths,
+    network_mode: &str,
+    hostname: &str,
+    extra: &[(String, String)],
+) -> (String, String) {
+    let extra: String = extra
+        .iter()
+        .map(|(name, ip)| format!("{ip}\t{name}\n"))
+        .collect();
+    let own = || {
+        let mut h = hosts_file(hostname);
+        // Before the container's own name, as dockerd's sandbox writes them.
+        let at = h.rfind("127.0.1.1\t").unwrap_or(h.len());
+        h.insert_str(at, &extra);
+        h
+    };
     let hosts = if network_mode == "host" {
-        std::fs::read_to_string(&host.etc_hosts).unwrap_or_else(|_| hosts_file(hostname))
+        match std::fs::read_to_string(&host.etc_hosts) {
+            Ok(mut h) => {
+                if !h.is_empty() && !h.ends_with('\n') {
+                    h.push('\n');
+                }
+                h.push_str(&extra);
+                h
+            }
+            Err(_) => own(),
+        }
     } else {
-        hosts_file(hostname)
+        own()
     };
     let resolv = std::fs::read_to_string(&host.etc_resolv_conf).unwrap_or_default();
     (hosts, resolv)
@@ -377,7 +403,13 @@ impl Daemon {
             create_with_mode(path, text.as_bytes(), MOUNTED_FILE_MODE).map_err(io(path))
         };
         mounted(&hostname_path, &format!("{}\n", config.hostname))?;
-        let (hosts, resolv) = etc_files(&self.paths().host, &host.network_mode, &config.hostname);
+        let extra = super::networks::extra_hosts(&host, self.net().ok().map(|n| &**n))?;
+        let (hosts, resolv) = etc_files(
+            &self.paths().host,
+            &host.network_mode,
+            &config.hostname,
+            &extra,
+        );
         mounted(&hosts_path, &hosts)?;
         mounted(&resolv_path, &resolv)?;
         // dockerd shows a LogPath for json-file only (the local driver's files are private).
@@ -429,11 +461,20 @@ mod tests {
         std::fs::create_dir_all(d.path().join("etc")).unwrap();
         std::fs::write(&host.etc_hosts, "10.0.0.1\thost-box\n").unwrap();
         std::fs::write(&host.etc_resolv_conf, "nameserver 10.0.0.53\nsearch lan\n").unwrap();
-        let (hosts, resolv) = etc_files(&host, "host", "host-box");
+        let (hosts, resolv) = etc_files(&host, "host", "host-box", &[]);
         assert_eq!(hosts, "10.0.0.1\thost-box\n", "--network host: the host's");
         assert_eq!(resolv, "nameserver 10.0.0.53\nsearch lan\n");
-        let (hosts, resolv) = etc_files(&host, "none", "abc123");
-        assert_eq!(hosts, hosts_file("abc123"), "--network none: its own");
+        let (hosts, resolv) = etc_files(
+            &host,
+            "none",
+            "abc123",
+            &[("db.test".into(), "10.1.2.3".into())],
+        );
+        assert_eq!(
+            hosts,
+            hosts_file("abc123").replace("127.0.1.1", "10.1.2.3\tdb.test\n127.0.1.1"),
+            "--network none: its own, and --add-host's"
+        );
         assert!(hosts.ends_with("127.0.1.1\tabc123\n"), "{hosts}");
         assert_eq!(
             resolv, "nameserver 10.0.0.53\nsearch lan\n",
@@ -441,7 +482,7 @@ mod tests {
         );
         std::fs::remove_file(&host.etc_hosts).unwrap();
         std::fs::remove_file(&host.etc_resolv_conf).unwrap();
-        let (hosts, resolv) = etc_files(&host, "host", "h");
+        let (hosts, resolv) = etc_files(&host, "host", "h", &[]);
         assert_eq!(
             (hosts, resolv),
             (hosts_file("h"), String::new()),

@@ -415,19 +415,7 @@ impl Daemon {
     fn join_request(&self, c: &Container, net: &Networks) -> Result<JoinRequest, DaemonError> {
         let r = c.record();
         let h = &r.host_config;
-        let mut extra_hosts = Vec::new();
-        for e in &h.extra_hosts {
-            let (name, mut ip) = berth_network::etc::parse_extra_host(e)?;
-            if ip == "host-gateway" {
-                ip = net
-                    .get("bridge")
-                    .ok()
-                    .and_then(|b| b.gateway)
-                    .map(|g| g.to_string())
-                    .unwrap_or_else(|| "127.0.0.1".into());
-            }
-            extra_hosts.push((name, ip));
-        }
+        let extra_hosts = extra_hosts(h, Some(net))?;
         let mut links = Vec::new();
         for l in h.links.iter().flatten() {
             let (target, alias) = l.split_once(':').unwrap_or((l, l));
@@ -614,4 +602,25 @@ fn forget_sandbox(c: &Container) -> Vec<(String, String)> {
         .iter()
         .map(|(k, e)| (k.clone(), e.network_id.clone()))
         .collect()
+}
+
+/// `--add-host` entries as (name, address): `host-gateway` is the default bridge's gateway
+/// (127.0.0.1 without one, or without networking).
+pub(crate) fn extra_hosts(
+    h: &berth_model::HostConfig,
+    net: Option<&Networks>,
+) -> Result<Vec<(String, String)>, DaemonError> {
+    let mut out = Vec::new();
+    for e in &h.extra_hosts {
+        let (name, mut ip) = berth_network::etc::parse_extra_host(e)?;
+        if ip == "host-gateway" {
+            ip = net
+                .and_then(|net| net.get("bridge").ok())
+                .and_then(|b| b.gateway)
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "127.0.0.1".into());
+        }
+        out.push((name, ip));
+    }
+    Ok(out)
 }
