@@ -47,22 +47,23 @@ pub struct ContainerConfig {
 }
 
 /// `Config.Healthcheck`: how the daemon probes a container. Durations are in nanoseconds;
-/// 0 (left out on the wire, as dockerd's `omitempty`) means the default.
+/// 0 (left out on the wire, as dockerd's `omitempty`) means the default; `null` (docker-py,
+/// so Compose v1, sends `"StartPeriod": null`) is 0 too, as Go's decoder leaves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HealthConfig {
     /// `[]` (inherit the image's), `["NONE"]`, `["CMD", argv...]` or `["CMD-SHELL", command]`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub timeout: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub start_period: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub start_interval: i64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_zero")]
     pub retries: i64,
 }
 
@@ -414,6 +415,15 @@ mod tests {
         .unwrap();
         assert_eq!(h.devices[0].path_on_host, "/dev/fuse");
         assert_eq!(h.log_config.typ, "json-file");
+        // docker-py (Compose v1) sends a healthcheck's unset durations as null.
+        let hc: HealthConfig = serde_json::from_str(
+            r#"{"Test": ["CMD", "true"], "Interval": 1000000000, "Timeout": null, "Retries": 3, "StartPeriod": null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (hc.interval, hc.timeout, hc.start_period, hc.retries),
+            (1_000_000_000, 0, 0, 3)
+        );
     }
 
     #[test]
