@@ -38,7 +38,47 @@ pub(crate) fn summary(r: &ImageRecord) -> Value {
 /// `GET /images/{name}/json`.
 pub(crate) fn inspect(r: &ImageRecord) -> Value {
     let c = &r.config;
-    let mut config = serde_json::to_value(&c.config).unwrap_or_else(|_| json!({}));
+    let config = docker_config(serde_json::to_value(&c.config).unwrap_or_else(|_| json!({})));
+    // dockerd 20.10 still shows the image's `container_config` (the build step's container;
+    // all empty for an imported image). Compose v1 reads its Volumes when it recreates.
+    let mut container_config = docker_config(
+        c.extra
+            .get("container_config")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({})),
+    );
+    if let Value::Object(m) = &mut container_config {
+        m.entry("Volumes").or_insert(Value::Null);
+    }
+    json!({
+        "Id": r.id,
+        "RepoTags": repo_tags(r),
+        "RepoDigests": repo_digests(r),
+        "Parent": r.parent.clone().unwrap_or_default(),
+        "Comment": c.comment,
+        "Container": c.extra.get("container").and_then(Value::as_str).unwrap_or_default(),
+        "ContainerConfig": container_config,
+        "Created": c.created.clone().unwrap_or_else(|| unix(r.created)),
+        "DockerVersion": "",
+        "Author": c.author,
+        "Config": config,
+        "Architecture": c.architecture,
+        "Os": c.os,
+        "Size": r.size,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": r.layer_dirs.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+            }
+        },
+        "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    })
+}
+
+/// An image's config with the fields dockerd always shows, empty when the image has none.
+fn docker_config(mut config: Value) -> Value {
     if let Value::Object(m) = &mut config {
         for (k, v) in [
             ("Hostname", json!("")),
@@ -61,28 +101,7 @@ pub(crate) fn inspect(r: &ImageRecord) -> Value {
         m.entry("Entrypoint").or_insert(Value::Null);
         m.entry("Labels").or_insert(Value::Null);
     }
-    json!({
-        "Id": r.id,
-        "RepoTags": repo_tags(r),
-        "RepoDigests": repo_digests(r),
-        "Parent": r.parent.clone().unwrap_or_default(),
-        "Comment": c.comment,
-        "Created": c.created.clone().unwrap_or_else(|| unix(r.created)),
-        "DockerVersion": "",
-        "Author": c.author,
-        "Config": config,
-        "Architecture": c.architecture,
-        "Os": c.os,
-        "Size": r.size,
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "LowerDir": r.layer_dirs.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
-            }
-        },
-        "RootFS": {"Type": "layers", "Layers": c.rootfs.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-    })
+    config
 }
 
 /// `GET /images/{name}/history`.
