@@ -459,6 +459,15 @@ fn stack(run: &mut Run) {
         let s = status(c);
         run.check(&format!("up -d: {c} running"), s == "running", &s);
     }
+    let ps = run.compose(&["ps"]);
+    for c in [&web, &db, &client] {
+        run.check(
+            &format!("ps shows {c} up"),
+            ps.lines()
+                .any(|l| l.contains(c.as_str()) && l.contains("Up")),
+            &ps,
+        );
+    }
     run.check(
         "up -d: the debug profile's service does not start",
         !run.containers().iter().any(|c| c.contains("debug")),
