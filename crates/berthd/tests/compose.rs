@@ -6,8 +6,10 @@
 //!
 //! Each test runs in the private network namespace `require_root_tier` makes; images are
 //! `test/busybox:1` imported locally and a docker-registry on 127.0.0.1 for pull and push.
-//! Builds use the classic `POST /build`: Compose v2 without buildx (none is installed here)
-//! and with `DOCKER_BUILDKIT=0` builds through the Engine API's classic builder.
+//! Builds use the classic `POST /build` (berth has no BuildKit). Compose v2.40 builds with
+//! Bake by default; without buildx it warns ("configured to build using Bake, but buildx
+//! isn't installed") and falls back, and with `DOCKER_BUILDKIT=0` ("... but buildkit isn't
+//! enabled") it sends the context as a tar to the classic builder, as Compose v1 does.
 //!
 //! A failed check is recorded and the project goes on; the test fails at the end listing
 //! every failed check, so one failure does not hide the others.
@@ -720,7 +722,7 @@ fn stack(run: &mut Run) {
     let dbg = run.compose(&["--profile", "debug", "run", "--rm", "-T", "debug"]);
     run.check("--profile debug run", dbg.contains("debug-ran"), &dbg);
 
-    // events (v2 only; v1's needs a TTY-less stream too, but the issue asks v2).
+    // events: Compose v2's (`--json`, one object per line, each naming its service).
     if run.client == Client::V2 {
         let (follower, out) = run.spawn(&["events", "--json"]);
         std::thread::sleep(Duration::from_secs(1));
