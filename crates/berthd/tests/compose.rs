@@ -11,6 +11,9 @@
 //! isn't installed") and falls back, and with `DOCKER_BUILDKIT=0` ("... but buildkit isn't
 //! enabled") it sends the context as a tar to the classic builder, as Compose v1 does.
 //!
+//! Run by `scripts/test` as root; alone: `. scripts/deps.sh && berth_need_compose && cargo
+//! test -p berthd --test compose -- --ignored` (as root; dockerd and docker-compose installed).
+//!
 //! A failed check is recorded and the project goes on; the test fails at the end listing
 //! every failed check, so one failure does not hide the others.
 
