@@ -482,7 +482,9 @@ impl Dockerd {
             .prefix("dk-it.")
             .tempdir_in("/tmp")
             .unwrap();
-        let exec_root = format!("/run/dk-{}", std::process::id());
+        // One per dockerd: two tests of one binary may run side by side (cargo test threads).
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let exec_root = format!("/run/dk-{}-{n}", std::process::id());
         let sock = dir.path().join("d.sock");
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
         let child = Command::new("dockerd")
