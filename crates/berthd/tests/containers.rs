@@ -630,3 +630,51 @@ fn client_mistakes_are_refused_at_create_with_dockerds_messages() {
     ]);
     assert_eq!((code, out.as_str()), (0, "/tmp 500"), "{err}");
 }
+
+/// An exec started while the container is being paused: runc cannot finish starting it in a
+/// frozen cgroup and the shim then answered nothing, the unpause included (seen with Compose
+/// v1's pause/unpause racing a 1 s healthcheck). Pauses now wait for an exec's start, and an
+/// exec after the pause is refused. Every call is bounded: a hang fails the test.
+#[test]
+#[ignore = "needs root: a berthd with containerd and runc"]
+fn pause_and_unpause_never_hang_on_an_exec_being_started() {
+    common::require_root_tier("pause races", TOOLS);
+    let mut d = TestDaemon::new().start(&[]);
+    import_busybox(&d);
+    d.run_d(&["--name", "pz", "test/busybox:1", "sleep", "600"]);
+    let bounded = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .arg("20")
+            .arg("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+            .output()
+            .unwrap()
+            .status
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let execs = {
+        let stop = stop.clone();
+        let host = format!("unix://{}", d.socket.display());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 400 {
+                let _ = std::process::Command::new("timeout")
+                    .args(["20", "docker", "exec", "pz", "true"])
+                    .env("DOCKER_HOST", &host)
+                    .output();
+                n += 1;
+            }
+        })
+    };
+    for i in 0..30 {
+        let paused = bounded(&["pause", "pz"]);
+        assert!(paused.success(), "pause {i}: {paused}");
+        let resumed = bounded(&["unpause", "pz"]);
+        assert!(resumed.success(), "unpause {i}: {resumed}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    execs.join().unwrap();
+    assert_eq!(d.inspect("pz", "{{.State.Status}}"), "running");
+    d.stop();
+}

@@ -187,6 +187,8 @@ impl Daemon {
         detach: bool,
     ) -> Result<Option<ExecStreams>, DaemonError> {
         let c = self.containers.get(&exec.container_id)?;
+        // No pause between the check and the start's answer (see `exec_gate`).
+        let gate = c.exec_gate.read().await;
         let (task, process_json, record) = {
             let inner = c.lock();
             inner.record.state.can_exec(&c.id)?;
@@ -265,6 +267,7 @@ impl Daemon {
         // read until the shim closes them) begin after a start that worked; after one that
         // failed the shim may never have opened them.
         let started = process.start().await;
+        drop(gate);
         exec.start_answered.send_replace(true);
         match readers.filter(|_| started.is_ok()) {
             Some(readers) => {

@@ -115,6 +115,10 @@ pub struct Container {
     io: Arc<io::Io>,
     /// Held by a health probe while it runs: one at a time, whichever monitor asked.
     probe: tokio::sync::Mutex<()>,
+    /// Read-held by an exec from its check to its start's answer, write-held by a pause until
+    /// the container is frozen: runc cannot finish starting an exec in a frozen container,
+    /// and the shim then answers nothing (not even the resume) until it does.
+    exec_gate: tokio::sync::RwLock<()>,
     /// Shared by the log's writer and its readers (followers see rotations through it).
     log_rotation: Arc<berth_logdriver::Rotation>,
 }
@@ -165,6 +169,7 @@ impl Container {
             disk: Mutex::new(()),
             changed: watch::channel(0).0,
             probe: tokio::sync::Mutex::new(()),
+            exec_gate: tokio::sync::RwLock::new(()),
         }
     }
 

@@ -23,16 +23,21 @@ impl Daemon {
         };
         allowed?;
         let task = Self::running_task(&c)?;
-        if pause {
+        // Held until the state says paused: an exec being started finishes starting first,
+        // and a later one sees the pause (see `exec_gate`).
+        let _gate = if pause {
             // No probes of a frozen container; they resume with it.
             Self::stop_health_monitor(&c);
+            let gate = c.exec_gate.write().await;
             if let Err(e) = task.pause().await {
                 self.start_health_monitor(&c);
                 return Err(e.into());
             }
+            Some(gate)
         } else {
             task.resume().await?;
-        }
+            None
+        };
         c.lock().record.state.set_paused(pause);
         if !pause {
             self.start_health_monitor(&c);
