@@ -43,19 +43,9 @@ impl IntoResponse for ApiError {
 }
 
 /// The message of an error and of every error under it, joined as dockerd joins wrapped
-/// errors: `outer: inner: innermost`.
+/// errors: `outer: inner: innermost` (the engine's one way of saying it).
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
+    berth_daemon::error_chain(e)
 }
 
 /// A failed containerd call by its gRPC code: the objects berthd asks containerd about are

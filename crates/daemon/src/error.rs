@@ -202,14 +202,14 @@ impl DaemonError {
     pub fn user_message(&self) -> String {
         let e = self;
         match e {
-            DaemonError::Config(inner) => chain(inner),
-            DaemonError::Runtime(inner) => chain(inner),
-            DaemonError::Image(inner) => chain(inner),
-            DaemonError::Registry(inner) => chain(inner),
-            DaemonError::Network(inner) => chain(inner),
-            DaemonError::Volume(inner) => chain(inner),
-            DaemonError::Spec(inner) => chain(inner),
-            DaemonError::Invalid(inner) => chain(inner),
+            DaemonError::Config(inner) => error_chain(inner),
+            DaemonError::Runtime(inner) => error_chain(inner),
+            DaemonError::Image(inner) => error_chain(inner),
+            DaemonError::Registry(inner) => error_chain(inner),
+            DaemonError::Network(inner) => error_chain(inner),
+            DaemonError::Volume(inner) => error_chain(inner),
+            DaemonError::Spec(inner) => error_chain(inner),
+            DaemonError::Invalid(inner) => error_chain(inner),
             DaemonError::NoSuchContainer(_)
             | DaemonError::NoSuchExec(_)
             | DaemonError::NotFoundPath(_)
@@ -229,13 +229,14 @@ impl DaemonError {
             | DaemonError::Io { .. }
             | DaemonError::Task(_)
             | DaemonError::Log(_)
-            | DaemonError::InRoot(_) => chain(e),
+            | DaemonError::InRoot(_) => error_chain(e),
         }
     }
 }
 
-/// An error with its sources, each said once.
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, each said once, joined as dockerd joins wrapped errors
+/// (`outer: inner: innermost`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -68,7 +68,7 @@ pub use containers::{
 };
 pub use daemon::Daemon;
 pub use df::{ContainerUsage, DiskUsage, ImageUsage, VolumeUsage};
-pub use error::{DaemonError, StartFailure};
+pub use error::{DaemonError, StartFailure, error_chain};
 pub(crate) use error::{log_containerd_cleanup, log_io_cleanup};
 pub use host::{CgroupFacts, CpuFacts, HostFacts, MachineHost, backing_filesystem};
 pub use images::{CommitRequest, HistoryItem};

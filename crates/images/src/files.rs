@@ -25,27 +25,16 @@ pub fn is_temporary(name: &str) -> bool {
 /// waiting for the disk: for records a crash may lose (a cache's statistics), never for
 /// what the daemon's state depends on.
 pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (tmp, mut f) = create_unique(dir, &name, mode)?;
-    let written = (|| {
-        f.write_all(bytes)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    write_whole(path, bytes, mode, false)
 }
 
 /// Writes `bytes` to `path` with `mode` (exactly, whatever the umask): a unique temporary
 /// name beside it, fsync, rename, and an fsync of the folder.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_whole(path, bytes, mode, true)
+}
+
+fn write_whole(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -55,7 +44,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let written = (|| {
         f.write_all(bytes)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, path)
     })();
@@ -63,7 +54,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    if let Ok(d) = fs::File::open(dir) {
+    if durable && let Ok(d) = fs::File::open(dir) {
         // Makes the rename durable; a failure only weakens crash durability.
         let _ = d.sync_all();
     }

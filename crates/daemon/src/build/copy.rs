@@ -421,12 +421,20 @@ impl Gathered {
         Some((n, rest))
     }
 
-    fn checksum(&self) -> Result<String, DaemonError> {
+    /// Each entry of the sources' tar that is copied: the entry, its item, its path under
+    /// the item, its name in the tar.
+    fn each_kept(
+        &self,
+        mut f: impl FnMut(
+            &mut tar::Entry<'_, BufReader<fs::File>>,
+            usize,
+            &str,
+            &str,
+        ) -> Result<(), DaemonError>,
+    ) -> Result<(), DaemonError> {
         let path = self.sources_tar();
-        let f = fs::File::open(&path).map_err(io_err(&path))?;
-        let mut ar = tar::Archive::new(BufReader::new(f));
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
+        let file = fs::File::open(&path).map_err(io_err(&path))?;
+        let mut ar = tar::Archive::new(BufReader::new(file));
         for e in ar.entries().map_err(io_err(&path))? {
             let mut e = e.map_err(io_err(&path))?;
             let name = e
@@ -434,9 +442,18 @@ impl Gathered {
                 .map_err(io_err(&path))?
                 .to_string_lossy()
                 .to_string();
-            if self.kept(&name).is_none() {
-                continue;
+            if let Some((n, rest)) = self.kept(&name) {
+                f(&mut e, n, &rest, &name)?;
             }
+        }
+        Ok(())
+    }
+
+    fn checksum(&self) -> Result<String, DaemonError> {
+        let path = self.sources_tar();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        self.each_kept(|e, _, _, name| {
             let hd = e.header();
             let link = e
                 .link_name()
@@ -456,11 +473,11 @@ impl Gathered {
             loop {
                 let k = e.read(&mut buf).map_err(io_err(&path))?;
                 if k == 0 {
-                    break;
+                    return Ok(());
                 }
                 h.update(&buf[..k]);
             }
-        }
+        })?;
         Ok(hex::encode(h.finalize()))
     }
 }
@@ -615,24 +632,11 @@ pub(super) fn apply(
             b.append_data(&mut h, rel(&dest_clean), std::io::empty())
                 .map_err(io_err(&out_path))?;
         }
-        let src_path = g.sources_tar();
-        let f = fs::File::open(&src_path).map_err(io_err(&src_path))?;
-        let mut ar = tar::Archive::new(BufReader::new(f));
-        for e in ar.entries().map_err(io_err(&src_path))? {
-            let mut e = e.map_err(io_err(&src_path))?;
-            let entry_name = e
-                .path()
-                .map_err(io_err(&src_path))?
-                .to_string_lossy()
-                .to_string();
-            let Some((n, rest)) = g.kept(&entry_name) else {
-                continue;
-            };
+        g.each_kept(|e, n, rest, _| {
             let item = &g.items[n];
             if let Some(c) = item.archive {
-                unpack_archive(&mut e, c, &targets[n], &mut b, &fix)
-                    .map_err(|e| failed(name, e))?;
-                continue;
+                return unpack_archive(e, c, &targets[n], &mut b, &fix)
+                    .map_err(|e| failed(name, e));
             }
             let target = if rest.is_empty() {
                 targets[n].clone()
@@ -651,7 +655,7 @@ pub(super) fn apply(
                     .map(|l| l.to_string_lossy().to_string())
                     .unwrap_or_default();
                 let Some((ln, lrest)) = g.kept(&link) else {
-                    continue;
+                    return Ok(());
                 };
                 let ltarget = if lrest.is_empty() {
                     targets[ln].clone()
@@ -659,17 +663,16 @@ pub(super) fn apply(
                     clean_abs(&format!("{}/{lrest}", targets[ln]))
                 };
                 b.append_link(&mut h, rel(&target), rel(&ltarget))
-                    .map_err(io_err(&out_path))?;
+                    .map_err(io_err(&out_path))
             } else if kind.is_symlink() {
                 let link = e.link_name().ok().flatten().map(|l| l.into_owned());
-                let link = link.unwrap_or_default();
-                b.append_link(&mut h, rel(&target), link)
-                    .map_err(io_err(&out_path))?;
+                b.append_link(&mut h, rel(&target), link.unwrap_or_default())
+                    .map_err(io_err(&out_path))
             } else {
-                b.append_data(&mut h, rel(&target), &mut e)
-                    .map_err(io_err(&out_path))?;
+                b.append_data(&mut h, rel(&target), e)
+                    .map_err(io_err(&out_path))
             }
-        }
+        })?;
         b.into_inner()
             .and_then(|mut w| w.flush())
             .map_err(io_err(&out_path))?;
