@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -86,28 +84,13 @@ fn post_build(socket: &Path, query: &str, dir: &Path) -> (u16, String) {
         .output()
         .unwrap()
         .stdout;
-    let mut s = UnixStream::connect(socket).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "POST /build?{query} HTTP/1.0\r\nHost: api\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
-        tar.len()
+    common::api_with(
+        socket,
+        "POST",
+        &format!("/build?{query}"),
+        "application/x-tar",
+        &tar,
     )
-    .unwrap();
-    s.write_all(&tar).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let out = String::from_utf8_lossy(&out).to_string();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
 }
 
 const DOCKERFILE: &str = "FROM test/busybox:1

@@ -561,15 +561,32 @@ impl Drop for Dockerd {
 /// One HTTP/1.0 request on a daemon's socket, with an optional JSON body: (status, body).
 /// HTTP/1.0 keeps both daemons from chunking the answer.
 pub fn api(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    api_with(
+        socket,
+        method,
+        path,
+        "application/json",
+        body.unwrap_or("").as_bytes(),
+    )
+}
+
+/// `api` with a body of any type (a tar for `POST /build`).
+pub fn api_with(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut s = UnixStream::connect(socket).expect("connect to the daemon");
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let body = body.unwrap_or("");
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok();
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.0\r\nHost: api\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .expect("write the request");
+    s.write_all(body).expect("write the body");
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let out = String::from_utf8_lossy(&out).to_string();
