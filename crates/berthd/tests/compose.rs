@@ -86,58 +86,6 @@ impl Engine {
     }
 }
 
-/// A registry of the test's own on 127.0.0.1; stopped (by its PID) when dropped.
-struct Registry {
-    child: Child,
-    _dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("reg-compose.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let port = free_port();
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  \
-             filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("storage").display()
-        );
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        common::wait_until("the registry", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        Registry {
-            child,
-            _dir: dir,
-            port,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -793,7 +741,7 @@ fn run_quiet(engine: &Engine, container: &str, script: &str) -> String {
 }
 
 /// The `build` project: build (classic builder), push to and pull from the test's registry.
-fn build(run: &mut Run, reg: &Registry) {
+fn build(run: &mut Run, reg: &common::Registry) {
     run.project = "build";
     run.env = vec![("REGISTRY".into(), reg.host())];
     let engine = run.engine;
@@ -873,7 +821,7 @@ fn projects(test: &str, client: Client, dockerd: bool) {
         .tempdir_in("/tmp")
         .unwrap();
     import_busybox(&engine, dir.path());
-    let reg = Registry::start();
+    let reg = common::Registry::start(false);
     let mut run = Run::new(&engine, client);
     stack(&mut run);
     build(&mut run, &reg);

@@ -9,10 +9,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-use common::{TestDaemon, import_busybox, require_root_tier};
+use common::{Registry, TestDaemon, import_busybox, require_root_tier};
 
 const TOOLS: &[&str] = &[
     "containerd",
@@ -23,85 +23,6 @@ const TOOLS: &[&str] = &[
     "htpasswd",
     "unshare",
 ];
-
-/// A registry of the test's own; stopped (by its PID) when dropped.
-struct Registry {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Registry {
-    /// With `auth`, htpasswd basic auth for user `acc`, password `s3cret`.
-    fn start(auth: bool) -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("reg-it.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  \
-             filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("storage").display()
-        );
-        if auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", "acc", "s3cret"])
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            let htpasswd = dir.path().join("htpasswd");
-            std::fs::write(&htpasswd, out.stdout).unwrap();
-            yaml.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: acc\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, dir, port }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The blob file the registry serves for `digest`.
-    fn blob(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.dir
-            .path()
-            .join("storage/docker/registry/v2/blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Copies berth's `test/busybox:1` (saved with `docker save`) to `REGISTRY/repo`, as
 /// Docker schema 2; returns the manifest's digest. skopeo keeps a blob cache under
