@@ -96,34 +96,13 @@ fn free_port() -> u16 {
 
 /// busybox as `test/busybox:1` in the engine's store (`docker import` of a tarball).
 fn import_busybox(engine: &Engine, dir: &Path) {
-    let root = dir.join("rootfs");
-    for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox");
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in [
-        "sh", "echo", "sleep", "cat", "true", "mkdir", "kill", "ls", "touch", "grep",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let tar = dir.join("rootfs.tar");
-    let ok = Command::new("tar")
-        .args([
-            "-C",
-            root.to_str().unwrap(),
-            "-cf",
-            tar.to_str().unwrap(),
-            ".",
-        ])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    let tar = common::busybox_tar(
+        &dir.join("rootfs"),
+        &[
+            "sh", "echo", "sleep", "cat", "true", "mkdir", "kill", "ls", "touch", "grep",
+        ],
+        |_| {},
+    );
     let (code, _, err) = engine.docker(&["import", tar.to_str().unwrap(), "test/busybox:1"]);
     assert_eq!(code, 0, "import: {err}");
 }

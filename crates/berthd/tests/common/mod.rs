@@ -436,6 +436,18 @@ pub fn import_busybox_as(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) 
         .dir
         .path()
         .join(format!("rootfs-{}", name.replace([':', '/'], "-")));
+    let tar = busybox_tar(
+        &root,
+        &["sh", "echo", "sleep", "cat", "true", "id", "wc", "grep"],
+        extra,
+    );
+    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), name]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// A busybox root file system at `root` (the static busybox, `applets` linked to it, a
+/// passwd with root), changed by `extra`, packed as `<root>.tar`; returns the tar's path.
+pub fn busybox_tar(root: &Path, applets: &[&str], extra: impl FnOnce(&Path)) -> PathBuf {
     for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -444,11 +456,11 @@ pub fn import_busybox_as(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) 
         .find(|p| Path::new(p).exists())
         .expect("busybox");
     std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "echo", "sleep", "cat", "true", "id", "wc", "grep"] {
+    for applet in applets {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    extra(&root);
+    extra(root);
     let tar = root.with_extension("tar");
     let ok = std::process::Command::new("tar")
         .args([
@@ -462,8 +474,7 @@ pub fn import_busybox_as(d: &TestDaemon, name: &str, extra: impl FnOnce(&Path)) 
         .unwrap()
         .success();
     assert!(ok);
-    let (code, _, err) = d.docker(&["import", tar.to_str().unwrap(), name]);
-    assert_eq!(code, 0, "{err}");
+    tar
 }
 
 /// A dockerd on private paths (its own containerd), for side-by-side tests.
