@@ -231,15 +231,10 @@ impl Build<'_> {
             if n == 1 { "" } else { "s" }
         ));
         for t in triggers {
-            let inst =
-                berth_dockerfile::parse_instruction(&t, self.lexer_escape()).map_err(step_err)?;
+            let inst = berth_dockerfile::parse_instruction(&t, self.escape).map_err(step_err)?;
             state = self.instruction(state, &inst, false).await?;
         }
         Ok(state)
-    }
-
-    fn lexer_escape(&self) -> char {
-        self.escape
     }
 
     /// One instruction of a stage.
