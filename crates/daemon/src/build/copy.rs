@@ -455,12 +455,7 @@ impl Gathered {
         let mut buf = vec![0u8; 1 << 16];
         self.each_kept(|e, _, _, name| {
             let hd = e.header();
-            let link = e
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|l| l.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let link = link_of(e);
             let line = format!(
                 "{name}\0{:?}\0{:o}\0{}\0{}\0{}\0{link}\n",
                 hd.entry_type(),
@@ -632,36 +627,31 @@ pub(super) fn apply(
             b.append_data(&mut h, rel(&dest_clean), std::io::empty())
                 .map_err(io_err(&out_path))?;
         }
+        // Where an entry of item `n` at `rest` under it lands.
+        let place = |n: usize, rest: &str| {
+            if rest.is_empty() {
+                targets[n].clone()
+            } else {
+                clean_abs(&format!("{}/{rest}", targets[n]))
+            }
+        };
         g.each_kept(|e, n, rest, _| {
             let item = &g.items[n];
             if let Some(c) = item.archive {
                 return unpack_archive(e, c, &targets[n], &mut b, &fix)
                     .map_err(|e| failed(name, e));
             }
-            let target = if rest.is_empty() {
-                targets[n].clone()
-            } else {
-                clean_abs(&format!("{}/{rest}", targets[n]))
-            };
+            let target = place(n, rest);
             let mut h = e.header().clone();
             let is_dir = h.entry_type().is_dir();
             fix(&mut h, is_dir);
             let kind = h.entry_type();
             if kind.is_hard_link() {
-                let link = e
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .map(|l| l.to_string_lossy().to_string())
-                    .unwrap_or_default();
+                let link = link_of(e);
                 let Some((ln, lrest)) = g.kept(&link) else {
                     return Ok(());
                 };
-                let ltarget = if lrest.is_empty() {
-                    targets[ln].clone()
-                } else {
-                    clean_abs(&format!("{}/{lrest}", targets[ln]))
-                };
+                let ltarget = place(ln, &lrest);
                 b.append_link(&mut h, rel(&target), rel(&ltarget))
                     .map_err(io_err(&out_path))
             } else if kind.is_symlink() {
@@ -718,12 +708,7 @@ fn unpack_archive(
         fix(&mut h, is_dir);
         let kind = h.entry_type();
         if kind.is_hard_link() || kind.is_symlink() {
-            let link = e
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|l| l.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let link = link_of(&e);
             let link = if kind.is_hard_link() {
                 clean_abs(&format!("{dest}/{link}"))
                     .trim_start_matches('/')
@@ -739,6 +724,15 @@ fn unpack_archive(
         }
     }
     Ok(())
+}
+
+/// A tar entry's link target (hard or symbolic), "" when it has none.
+fn link_of<R: Read>(e: &tar::Entry<'_, R>) -> String {
+    e.link_name()
+        .ok()
+        .flatten()
+        .map(|l| l.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn now_secs() -> u64 {
